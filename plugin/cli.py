@@ -1,0 +1,143 @@
+"""The command line: `run` for people, `execute` for engines, `describe`, and `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import redaction, resources
+from .errors import ActionError, Category
+
+PROG = "iam-create-access-key"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit status is the error code (0 on success)."""
+    arguments = _parser().parse_args(argv)
+    if arguments.debug:
+        _log_everything_redacted()
+    try:
+        status: int = arguments.command(arguments)
+        return status
+    except ActionError as error:
+        return _fail(error)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="log everything, botocore's wire log too (redacted)"
+    )
+    parser = argparse.ArgumentParser(prog=PROG, description=resources.manifest()["display_name"])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", parents=[common], help="create a key; print the result")
+    for parameter in resources.manifest()["parameters"]:
+        _add_parameter_flag(run, parameter)
+    run.set_defaults(command=_run)
+
+    execute = commands.add_parser(
+        "execute", parents=[common], help="read one engine request (JSON) on stdin"
+    )
+    execute.set_defaults(command=_execute)
+
+    describe = commands.add_parser("describe", parents=[common], help="print the manifest")
+    describe.set_defaults(command=_describe)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="walk through the action on an embedded local IAM"
+    )
+    demo.set_defaults(command=_demo)
+    return parser
+
+
+def _add_parameter_flag(parser: argparse.ArgumentParser, parameter: dict[str, Any]) -> None:
+    """One flag per manifest parameter: --user-name for user_name, a switch for a boolean."""
+    flag = "--" + parameter["name"].replace("_", "-")
+    rules = resources.schema("input")["properties"][parameter["name"]]
+    help_text = parameter["description"].replace("%", "%%")
+    if rules.get("type") == "boolean":
+        parser.add_argument(flag, dest=parameter["name"], action="store_true", help=help_text)
+    else:
+        parser.add_argument(flag, dest=parameter["name"], metavar="VALUE", help=help_text)
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    from .engine import execute
+
+    names = [parameter["name"] for parameter in resources.manifest()["parameters"]]
+    given = {name: getattr(arguments, name) for name in names}
+    parameters = {name: value for name, value in given.items() if value not in (None, False)}
+    response = execute({"parameters": parameters})
+    if response["error_code"]:
+        return _fail_response(response)
+    result = response["result"]
+    print(result if isinstance(result, str) else json.dumps(result, indent=2))
+    return 0
+
+
+def _execute(arguments: argparse.Namespace) -> int:
+    from .engine import execute, failure
+
+    try:
+        request = json.loads(sys.stdin.buffer.read(), object_pairs_hook=_refuse_duplicates)
+    except (ValueError, UnicodeDecodeError) as error:
+        why = str(error) if isinstance(error, _DuplicateKey) else "it is not valid UTF-8 JSON"
+        response = failure(ActionError(f"Invalid input: {why}", Category.INVALID_INPUT))
+    else:
+        response = execute(request)
+    print(json.dumps(response))
+    if response["error_code"]:
+        print(f"{PROG}: error: {response['error_message']}", file=sys.stderr)
+    return int(response["error_code"])
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON allows a name twice and keeps the last; a request that does so is ambiguous."""
+    seen: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in seen:
+            raise _DuplicateKey(f'the field "{name[:64]}" is given twice')
+        seen[name] = value
+    return seen
+
+
+def _describe(arguments: argparse.Namespace) -> int:
+    from .manifest import describe
+
+    print(json.dumps(describe(), indent=2))
+    return 0
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
+def _fail(error: ActionError) -> int:
+    print(f"{PROG}: error: {error}", file=sys.stderr)
+    return error.error_code
+
+
+def _fail_response(response: dict[str, Any]) -> int:
+    print(f"{PROG}: error: {response['error_message']}", file=sys.stderr)
+    return int(response["error_code"])
+
+
+def _log_everything_redacted() -> None:
+    """--debug: every logger (botocore's wire log included) to stderr, through the redactor."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.addFilter(redaction.redactor())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)

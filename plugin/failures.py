@@ -1,0 +1,99 @@
+"""Translate what boto3 and botocore raise into the product's one error type.
+
+Messages are built from AWS's error code and message and from the exception's type, never from
+the exception's text at large: some botocore messages quote the response body, which here
+carries a secret.
+"""
+
+from __future__ import annotations
+
+from botocore import exceptions as boto
+from botocore.parsers import ResponseParserError
+
+from .errors import ActionError, Category
+
+OPERATION = "CreateAccessKey"
+# IAM answers these before it acts, or they say that it is overloaded: a later try may work.
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "ServiceFailure",
+        "InternalFailure",
+        "InternalError",
+        "RequestTimeout",
+    }
+)
+
+
+def subject(user_name: str | None) -> str:
+    return f'user "{user_name}"' if user_name else "the signing identity"
+
+
+def _may_exist(user_name: str | None) -> str:
+    who = f"--user-name {user_name}" if user_name else "(for the signing identity)"
+    return (
+        f"; IAM may have created a key all the same: check with aws iam list-access-keys {who} "
+        "and delete a key that nobody received"
+    )
+
+
+def translate(error: Exception, user_name: str | None) -> ActionError:
+    """One ActionError for anything raised while signing in to AWS or calling CreateAccessKey."""
+    head = f"{OPERATION} failed for {subject(user_name)}"
+    if isinstance(error, ActionError):
+        return error
+    if isinstance(error, boto.ClientError):
+        details = error.response.get("Error", {})
+        code = str(details.get("Code", "Unknown"))
+        text = str(details.get("Message", "")).strip()
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        request_id = error.response.get("ResponseMetadata", {}).get("RequestId")
+        transient = code in TRANSIENT_CODES or status >= 500
+        message = f"{head}: {code}: {text}" if text else f"{head}: {code}"
+        if transient and code not in {"Throttling", "ThrottlingException"} and status >= 500:
+            message += _may_exist(user_name)
+        category = Category.TRANSIENT if transient else Category.REJECTED
+        return ActionError(message, category, aws_code=code, request_id=request_id)
+    if isinstance(error, boto.NoCredentialsError):
+        return ActionError(
+            f"{head}: no AWS credentials found (give them in the connection, or set "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
+            Category.REJECTED,
+        )
+    if isinstance(error, boto.PartialCredentialsError):
+        return ActionError(f"{head}: the AWS credentials are incomplete", Category.REJECTED)
+    if isinstance(error, boto.ProfileNotFound):
+        return ActionError(f"{head}: {error}", Category.REJECTED)
+    if isinstance(error, (boto.EndpointConnectionError, boto.ConnectTimeoutError)):
+        return ActionError(
+            f"{head}: could not connect to the IAM endpoint (nothing was sent; tried "
+            "several times)",
+            Category.TRANSIENT,
+        )
+    if isinstance(error, (boto.ReadTimeoutError, boto.ConnectionClosedError)):
+        what = (
+            "timed out waiting for IAM's answer"
+            if isinstance(error, boto.ReadTimeoutError)
+            else "was closed before IAM's answer arrived"
+        )
+        return ActionError(
+            f"{head}: the request was sent but the connection {what}" + _may_exist(user_name),
+            Category.TRANSIENT,
+        )
+    if isinstance(error, ResponseParserError):
+        return ActionError(
+            f"{head}: IAM's answer could not be read (not valid XML)" + _may_exist(user_name),
+            Category.TRANSIENT,
+        )
+    if isinstance(error, boto.BotoCoreError):
+        return ActionError(
+            f"{head}: {type(error).__name__} (run with --debug for details)", Category.REJECTED
+        )
+    return ActionError(
+        f"{head}: internal error {type(error).__name__} (run with --debug for details)",
+        Category.INTERNAL,
+    )

@@ -1,0 +1,136 @@
+"""Keep secrets out of every log record: a logging filter built from the schemas' secret marks.
+
+Two nets, because neither alone is enough:
+- by name: any field the schemas mark `secret`/`writeOnly` (SecretAccessKey, secret_access_key,
+  session_token, ...) has its value masked wherever it appears as XML, JSON, a Python repr or a
+  query string. This catches botocore's wire log of the response body, which is written before
+  the plugin has seen the new secret.
+- by value: while an invocation runs, the connection's secrets and the new secret are known, and
+  any record containing one of them verbatim is masked (a session token travels in a header).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from . import resources
+
+MASK = "***"
+_SECRET_MARKS = ("secret", "writeOnly")
+# botocore's own spellings of the connection's secrets, as they appear in its logs and reprs.
+_ALIASES = {"secret_access_key": "aws_secret_access_key", "session_token": "aws_session_token"}
+
+
+def secret_field_names(schemas: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Every property name that some schema marks as secret."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for name, rules in node.get("properties", {}).items():
+                if isinstance(rules, Mapping) and any(rules.get(m) for m in _SECRET_MARKS):
+                    names.add(name)
+                    if name in _ALIASES:
+                        names.add(_ALIASES[name])
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    for schema in schemas:
+        walk(schema)
+    return tuple(sorted(names))
+
+
+def _patterns(names: Iterable[str]) -> list[re.Pattern[str]]:
+    alternatives = "|".join(re.escape(name) for name in names)
+    return [
+        # <SecretAccessKey>value</SecretAccessKey>
+        re.compile(rf"(<(?:{alternatives})>)[^<]*(</)", re.IGNORECASE),
+        # "SecretAccessKey": "value" and 'SecretAccessKey': 'value' (JSON and Python reprs)
+        re.compile(rf"""(["']?(?:{alternatives})["']?\s*[:=]\s*["'])[^"']*(["'])""", re.IGNORECASE),
+        # SecretAccessKey=value in a query string or a key=value line
+        re.compile(rf"((?:{alternatives})=)[^&\s\"',;]*()", re.IGNORECASE),
+    ]
+
+
+class Redactor(logging.Filter):
+    """A logging filter that masks secrets in the message, its arguments and its traceback."""
+
+    def __init__(self, field_names: Iterable[str]) -> None:
+        super().__init__("")
+        self._patterns = _patterns(field_names)
+        self._values: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def redact(self, text: str) -> str:
+        for value in self._current_values():
+            text = text.replace(value, MASK)
+        for pattern in self._patterns:
+            text = pattern.sub(rf"\g<1>{MASK}\g<2>", text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self.redact(text)
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+    @contextlib.contextmanager
+    def guarding(self, *values: str | None) -> Iterator[Callable[[str], None]]:
+        """Mask these values verbatim in every record until the block ends.
+
+        The block receives a function that guards one more value learnt inside it (the new
+        secret); everything guarded is forgotten when the block ends, so no secret stays in
+        this process's memory longer than its invocation.
+        """
+        held: list[str] = []
+
+        def hold(value: str | None) -> None:
+            if value:
+                with self._lock:
+                    self._values[value] += 1
+                held.append(value)
+
+        for value in values:
+            hold(value)
+        try:
+            yield hold
+        finally:
+            with self._lock:
+                self._values.subtract(held)
+                self._values = +self._values  # drop the values no invocation guards any more
+
+    def _current_values(self) -> list[str]:
+        with self._lock:
+            return sorted(self._values, key=len, reverse=True)
+
+
+@functools.cache
+def redactor() -> Redactor:
+    """The process's one redactor, built from every shipped schema's secret marks."""
+    kinds = ("input", "output", "connection")
+    return Redactor(secret_field_names(resources.schema(kind) for kind in kinds))
+
+
+def install(*loggers: logging.Logger) -> Redactor:
+    """Put the redactor on every handler of the root logger and of `loggers` (idempotent)."""
+    filter_ = redactor()
+    for logger in (logging.getLogger(), *loggers):
+        for handler in logger.handlers:
+            if filter_ not in handler.filters:
+                handler.addFilter(filter_)
+    return filter_

@@ -1,0 +1,114 @@
+"""Validate and normalise one engine request before anything is sent to AWS.
+
+Engines send every value as they got it from a form: "" for an empty field, "true"/"false" for a
+checkbox. Both are understood here; everything else must match the schemas exactly. All problems
+are collected and reported at once, each by the path of its field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from . import regions, resources, validation
+from .errors import ActionError, Category
+
+REQUEST_FIELDS = ("parameters", "connection")
+
+
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    """How to sign in to AWS; what is None comes from the standard AWS environment."""
+
+    access_key_id: str | None = None
+    secret_access_key: str | None = dataclasses.field(default=None, repr=False)
+    session_token: str | None = dataclasses.field(default=None, repr=False)
+    region: str | None = None
+    endpoint_url: str | None = None
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never reach a log."""
+        return tuple(value for value in (self.secret_access_key, self.session_token) if value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameters:
+    """The action's parameters, validated, with defaults applied."""
+
+    regions: regions.RegionSelection
+    user_name: str | None
+    disable_xml_to_json: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    parameters: Parameters
+    connection: Connection
+
+
+def parse_request(request: Any) -> Request:
+    """Check a whole engine request; raise one INVALID_INPUT error naming every bad field."""
+    if not isinstance(request, Mapping):
+        raise ActionError(
+            "Invalid input: the request must be a JSON object", Category.INVALID_INPUT
+        )
+    problems = [
+        f"{name}: unknown field (known fields: {', '.join(REQUEST_FIELDS)})"
+        for name in request
+        if name not in REQUEST_FIELDS
+    ]
+    raw_parameters = _mapping(request, "parameters", problems)
+    raw_connection = _mapping(request, "connection", problems)
+
+    given = _normalise(raw_parameters, resources.schema("input"))
+    problems += validation.problems("input", given, "parameters")
+    connection_fields = _normalise(raw_connection, resources.schema("connection"))
+    problems += validation.problems("connection", connection_fields, "connection")
+
+    selection = regions.RegionSelection()
+    if isinstance(given.get("regions"), str):
+        selection, region_problems = regions.parse(given["regions"])
+        problems += region_problems
+    if problems:
+        raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
+
+    defaults = {
+        name: rules["default"]
+        for name, rules in resources.schema("input")["properties"].items()
+        if "default" in rules
+    }
+    values = {**defaults, **given}
+    parameters = Parameters(
+        regions=selection,
+        user_name=values.get("user_name"),
+        disable_xml_to_json=values["disable_xml_to_json"],
+    )
+    return Request(parameters, Connection(**connection_fields))
+
+
+def _mapping(request: Mapping[str, Any], field: str, problems: list[str]) -> Mapping[str, Any]:
+    if field not in request:
+        return {}
+    value = request[field]
+    if not isinstance(value, Mapping):
+        problems.append(f"{field}: must be an object")
+        return {}
+    return value
+
+
+def _normalise(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop empty strings (a field left empty) and read "true"/"false" where a boolean is due.
+
+    A null is kept, so that the schema reports it: it is not what a form sends for "empty".
+    """
+    properties = schema.get("properties", {})
+    normalised: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, str) and value == "":
+            continue
+        expected = properties.get(name, {}).get("type")
+        if expected == "boolean" and isinstance(value, str):
+            value = {"true": True, "false": False}.get(value.strip().lower(), value)
+        normalised[str(name)] = value
+    return normalised

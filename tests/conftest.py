@@ -1,0 +1,70 @@
+"""Fixtures: one local IAM endpoint for the session, and a clean AWS environment per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+
+ROOT = Path(__file__).resolve().parent.parent
+_AWS_VARIABLES = [name for name in os.environ if name.startswith("AWS_")]
+
+
+@pytest.fixture(scope="session")
+def iam() -> Iterator[LocalIAM]:
+    endpoint = LocalIAM()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test may reach a real account or read the developer's AWS config."""
+    for name in _AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def cli_env(iam: LocalIAM) -> dict[str, str]:
+    """The environment of a person who points the command at the local endpoint."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID=ADMIN_KEY_ID,
+        AWS_SECRET_ACCESS_KEY=ADMIN_SECRET,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL_IAM=iam.url,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def run_cli(
+    *arguments: str, env: dict[str, str], stdin: bytes = b"", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m plugin ...` as a person or an engine would, capturing everything."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "plugin", *arguments],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+    return subprocess.CompletedProcess(
+        completed.args,
+        completed.returncode,
+        completed.stdout.decode("utf-8", "replace"),
+        completed.stderr.decode("utf-8", "replace"),
+    )
