@@ -20,6 +20,8 @@ def run(request: Request) -> dict[str, Any] | str:
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:
             session = clients.session_for(connection)
+            for secret in clients.credential_secrets(session):
+                guard(secret)  # credentials from the environment or a profile are secrets too
             plan = regions.plan(parameters.regions, connection.region or session.region_name)
             log.debug("partition %s, signing region %s", plan.partition, plan.signing_region)
             client = clients.iam_client(session, plan.signing_region, connection.endpoint_url)

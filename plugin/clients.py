@@ -38,6 +38,15 @@ def session_for(connection: Connection) -> boto3.session.Session:
     )
 
 
+def credential_secrets(session: boto3.session.Session) -> tuple[str, ...]:
+    """The secret key and session token the session will sign with, wherever they came from."""
+    credentials = session.get_credentials()
+    if credentials is None:
+        return ()
+    frozen = credentials.get_frozen_credentials()
+    return tuple(value for value in (frozen.secret_key, frozen.token) if value)
+
+
 def iam_client(
     session: boto3.session.Session, signing_region: str, endpoint_url: str | None
 ) -> IAMClient:

@@ -47,9 +47,10 @@ def parameters_table() -> str:
         rules = []
         if "pattern" in parameter:
             rules.append(f"pattern `{parameter['pattern']}`")
-        if "minLength" in parameter or "maxLength" in parameter:
-            low, high = parameter.get("minLength", 0), parameter.get("maxLength", "")
-            rules.append(f"{low} to {high} characters")
+        if "minLength" in parameter and "maxLength" in parameter:
+            rules.append(f"{parameter['minLength']} to {parameter['maxLength']} characters")
+        elif "maxLength" in parameter:
+            rules.append(f"at most {parameter['maxLength']} characters")
         default = f"`{json.dumps(parameter['default'])}`" if "default" in parameter else "(none)"
         cells = [
             f"`{parameter['name']}`",

@@ -24,8 +24,12 @@ from . import resources
 
 MASK = "***"
 _SECRET_MARKS = ("secret", "writeOnly")
-# botocore's own spellings of the connection's secrets, as they appear in its logs and reprs.
-_ALIASES = {"secret_access_key": "aws_secret_access_key", "session_token": "aws_session_token"}
+# botocore's own spellings of the connection's secrets, as they appear in its logs and reprs
+# (the session token travels in the X-Amz-Security-Token header).
+_ALIASES = {
+    "secret_access_key": ("aws_secret_access_key",),
+    "session_token": ("aws_session_token", "x-amz-security-token"),
+}
 
 
 def secret_field_names(schemas: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -37,8 +41,7 @@ def secret_field_names(schemas: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
             for name, rules in node.get("properties", {}).items():
                 if isinstance(rules, Mapping) and any(rules.get(m) for m in _SECRET_MARKS):
                     names.add(name)
-                    if name in _ALIASES:
-                        names.add(_ALIASES[name])
+                    names.update(_ALIASES.get(name, ()))
             for child in node.values():
                 walk(child)
         elif isinstance(node, list):
@@ -55,10 +58,15 @@ def _patterns(names: Iterable[str]) -> list[re.Pattern[str]]:
     return [
         # <SecretAccessKey>value</SecretAccessKey>
         re.compile(rf"(<(?:{alternatives})>)[^<]*(</)", re.IGNORECASE),
-        # "SecretAccessKey": "value" and 'SecretAccessKey': 'value' (JSON and Python reprs)
-        re.compile(rf"""(["']?(?:{alternatives})["']?\s*[:=]\s*["'])[^"']*(["'])""", re.IGNORECASE),
+        # "SecretAccessKey": "value", 'SecretAccessKey': 'value', 'X-Amz-Security-Token': b'value'
+        # (JSON, and Python reprs of str and bytes)
+        re.compile(
+            rf"""(["']?(?:{alternatives})["']?\s*[:=]\s*b?["'])[^"']*(["'])""", re.IGNORECASE
+        ),
         # SecretAccessKey=value in a query string or a key=value line
         re.compile(rf"((?:{alternatives})=)[^&\s\"',;]*()", re.IGNORECASE),
+        # x-amz-security-token:value, a header line of botocore's canonical request
+        re.compile(rf"((?:{alternatives}):)(?![\s\"'])[^\s,}}]+()", re.IGNORECASE),
     ]
 
 
@@ -119,11 +127,16 @@ class Redactor(logging.Filter):
             return sorted(self._values, key=len, reverse=True)
 
 
+def redactor_field_names() -> tuple[str, ...]:
+    """The field names the process's redactor masks: every shipped schema's secret marks."""
+    kinds = ("input", "output", "connection")
+    return secret_field_names(resources.schema(kind) for kind in kinds)
+
+
 @functools.cache
 def redactor() -> Redactor:
-    """The process's one redactor, built from every shipped schema's secret marks."""
-    kinds = ("input", "output", "connection")
-    return Redactor(secret_field_names(resources.schema(kind) for kind in kinds))
+    """The process's one redactor."""
+    return Redactor(redactor_field_names())
 
 
 def install(*loggers: logging.Logger) -> Redactor:

@@ -1,0 +1,218 @@
+"""The command line, run as a person or an engine runs it, against the local IAM endpoint."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.local_iam import ADMIN_SECRET, LocalIAM
+
+
+def test_run_prints_the_result_alone(iam: LocalIAM, cli_env: dict[str, str]) -> None:
+    user = iam.new_user()
+
+    completed = run_cli("run", "--regions", "us-east-1", "--user-name", user, env=cli_env)
+
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert result["AccessKey"]["UserName"] == user
+    assert iam.key_ids(user) == [result["AccessKey"]["AccessKeyId"]]
+    assert completed.stderr == ""
+
+
+def test_run_without_regions_means_every_region(iam: LocalIAM, cli_env: dict[str, str]) -> None:
+    user = iam.new_user()
+    completed = run_cli("run", "--user-name", user, env=cli_env)
+    assert completed.returncode == 0, completed.stderr
+    assert len(iam.key_ids(user)) == 1
+
+
+def test_run_prints_raw_xml_when_asked(iam: LocalIAM, cli_env: dict[str, str]) -> None:
+    user = iam.new_user()
+    mark = iam.mark()
+
+    completed = run_cli("run", "--user-name", user, "--disable-xml-to-json", env=cli_env)
+
+    assert completed.returncode == 0, completed.stderr
+    sent = [e.body for e in iam.since(mark) if e.action == "CreateAccessKey"]
+    assert completed.stdout == sent[0].decode() + "\n"
+
+
+def test_aws_rejection_is_one_line_on_stderr_with_exit_3(cli_env: dict[str, str]) -> None:
+    completed = run_cli("run", "--user-name", "ghost", env=cli_env)
+
+    assert completed.returncode == 3
+    assert completed.stdout == ""
+    assert re.fullmatch(
+        r'iam-create-access-key: error: CreateAccessKey failed for user "ghost": NoSuchEntity: '
+        r"The user with name ghost cannot be found\. \(request id \w+\)\n",
+        completed.stderr,
+    )
+
+
+def test_invalid_input_exits_2_and_sends_nothing(iam: LocalIAM, cli_env: dict[str, str]) -> None:
+    mark = iam.mark()
+    completed = run_cli("run", "--regions", "us-est-1", "--user-name", "a b", env=cli_env)
+
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "parameters.regions" in completed.stderr
+    assert "parameters.user_name" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert iam.since(mark) == []
+
+
+def test_missing_credentials_exit_3(cli_env: dict[str, str]) -> None:
+    env = {
+        k: v for k, v in cli_env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    completed = run_cli("run", "--user-name", "bob", env=env)
+    assert completed.returncode == 3
+    assert "no AWS credentials found" in completed.stderr
+
+
+def test_unreachable_endpoint_exits_4(cli_env: dict[str, str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**cli_env, "AWS_ENDPOINT_URL_IAM": f"http://127.0.0.1:{port}"}
+    completed = run_cli("run", "--user-name", "bob", env=env)
+    assert completed.returncode == 4
+    assert "could not connect to the IAM endpoint" in completed.stderr
+
+
+def test_plain_http_to_a_remote_endpoint_exits_2(iam: LocalIAM, cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "AWS_ENDPOINT_URL_IAM": "http://iam.example.com"}
+    completed = run_cli("run", "--user-name", "bob", env=env)
+    assert completed.returncode == 2
+    assert "is not https" in completed.stderr
+
+
+def test_execute_reads_a_request_and_prints_the_response(
+    iam: LocalIAM, cli_env: dict[str, str]
+) -> None:
+    user = iam.new_user()
+    request = {"parameters": {"regions": "*", "user_name": user, "disable_xml_to_json": "false"}}
+
+    completed = run_cli("execute", env=cli_env, stdin=json.dumps(request).encode())
+
+    assert completed.returncode == 0, completed.stderr
+    response = json.loads(completed.stdout)
+    assert response["error_code"] == 0
+    assert response["result"]["AccessKey"]["UserName"] == user
+
+
+def test_execute_carries_its_connection(iam: LocalIAM) -> None:
+    user = iam.new_user()
+    request = {"parameters": {"user_name": user}, "connection": iam.connection()}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+    completed = run_cli("execute", env=env, stdin=json.dumps(request).encode())
+
+    assert completed.returncode == 0, completed.stderr
+    assert len(iam.key_ids(user)) == 1
+
+
+@pytest.mark.parametrize(
+    ("stdin", "expected"),
+    [
+        (b"{not json", "not valid UTF-8 JSON"),
+        (b"\xff\xfe{}", "not valid UTF-8 JSON"),
+        (
+            b'{"parameters": {"user_name": "a", "user_name": "b"}}',
+            'the field "user_name" is given twice',
+        ),
+        (b'{"parameters": {"user_nme": "bob"}}', "parameters.user_nme: unknown field"),
+        (b"[]", "the request must be a JSON object"),
+    ],
+    ids=["malformed", "not-utf8", "duplicate-key", "typo", "not-an-object"],
+)
+def test_execute_bad_requests_exit_2(
+    iam: LocalIAM, cli_env: dict[str, str], stdin: bytes, expected: str
+) -> None:
+    mark = iam.mark()
+    completed = run_cli("execute", env=cli_env, stdin=stdin)
+
+    assert completed.returncode == 2
+    response = json.loads(completed.stdout)
+    assert response["error_code"] == 2
+    assert response["result"] is None
+    assert expected in response["error_message"]
+    assert "Traceback" not in completed.stderr
+    assert iam.since(mark) == []
+
+
+def test_execute_exit_status_is_the_error_code(cli_env: dict[str, str]) -> None:
+    request = {"parameters": {"user_name": "ghost"}}
+    completed = run_cli("execute", env=cli_env, stdin=json.dumps(request).encode())
+    assert completed.returncode == json.loads(completed.stdout)["error_code"] == 3
+
+
+def test_describe_prints_the_manifest(cli_env: dict[str, str]) -> None:
+    completed = run_cli("describe", env=cli_env)
+    assert completed.returncode == 0
+    document = json.loads(completed.stdout)
+    assert document["display_name"] == "IAM Create Access Key"
+    assert [p["name"] for p in document["parameters"]] == [
+        "regions",
+        "user_name",
+        "disable_xml_to_json",
+    ]
+
+
+def test_debug_logs_the_wire_but_never_a_secret(iam: LocalIAM, cli_env: dict[str, str]) -> None:
+    user = iam.new_user()
+
+    completed = run_cli("run", "--user-name", user, "--debug", env=cli_env)
+
+    assert completed.returncode == 0, completed.stderr
+    secret = json.loads(completed.stdout)["AccessKey"]["SecretAccessKey"]
+    assert "Response body" in completed.stderr  # botocore's wire log is there ...
+    assert "<SecretAccessKey>***</SecretAccessKey>" in completed.stderr  # ... masked
+    assert secret not in completed.stderr
+    assert ADMIN_SECRET not in completed.stderr
+
+
+def test_debug_error_output_carries_no_secret(iam: LocalIAM, cli_env: dict[str, str]) -> None:
+    completed = run_cli("run", "--user-name", "ghost", "--debug", env=cli_env)
+    assert completed.returncode == 3
+    assert ADMIN_SECRET not in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_demo_runs_the_two_step_workflow(cli_env: dict[str, str]) -> None:
+    env = {k: v for k, v in cli_env.items() if not k.startswith("AWS_ENDPOINT")}
+
+    completed = run_cli("demo", env=env)
+
+    assert completed.returncode == 0, completed.stderr
+    assert "Step 1: IAM Create User" in completed.stdout
+    user = re.search(r'"UserName": "(demo-user-\w+)"', completed.stdout)
+    assert user is not None
+    response = completed.stdout.split("(engine response)\n", 1)[1]
+    assert json.loads(response)["result"]["AccessKey"]["UserName"] == user.group(1)
+    assert "Traceback" not in completed.stderr
+
+
+def test_debug_masks_a_session_token_from_the_environment(
+    iam: LocalIAM, cli_env: dict[str, str]
+) -> None:
+    user = iam.new_user()
+    token = "env-session-token-" + "Zq7" * 20
+    env = {**cli_env, "AWS_SESSION_TOKEN": token}
+
+    completed = run_cli("run", "--user-name", user, "--debug", env=env)
+
+    assert completed.returncode == 0, completed.stderr
+    assert "x-amz-security-token" in completed.stderr.lower()
+    assert token not in completed.stderr
+    assert ADMIN_SECRET not in completed.stderr
+    assert json.loads(completed.stdout)["AccessKey"]["SecretAccessKey"] not in completed.stderr

@@ -1,0 +1,95 @@
+"""The manifest, the schemas and the README agree; the example output is a valid result."""
+
+from __future__ import annotations
+
+import re
+
+import jsonschema
+import pytest
+
+from plugin import manifest, resources
+from tests.conftest import ROOT
+
+EXPECTED_PARAMETERS = [
+    ("regions", "AWS Region(s)", "basic"),
+    ("user_name", "User Name", "basic"),
+    ("disable_xml_to_json", "Disable XML To JSON Auto Convert", "advanced"),
+]
+
+
+def test_action_identity() -> None:
+    document = resources.manifest()
+    assert document["display_name"] == "IAM Create Access Key"
+    assert document["connection"]["type"] == "aws"
+    assert document["entry_point"] == "plugin:execute"
+    assert document["description"].strip()
+
+
+def test_parameters_in_order_with_their_form_fields() -> None:
+    found = [(p["name"], p["display_name"], p["group"]) for p in manifest.parameters()]
+    assert found == EXPECTED_PARAMETERS
+    assert [p["order"] for p in manifest.parameters()] == [1, 2, 3]
+    assert all(p["description"].strip() for p in manifest.parameters())
+
+
+def test_manifest_and_input_schema_name_the_same_parameters_in_the_same_order() -> None:
+    in_manifest = [p["name"] for p in resources.manifest()["parameters"]]
+    assert in_manifest == list(resources.schema("input")["properties"])
+
+
+def test_the_manifest_carries_no_rules_and_the_schema_no_form_fields() -> None:
+    """One source of truth: rules live in the schema, form fields in the manifest."""
+    rules = {"type", "pattern", "default", "minLength", "maxLength", "enum", "required"}
+    for entry in resources.manifest()["parameters"]:
+        assert not rules & set(entry), entry["name"]
+    form = {"display_name", "group", "order", "description", "title"}
+    for name, property_rules in resources.schema("input")["properties"].items():
+        assert not form & set(property_rules), name
+
+
+def test_parameter_rules_are_the_products() -> None:
+    by_name = {p["name"]: p for p in manifest.parameters()}
+    assert by_name["user_name"]["pattern"] == r"^[\w+=,.@-]+$"
+    assert (by_name["user_name"]["minLength"], by_name["user_name"]["maxLength"]) == (1, 64)
+    assert by_name["user_name"]["required"] is False
+    assert by_name["disable_xml_to_json"]["type"] == "boolean"
+    assert by_name["disable_xml_to_json"]["default"] is False
+    assert by_name["regions"]["default"] == "*"
+
+
+@pytest.mark.parametrize("kind", ["input", "output", "connection"])
+def test_schemas_are_valid_json_schema(kind: str) -> None:
+    schema = resources.schema(kind)
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
+def test_example_output_is_a_valid_result() -> None:
+    example = resources.manifest()["output"]["example"]
+    jsonschema.validate(example, resources.schema("output"))
+
+
+def test_the_secret_is_marked_in_the_output_schema() -> None:
+    secret = resources.schema("output")["properties"]["AccessKey"]["properties"]["SecretAccessKey"]
+    assert secret["writeOnly"] is True
+    assert secret["secret"] is True
+    assert manifest.describe()["output"]["secret_fields"] == ["AccessKey.SecretAccessKey"]
+
+
+def test_readme_parameters_table_equals_the_manifest() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"\|---\|---\|---\|---\|---\|---\|---\|\n(.*?)\n<!-- end", readme, re.S)
+    assert block is not None
+    assert block.group(1) == manifest.parameters_table(), (
+        "README's table is stale; paste this:\n" + manifest.parameters_table()
+    )
+
+
+def test_readme_opens_with_the_demo_and_test_commands_and_ci_runs_the_second() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "```sh"
+    demo, tests = lines[1], lines[2]
+    assert lines[3] == "```"
+    assert demo.startswith("python3 -m venv .venv")
+    assert demo.endswith("iam-create-access-key demo")
+    assert tests.endswith("python -m pytest")
+    assert tests in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
