@@ -25,6 +25,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except ActionError as error:
         return _fail(error)
+    except Exception:
+        # A bug: one line for the person, the (redacted) traceback only under --debug.
+        logging.getLogger(__name__).debug("internal error", exc_info=True)
+        return _fail(
+            ActionError("internal error (run with --debug for details)", Category.INTERNAL)
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,9 +97,7 @@ def _execute(arguments: argparse.Namespace) -> int:
     else:
         response = execute(request)
     print(json.dumps(response))
-    if response["error_code"]:
-        print(f"{PROG}: error: {response['error_message']}", file=sys.stderr)
-    return int(response["error_code"])
+    return _fail_response(response) if response["error_code"] else 0
 
 
 class _DuplicateKey(ValueError):
@@ -124,11 +128,11 @@ def _demo(arguments: argparse.Namespace) -> int:
 
 
 def _fail(error: ActionError) -> int:
-    print(f"{PROG}: error: {error}", file=sys.stderr)
-    return error.error_code
+    return _fail_response({"error_code": error.error_code, "error_message": str(error)})
 
 
 def _fail_response(response: dict[str, Any]) -> int:
+    """Say an engine response's error in one line on stderr; return its code."""
     print(f"{PROG}: error: {response['error_message']}", file=sys.stderr)
     return int(response["error_code"])
 
