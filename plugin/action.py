@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import clients, convert, failures, redaction, regions, validation
+from . import clients, failures, redaction, regions, resources
 from .create import create_access_key
-from .errors import ActionError, Category
+from .deadline import Deadline
 from .request import Request
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 def run(request: Request) -> dict[str, Any] | str:
     """Create exactly one access key; return {"AccessKey": ...} or IAM's raw XML document."""
     parameters, connection = request.parameters, request.connection
-    head = f"{failures.OPERATION} failed for {failures.subject(parameters.user_name)}"
+    deadline = Deadline(request.timeout)
+    head = failures.headline(parameters.user_name)
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:
             session = clients.session_for(connection)
@@ -24,30 +25,22 @@ def run(request: Request) -> dict[str, Any] | str:
                 guard(secret)  # credentials from the environment or a profile are secrets too
             plan = regions.plan(parameters.regions, connection.region or session.region_name)
             log.debug("partition %s, signing region %s", plan.partition, plan.signing_region)
-            client = clients.iam_client(session, plan.signing_region, connection.endpoint_url)
-            body = create_access_key(client, parameters.user_name)
+            client = clients.iam_client(
+                session, plan.signing_region, connection.endpoint_url, deadline
+            )
+            created = create_access_key(client, parameters.user_name, deadline, head)
         except Exception as error:
             # `from None`: the cause may quote a response body or a credential.
             raise failures.translate(error, parameters.user_name) from None
-        document = convert.access_key_document(body, head)
-        guard(str(document["AccessKey"].get("SecretAccessKey") or ""))
-        problems = validation.problems("output", document, "result")
-        if problems:
-            raise ActionError(
-                f"{head}: IAM's answer is not a complete access key ({'; '.join(problems)}); "
-                "IAM may have created a key all the same: check the user's access keys",
-                Category.TRANSIENT,
-            )
-        log.debug("created access key %s", document["AccessKey"]["AccessKeyId"])
+        guard(str(created.document["AccessKey"]["SecretAccessKey"]))
+        log.debug("created access key %s", created.document["AccessKey"]["AccessKeyId"])
     if parameters.disable_xml_to_json:
-        return body.decode("utf-8")
-    return _in_schema_order(document)
+        return created.body.decode("utf-8")
+    return _in_schema_order(created.document)
 
 
 def _in_schema_order(document: dict[str, Any]) -> dict[str, Any]:
     """The AccessKey fields in the documented order, then any field IAM adds later."""
-    from . import resources
-
     order = list(resources.schema("output")["properties"]["AccessKey"]["properties"])
     fields = document["AccessKey"]
     ranked = sorted(fields, key=lambda name: order.index(name) if name in order else len(order))

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
+from .deadline import Deadline
 from .errors import ActionError, Category
 from .request import Connection
 
@@ -17,15 +18,24 @@ if TYPE_CHECKING:
 
 USER_AGENT = "iam-create-access-key/0.1.0"
 
-# CreateAccessKey has no idempotency token: botocore's own retries (5 attempts in legacy mode)
-# would turn a response lost after IAM acted into a second key. One attempt; the plugin decides
-# itself what is safe to try again (see create.py).
-_CLIENT_CONFIG = Config(
-    retries={"total_max_attempts": 1, "mode": "standard"},
-    connect_timeout=10,
-    read_timeout=30,
-    user_agent_extra=USER_AGENT,
-)
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0
+
+
+def _config(deadline: Deadline) -> Config:
+    """No retries, and socket timeouts that fit the invocation's time budget.
+
+    CreateAccessKey has no idempotency token: botocore's own retries (5 attempts in legacy mode)
+    would turn a response lost after IAM acted into a second key. One attempt; the plugin decides
+    itself what is safe to try again (see create.py).
+    """
+    budget = deadline.seconds
+    return Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=min(CONNECT_TIMEOUT, max(0.5, budget / 4)),
+        read_timeout=min(READ_TIMEOUT, max(0.5, budget / 3)),
+        user_agent_extra=USER_AGENT,
+    )
 
 
 def session_for(connection: Connection) -> boto3.session.Session:
@@ -48,11 +58,14 @@ def credential_secrets(session: boto3.session.Session) -> tuple[str, ...]:
 
 
 def iam_client(
-    session: boto3.session.Session, signing_region: str, endpoint_url: str | None
+    session: boto3.session.Session,
+    signing_region: str,
+    endpoint_url: str | None,
+    deadline: Deadline,
 ) -> IAMClient:
     """An IAM client that signs for `signing_region` and never retries on its own."""
     client = session.client(
-        "iam", region_name=signing_region, endpoint_url=endpoint_url, config=_CLIENT_CONFIG
+        "iam", region_name=signing_region, endpoint_url=endpoint_url, config=_config(deadline)
     )
     refuse_clear_text(client.meta.endpoint_url)
     return client

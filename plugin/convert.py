@@ -5,17 +5,24 @@ from __future__ import annotations
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from .errors import ActionError, Category
+from . import validation
 
 _ROOT = "CreateAccessKeyResponse"
 _RESULT = "CreateAccessKeyResult"
 
 
-def access_key_document(body: bytes, head: str) -> dict[str, Any]:
-    """Parse the response body into {"AccessKey": {...}}; an unreadable body is an error.
+class UnreadableAnswer(Exception):
+    """IAM answered 2xx, but not with a complete access key. IAM may have created one."""
 
-    `head` starts the error message ("CreateAccessKey failed for user ..."). Messages never quote
-    the body: it carries the secret.
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def access_key_document(body: bytes) -> dict[str, Any]:
+    """Parse the response body into a checked {"AccessKey": {...}}, or raise UnreadableAnswer.
+
+    The reasons never quote the body: it carries the secret.
     """
     import xmltodict
 
@@ -23,20 +30,16 @@ def access_key_document(body: bytes, head: str) -> dict[str, Any]:
         # Entities off: a hostile endpoint must not expand a billion laughs in this process.
         document = xmltodict.parse(body, disable_entities=True)
     except (ExpatError, ValueError):
-        raise _unreadable(head, "it is not well-formed XML") from None
+        raise UnreadableAnswer("it is not well-formed XML") from None
     root = document.get(_ROOT) if isinstance(document, dict) else None
     if not isinstance(root, dict):
-        raise _unreadable(head, f"its root element is not {_ROOT}")
+        raise UnreadableAnswer(f"its root element is not {_ROOT}")
     result = root.get(_RESULT)
     access_key = result.get("AccessKey") if isinstance(result, dict) else None
     if not isinstance(access_key, dict):
-        raise _unreadable(head, f"it has no {_RESULT}/AccessKey element")
-    return {"AccessKey": dict(access_key)}
-
-
-def _unreadable(head: str, why: str) -> ActionError:
-    return ActionError(
-        f"{head}: IAM's answer could not be read ({why}); IAM may have created a key all the "
-        "same: check the user's access keys",
-        Category.TRANSIENT,
-    )
+        raise UnreadableAnswer(f"it has no {_RESULT}/AccessKey element")
+    document = {"AccessKey": dict(access_key)}
+    problems = validation.problems("output", document, "result")
+    if problems:
+        raise UnreadableAnswer("it is not a complete access key: " + "; ".join(problems))
+    return document

@@ -2,13 +2,12 @@
 
 Messages are built from AWS's error code and message and from the exception's type, never from
 the exception's text at large: some botocore messages quote the response body, which here
-carries a secret.
+carries a secret. Failures after which IAM may have acted are handled in create.py.
 """
 
 from __future__ import annotations
 
 from botocore import exceptions as boto
-from botocore.parsers import ResponseParserError
 
 from .errors import ActionError, Category
 
@@ -33,7 +32,13 @@ def subject(user_name: str | None) -> str:
     return f'user "{user_name}"' if user_name else "the signing identity"
 
 
-def _may_exist(user_name: str | None) -> str:
+def headline(user_name: str | None) -> str:
+    """How every error message of an invocation starts."""
+    return f"{OPERATION} failed for {subject(user_name)}"
+
+
+def may_exist(user_name: str | None) -> str:
+    """The advice that ends a message after which IAM may have created a key."""
     who = f"--user-name {user_name}" if user_name else "(for the signing identity)"
     return (
         f"; IAM may have created a key all the same: check with aws iam list-access-keys {who} "
@@ -43,7 +48,7 @@ def _may_exist(user_name: str | None) -> str:
 
 def translate(error: Exception, user_name: str | None) -> ActionError:
     """One ActionError for anything raised while signing in to AWS or calling CreateAccessKey."""
-    head = f"{OPERATION} failed for {subject(user_name)}"
+    head = headline(user_name)
     if isinstance(error, ActionError):
         return error
     if isinstance(error, boto.ClientError):
@@ -54,8 +59,6 @@ def translate(error: Exception, user_name: str | None) -> ActionError:
         request_id = error.response.get("ResponseMetadata", {}).get("RequestId")
         transient = code in TRANSIENT_CODES or status >= 500
         message = f"{head}: {code}: {text}" if text else f"{head}: {code}"
-        if transient and code not in {"Throttling", "ThrottlingException"} and status >= 500:
-            message += _may_exist(user_name)
         category = Category.TRANSIENT if transient else Category.REJECTED
         return ActionError(message, category, aws_code=code, request_id=request_id)
     if isinstance(error, boto.NoCredentialsError):
@@ -72,21 +75,6 @@ def translate(error: Exception, user_name: str | None) -> ActionError:
         return ActionError(
             f"{head}: could not connect to the IAM endpoint (nothing was sent; tried "
             "several times)",
-            Category.TRANSIENT,
-        )
-    if isinstance(error, (boto.ReadTimeoutError, boto.ConnectionClosedError)):
-        what = (
-            "timed out waiting for IAM's answer"
-            if isinstance(error, boto.ReadTimeoutError)
-            else "was closed before IAM's answer arrived"
-        )
-        return ActionError(
-            f"{head}: the request was sent but the connection {what}" + _may_exist(user_name),
-            Category.TRANSIENT,
-        )
-    if isinstance(error, ResponseParserError):
-        return ActionError(
-            f"{head}: IAM's answer could not be read (not valid XML)" + _may_exist(user_name),
             Category.TRANSIENT,
         )
     if isinstance(error, boto.BotoCoreError):

@@ -7,6 +7,7 @@ are collected and reported at once, each by the path of its field.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 from . import regions, resources, validation
 from .errors import ActionError, Category
 
-REQUEST_FIELDS = ("parameters", "connection")
+REQUEST_FIELDS = ("parameters", "connection", "timeout")
+MAX_TIMEOUT_SECONDS = 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Parameters:
 class Request:
     parameters: Parameters
     connection: Connection
+    timeout: float | None = None  # seconds for the whole invocation, as the engine allows
 
 
 def parse_request(request: Any) -> Request:
@@ -66,6 +69,8 @@ def parse_request(request: Any) -> Request:
     connection_fields = _normalise(raw_connection, resources.schema("connection"))
     problems += validation.problems("connection", connection_fields, "connection")
 
+    timeout = _timeout(request, problems)
+
     selection = regions.RegionSelection()
     if isinstance(given.get("regions"), str):
         selection, region_problems = regions.parse(given["regions"])
@@ -84,7 +89,24 @@ def parse_request(request: Any) -> Request:
         user_name=values.get("user_name"),
         disable_xml_to_json=values["disable_xml_to_json"],
     )
-    return Request(parameters, Connection(**connection_fields))
+    return Request(parameters, Connection(**connection_fields), timeout)
+
+
+def _timeout(request: Mapping[str, Any], problems: list[str]) -> float | None:
+    """The engine's time limit for the invocation (the Blink SDK's ExecuteActionRequest.timeout)."""
+    value = request.get("timeout")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problems.append("timeout: must be a number of seconds")
+        return None
+    if not 0 < value <= MAX_TIMEOUT_SECONDS:
+        problems.append(f"timeout: must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds")
+        return None
+    return float(value)
 
 
 def _mapping(request: Mapping[str, Any], field: str, problems: list[str]) -> Mapping[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fault_proxy import FaultProxy
 from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +22,38 @@ def iam() -> Iterator[LocalIAM]:
     endpoint = LocalIAM()
     yield endpoint
     endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy_server(iam: LocalIAM) -> Iterator[FaultProxy]:
+    server = FaultProxy(iam.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def proxy(proxy_server: FaultProxy) -> Iterator[FaultProxy]:
+    """The fault proxy in front of the local endpoint, with no fault left from another test."""
+    proxy_server.clear()
+    yield proxy_server
+    proxy_server.clear()
+
+
+# Figures of the custody tests (runs, keys created, secrets delivered, orphans), printed at the
+# end of the run; the README carries the latest table.
+CUSTODY_FIGURES: list[tuple[str, int, int, int, int]] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not CUSTODY_FIGURES:
+        return
+    terminalreporter.section("secret custody under faults")
+    terminalreporter.write_line(
+        "| fault | runs | keys created | secrets delivered | orphans left |"
+    )
+    terminalreporter.write_line("|---|---|---|---|---|")
+    for name, runs, created, delivered, orphans in CUSTODY_FIGURES:
+        terminalreporter.write_line(f"| {name} | {runs} | {created} | {delivered} | {orphans} |")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,81 @@
+"""A time budget for one invocation, and a way to wait for a call no longer than the budget.
+
+botocore's read timeout bounds each socket read, not a whole answer: an endpoint that drips a
+byte a second never trips it. So each AWS call runs in a worker thread and the invocation stops
+waiting when its budget is spent; the caller decides what a call that outlived it means.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_SECONDS = 120.0  # an invocation with no timeout of its own still ends
+
+
+class DeadlineExceeded(Exception):
+    """The budget ran out while a call was still under way (it may still complete)."""
+
+
+class Deadline:
+    """The moment an invocation must have answered by (monotonic clock)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = DEFAULT_SECONDS if seconds is None else float(seconds)
+        self._expires = time.monotonic() + self.seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._expires - time.monotonic())
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0
+
+
+class _Outcome(Generic[T]):
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.abandoned = False
+        self.lock = threading.Lock()
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+
+def call_within(
+    call: Callable[[], T],
+    seconds: float,
+    on_late_result: Callable[[T], None] | None = None,
+) -> T:
+    """Run `call`, waiting at most `seconds`; raise DeadlineExceeded if it has not finished.
+
+    A call that finishes after it was given up on hands its result to `on_late_result` (in its
+    own thread), so that, say, a key created too late can be deleted instead of orphaned.
+    """
+    outcome: _Outcome[T] = _Outcome()
+
+    def work() -> None:
+        try:
+            value = call()
+        except BaseException as error:  # handed to the waiting thread, re-raised there
+            outcome.error = error
+            outcome.done.set()
+            return
+        with outcome.lock:
+            outcome.value = value
+            late = outcome.abandoned
+            outcome.done.set()
+        if late and on_late_result is not None:
+            on_late_result(value)
+
+    threading.Thread(target=work, name="iam-create-access-key-call", daemon=True).start()
+    finished = outcome.done.wait(seconds)
+    with outcome.lock:
+        if not finished and not outcome.done.is_set():
+            outcome.abandoned = True
+            raise DeadlineExceeded(f"no answer within {seconds:.1f}s")
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value  # type: ignore[return-value]

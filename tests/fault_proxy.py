@@ -1,0 +1,194 @@
+"""A fault-injecting HTTP proxy between the action and the local IAM endpoint.
+
+Each IAM action has a queue of faults; a request takes the next one (or passes through when the
+queue is empty). Every request and what was done to it is logged, and the bodies the upstream
+sent for CreateAccessKey are kept, so a test can compare the secrets IAM issued with the ones the
+caller received.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import http.client
+import http.server
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ERROR_XML = (
+    '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>{kind}</Type>'
+    "<Code>{code}</Code><Message>{message}</Message></Error>"
+    "<RequestId>fault-proxy-0000</RequestId></ErrorResponse>"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """What to do with one request. `forward` says whether IAM sees it at all."""
+
+    name: str
+    forward: bool
+    status: int = 0  # 0: send upstream's answer (or none, with `drop`)
+    code: str = ""
+    drop: bool = False  # close the connection instead of answering
+    hold: float = 0.0  # wait this long before answering
+    body: bytes | None = None  # answer with this body instead of upstream's
+    drip: float = 0.0  # send the body one byte at a time, this far apart
+
+
+DROP_AFTER_FORWARD = Fault("reset after IAM acted", forward=True, drop=True)
+ERROR_500_AFTER_FORWARD = Fault(
+    "500 after IAM acted", forward=True, status=500, code="ServiceFailure"
+)
+ERROR_503_AFTER_FORWARD = Fault(
+    "503 after IAM acted", forward=True, status=503, code="ServiceUnavailable"
+)
+ERROR_500_WITHOUT_FORWARD = Fault(
+    "500, IAM not reached", forward=False, status=500, code="ServiceFailure"
+)
+THROTTLE = Fault("Throttling, IAM not reached", forward=False, status=400, code="Throttling")
+DENY = Fault("AccessDenied", forward=False, status=403, code="AccessDenied")
+
+
+def hold_after_forward(seconds: float) -> Fault:
+    return Fault(f"held {seconds:g}s after IAM acted", forward=True, hold=seconds)
+
+
+def answer(name: str, body: bytes, *, forward: bool = False, drip: float = 0.0) -> Fault:
+    """Answer 200 with `body` (a hostile or broken endpoint)."""
+    return Fault(name, forward=forward, status=200, body=body, drip=drip)
+
+
+@dataclasses.dataclass
+class Exchange:
+    action: str
+    fault: str
+    upstream_body: bytes = b""
+
+
+class FaultProxy:
+    """The proxy server; `faults[action]` is a deque of Faults consumed one per request."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urlsplit(upstream)
+        self.faults: dict[str, collections.deque[Fault]] = collections.defaultdict(
+            collections.deque
+        )
+        self.exchanges: list[Exchange] = []
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                proxy.handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def inject(self, action: str, *faults: Fault) -> None:
+        with self.lock:
+            self.faults[action].extend(faults)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.exchanges)
+
+    def since(self, mark: int) -> list[Exchange]:
+        with self.lock:
+            return list(self.exchanges[mark:])
+
+    def handle(self, request: http.server.BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length)
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action", ["?"])[0]
+        with self.lock:
+            queue = self.faults.get(action)
+            fault = queue.popleft() if queue else None
+            exchange = Exchange(action, fault.name if fault else "pass")
+            self.exchanges.append(exchange)
+        upstream = (200, [], b"")
+        if fault is None or fault.forward:
+            upstream = self._forward(request, body)
+            exchange.upstream_body = upstream[2]
+        if fault is None:
+            self._send(request, *upstream)
+            return
+        if fault.hold:
+            time.sleep(fault.hold)
+        if fault.drop:
+            request.close_connection = True
+            request.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault.body is not None:
+            self._send(request, 200, [("Content-Type", "text/xml")], fault.body, fault.drip)
+        elif fault.status:
+            kind = "Receiver" if fault.status >= 500 else "Sender"
+            xml = ERROR_XML.format(kind=kind, code=fault.code, message=fault.name).encode()
+            self._send(request, fault.status, [("Content-Type", "text/xml")], xml)
+        else:
+            self._send(request, *upstream)
+
+    def _forward(
+        self, request: http.server.BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        connection = http.client.HTTPConnection(
+            self.upstream.hostname, self.upstream.port, timeout=30
+        )
+        try:
+            headers = {
+                k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")
+            }
+            connection.request("POST", request.path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            kept = [
+                (k, v)
+                for k, v in response.getheaders()
+                if k.lower() in ("content-type", "x-amzn-requestid")
+            ]
+            return response.status, kept, payload
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _send(
+        request: http.server.BaseHTTPRequestHandler,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        drip: float = 0.0,
+    ) -> None:
+        request.send_response(status)
+        for name, value in headers:
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        try:
+            if drip:
+                for byte in body:
+                    request.wfile.write(bytes([byte]))
+                    request.wfile.flush()
+                    time.sleep(drip)
+            else:
+                request.wfile.write(body)
+        except OSError:
+            pass  # the client gave up: that is what a drip is for
