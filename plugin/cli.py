@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import redaction, resources
+from . import redaction, resources, validation
 from .errors import ActionError, Category
 
 PROG = "iam-create-access-key"
@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=[common], help="create a key; print the result")
     for parameter in resources.manifest()["parameters"]:
         _add_parameter_flag(run, parameter)
+    run.add_argument(
+        "--output-file",
+        metavar="PATH",
+        help="write the result to a new file with mode 0600 instead of stdout (never "
+        "overwrites, never follows a symlink)",
+    )
     run.set_defaults(command=_run)
 
     execute = commands.add_parser(
@@ -73,16 +79,32 @@ def _add_parameter_flag(parser: argparse.ArgumentParser, parameter: dict[str, An
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    from .engine import execute
-
     names = [parameter["name"] for parameter in resources.manifest()["parameters"]]
     given = {name: getattr(arguments, name) for name in names}
     parameters = {name: value for name, value in given.items() if value not in (None, False)}
-    response = execute({"parameters": parameters})
+    request = {"parameters": parameters}
+    if arguments.output_file is None:
+        return _run_to(request, sys.stdout)
+    from .output_file import reserved
+
+    with reserved(arguments.output_file) as reservation:
+        status = _run_to(request, reservation.stream)
+        if status == 0:
+            reservation.keep()
+    if status == 0:
+        print(f"{PROG}: the result is in {arguments.output_file} (mode 0600)", file=sys.stderr)
+    return status
+
+
+def _run_to(request: dict[str, Any], stream: Any) -> int:
+    """Run the action; write the result alone to `stream`, or report the error."""
+    from .engine import execute
+
+    response = execute(request)
     if response["error_code"]:
         return _fail_response(response)
     result = response["result"]
-    print(result if isinstance(result, str) else json.dumps(result, indent=2))
+    print(result if isinstance(result, str) else json.dumps(result, indent=2), file=stream)
     return 0
 
 
@@ -109,7 +131,7 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for name, value in pairs:
         if name in seen:
-            raise _DuplicateKey(f'the field "{name[:64]}" is given twice')
+            raise _DuplicateKey(f"the field {validation.field_name(name)} is given twice")
         seen[name] = value
     return seen
 

@@ -107,6 +107,8 @@ def _unknown(name: str, position: int) -> str:
 
 def _nearest(name: str, candidates: list[str], most_edits: int = 2) -> list[str]:
     """The candidates fewest edits away (at most `most_edits`); all of them when tied."""
+    if len(name) > 40:  # no region name is that long; and the distance costs len(name) * ...
+        return []
     distances = {candidate: _edits(name, candidate) for candidate in candidates}
     best = min(distances.values(), default=most_edits + 1)
     if best > most_edits:

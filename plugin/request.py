@@ -57,7 +57,7 @@ def parse_request(request: Any) -> Request:
             "Invalid input: the request must be a JSON object", Category.INVALID_INPUT
         )
     problems = [
-        f"{name}: unknown field (known fields: {', '.join(REQUEST_FIELDS)})"
+        f"{validation.field_name(name)}: unknown field (known fields: {', '.join(REQUEST_FIELDS)})"
         for name in request
         if name not in REQUEST_FIELDS
     ]
@@ -72,7 +72,8 @@ def parse_request(request: Any) -> Request:
     timeout = _timeout(request, problems)
 
     selection = regions.RegionSelection()
-    if isinstance(given.get("regions"), str):
+    regions_checked = not any(p.startswith("parameters.regions:") for p in problems)
+    if regions_checked and isinstance(given.get("regions"), str):
         selection, region_problems = regions.parse(given["regions"])
         problems += region_problems
     if problems:

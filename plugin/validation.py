@@ -51,10 +51,23 @@ def problems(kind: str, document: Any, where: str) -> list[str]:
     return sorted(set(found))
 
 
+def field_name(name: Any) -> str:
+    """A field name as a message shows it: plain when it looks like one, else escaped and cut.
+
+    An unknown field's name comes from the request and can be anything: a megabyte, control
+    characters, a pasted secret.
+    """
+    text = str(name)
+    if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
+        return text
+    shown = repr(text[:24])
+    return shown + ("…" if len(text) > 24 else "")
+
+
 def _path(where: str, parts: Any) -> str:
     text = where
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        text += f"[{part}]" if isinstance(part, int) else f".{field_name(part)}"
     return text
 
 
@@ -76,7 +89,9 @@ def _describe(error: Any, where: str) -> str:
     if keyword == "additionalProperties":
         known = error.schema.get("properties", {})
         unknown = sorted(str(name) for name in error.instance if name not in known)
-        names = ", ".join(f"{path}.{name}" for name in unknown)
+        names = ", ".join(f"{path}.{field_name(name)}" for name in unknown[:5])
+        if len(unknown) > 5:
+            names += f" and {len(unknown) - 5} more"
         allowed = ", ".join(known)
         return f"{names}: unknown field (known fields: {allowed})"
     if keyword == "required":

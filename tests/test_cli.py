@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import socket
+import stat
+from pathlib import Path
 
 import pytest
 
@@ -128,7 +130,7 @@ def test_execute_carries_its_connection(iam: LocalIAM) -> None:
         (b"\xff\xfe{}", "not valid UTF-8 JSON"),
         (
             b'{"parameters": {"user_name": "a", "user_name": "b"}}',
-            'the field "user_name" is given twice',
+            "the field user_name is given twice",
         ),
         (b'{"parameters": {"user_nme": "bob"}}', "parameters.user_nme: unknown field"),
         (b"[]", "the request must be a JSON object"),
@@ -216,3 +218,51 @@ def test_debug_masks_a_session_token_from_the_environment(
     assert token not in completed.stderr
     assert ADMIN_SECRET not in completed.stderr
     assert json.loads(completed.stdout)["AccessKey"]["SecretAccessKey"] not in completed.stderr
+
+
+def test_output_file_is_created_0600_with_the_result(
+    iam: LocalIAM, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    user = iam.new_user()
+    target = tmp_path / "key.json"
+
+    completed = run_cli("run", "--user-name", user, "--output-file", str(target), env=cli_env)
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == ""
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    result = json.loads(target.read_text())
+    assert iam.key_ids(user) == [result["AccessKey"]["AccessKeyId"]]
+    assert result["AccessKey"]["SecretAccessKey"] not in completed.stderr
+
+
+@pytest.mark.parametrize("existing", ["file", "symlink", "dangling-symlink"])
+def test_output_file_never_overwrites_or_follows_a_link(
+    iam: LocalIAM, cli_env: dict[str, str], tmp_path: Path, existing: str
+) -> None:
+    user = iam.new_user()
+    target, elsewhere = tmp_path / "key.json", tmp_path / "elsewhere"
+    if existing == "file":
+        target.write_text("keep me")
+    elif existing == "symlink":
+        elsewhere.write_text("keep me")
+        target.symlink_to(elsewhere)
+    else:
+        target.symlink_to(elsewhere)
+    mark = iam.mark()
+
+    completed = run_cli("run", "--user-name", user, "--output-file", str(target), env=cli_env)
+
+    assert completed.returncode == 2
+    assert "--output-file" in completed.stderr
+    assert iam.since(mark) == []  # refused before any key was created
+    assert not elsewhere.exists() or elsewhere.read_text() == "keep me"
+
+
+def test_output_file_is_removed_when_the_action_fails(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    target = tmp_path / "key.json"
+    completed = run_cli("run", "--user-name", "ghost", "--output-file", str(target), env=cli_env)
+    assert completed.returncode == 3
+    assert not target.exists()

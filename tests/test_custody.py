@@ -7,6 +7,7 @@ left no key behind (or, where deletion was refused, named exactly the key it lef
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from plugin import execute
 from tests import fault_proxy as faults
-from tests.conftest import CUSTODY_FIGURES
+from tests.conftest import CUSTODY_FIGURES, run_cli
 from tests.fault_proxy import Fault, FaultProxy
 from tests.local_iam import ADMIN_SECRET, LocalIAM
 
@@ -219,3 +220,49 @@ def test_a_hostile_endpoint_ends_in_a_clear_error_in_bounded_time(
     assert "hostile-endpoint-fake-secret" not in response["error_message"]
     assert "hostile-endpoint-fake-secret" not in caplog.text
     assert iam.key_ids(user) == []
+
+
+def test_without_permission_to_list_the_error_says_a_key_may_exist(
+    iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    user = iam.new_user()
+    proxy.inject("CreateAccessKey", faults.DROP_AFTER_FORWARD)
+    proxy.inject("ListAccessKeys", faults.DENY)
+
+    response = run_action(iam, proxy, user)
+
+    assert response["error_code"] == 4
+    message = response["error_message"]
+    assert "whether IAM created a key could not be checked (AccessDenied" in message
+    assert f"aws iam list-access-keys --user-name {user}" in message
+    assert len(iam.key_ids(user)) == 1  # the orphan is there, and the message said it may be
+
+
+@pytest.mark.parametrize("mode", ["run", "execute"])
+def test_no_secret_in_debug_output_under_a_fault(
+    iam: LocalIAM, proxy: FaultProxy, cli_env: dict[str, str], mode: str
+) -> None:
+    user = iam.new_user()
+    proxy.inject("CreateAccessKey", faults.DROP_AFTER_FORWARD)
+    env = {**cli_env, "AWS_ENDPOINT_URL_IAM": proxy.url}
+    mark = proxy.mark()
+    if mode == "run":
+        completed = run_cli("run", "--user-name", user, "--debug", env=env)
+    else:
+        request = {
+            "parameters": {"user_name": user},
+            "connection": iam.connection(endpoint_url=proxy.url),
+        }
+        completed = run_cli("execute", "--debug", env=env, stdin=json.dumps(request).encode())
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    secrets = issued(proxy, mark)
+    assert len(secrets) == 2  # the orphan's and the delivered key's
+    assert "reconciling" in completed.stderr
+    for secret in secrets.values():
+        assert secret not in completed.stderr
+    assert ADMIN_SECRET not in completed.stderr
+    delivered = completed.stdout
+    orphan = [key_id for key_id in secrets if key_id not in delivered]
+    assert len(orphan) == 1
+    assert secrets[orphan[0]] not in delivered
