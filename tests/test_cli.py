@@ -106,6 +106,7 @@ def test_execute_reads_a_request_and_prints_the_response(
     response = json.loads(completed.stdout)
     assert response["error_code"] == 0
     assert response["result"]["AccessKey"]["UserName"] == user
+    assert response["result"]["AccessKey"]["SecretAccessKey"] not in completed.stderr
 
 
 def test_execute_carries_its_connection(iam: LocalIAM) -> None:
