@@ -1,5 +1,5 @@
 """IAM Create Access Key: an action plugin for no-code automation platforms."""
 
-from .engine import execute
+from .engine import execute, test_connection
 
-__all__ = ["execute"]
+__all__ = ["execute", "test_connection"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import clients, failures, redaction, regions, resources
+from . import clients, failures, redaction, regions, resources, sessions
 from .create import create_access_key
 from .deadline import Deadline
 from .request import Request
@@ -20,8 +20,8 @@ def run(request: Request) -> dict[str, Any] | str:
     head = failures.headline(parameters.user_name)
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:
-            session = clients.session_for(connection)
-            for secret in clients.credential_secrets(session):
+            session = sessions.session_for(connection)
+            for secret in sessions.credential_secrets(session):
                 guard(secret)  # credentials from the environment or a profile are secrets too
             plan = regions.plan(parameters.regions, connection.region or session.region_name)
             log.debug("partition %s, signing region %s", plan.partition, plan.signing_region)
@@ -31,7 +31,7 @@ def run(request: Request) -> dict[str, Any] | str:
             created = create_access_key(client, parameters.user_name, deadline, head)
         except Exception as error:
             # `from None`: the cause may quote a response body or a credential.
-            raise failures.translate(error, parameters.user_name) from None
+            raise failures.translate(error, head) from None
         guard(str(created.document["AccessKey"]["SecretAccessKey"]))
         log.debug("created access key %s", created.document["AccessKey"]["AccessKeyId"])
     if parameters.disable_xml_to_json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -38,10 +39,17 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--debug", action="store_true", help="log everything, botocore's wire log too (redacted)"
     )
+    signing_in = argparse.ArgumentParser(add_help=False)
+    group = signing_in.add_argument_group("signing in (else the standard AWS environment)")
+    group.add_argument("--profile", help="the AWS config profile to sign in with (AWS_PROFILE)")
+    for field, text in _CONNECTION_FLAGS.items():
+        group.add_argument("--" + field.replace("_", "-"), dest=field, metavar="VALUE", help=text)
     parser = argparse.ArgumentParser(prog=PROG, description=resources.manifest()["display_name"])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", parents=[common], help="create a key; print the result")
+    run = commands.add_parser(
+        "run", parents=[common, signing_in], help="create a key; print the result"
+    )
     for parameter in resources.manifest()["parameters"]:
         _add_parameter_flag(run, parameter)
     run.add_argument(
@@ -56,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         "execute", parents=[common], help="read one engine request (JSON) on stdin"
     )
     execute.set_defaults(command=_execute)
+
+    check = commands.add_parser(
+        "test-connection",
+        parents=[common, signing_in],
+        help="check the connection (sts:GetCallerIdentity); create nothing",
+    )
+    check.set_defaults(command=_test_connection)
 
     describe = commands.add_parser("describe", parents=[common], help="print the manifest")
     describe.set_defaults(command=_describe)
@@ -78,11 +93,26 @@ def _add_parameter_flag(parser: argparse.ArgumentParser, parameter: dict[str, An
         parser.add_argument(flag, dest=parameter["name"], metavar="VALUE", help=help_text)
 
 
+_CONNECTION_FLAGS = {
+    "role_arn": "a role to assume before acting",
+    "external_id": "the external ID the role's trust policy asks for",
+    "endpoint_url": "a custom IAM and STS endpoint (https, or http on loopback)",
+}
+
+
+def _connection(arguments: argparse.Namespace) -> dict[str, str]:
+    """The connection a person's flags describe; the rest comes from the AWS environment."""
+    if arguments.profile:
+        os.environ["AWS_PROFILE"] = arguments.profile  # exactly what the AWS CLI's flag means
+    given = {field: getattr(arguments, field) for field in _CONNECTION_FLAGS}
+    return {field: value for field, value in given.items() if value is not None}
+
+
 def _run(arguments: argparse.Namespace) -> int:
     names = [parameter["name"] for parameter in resources.manifest()["parameters"]]
     given = {name: getattr(arguments, name) for name in names}
     parameters = {name: value for name, value in given.items() if value not in (None, False)}
-    request = {"parameters": parameters}
+    request = {"parameters": parameters, "connection": _connection(arguments)}
     if arguments.output_file is None:
         return _run_to(request, sys.stdout)
     from .output_file import reserved
@@ -134,6 +164,16 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(f"the field {validation.field_name(name)} is given twice")
         seen[name] = value
     return seen
+
+
+def _test_connection(arguments: argparse.Namespace) -> int:
+    from .engine import test_connection
+
+    response = test_connection({"connection": _connection(arguments)})
+    if response["error_code"]:
+        return _fail_response(response)
+    print(json.dumps(response["result"], indent=2))
+    return 0
 
 
 def _describe(arguments: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from botocore.config import Config
 
 from .deadline import Deadline
 from .errors import ActionError, Category
-from .request import Connection
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -38,25 +37,6 @@ def _config(deadline: Deadline) -> Config:
     )
 
 
-def session_for(connection: Connection) -> boto3.session.Session:
-    """A session from the connection's keys, or from the standard AWS environment and config."""
-    return boto3.session.Session(
-        aws_access_key_id=connection.access_key_id,
-        aws_secret_access_key=connection.secret_access_key,
-        aws_session_token=connection.session_token,
-        region_name=connection.region,
-    )
-
-
-def credential_secrets(session: boto3.session.Session) -> tuple[str, ...]:
-    """The secret key and session token the session will sign with, wherever they came from."""
-    credentials = session.get_credentials()
-    if credentials is None:
-        return ()
-    frozen = credentials.get_frozen_credentials()
-    return tuple(value for value in (frozen.secret_key, frozen.token) if value)
-
-
 def iam_client(
     session: boto3.session.Session,
     signing_region: str,
@@ -79,8 +59,8 @@ def refuse_clear_text(endpoint_url: str) -> None:
     if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
         return
     raise ActionError(
-        f"Invalid input: the IAM endpoint {parts.scheme}://{parts.hostname} is not https; the "
-        "response would carry the new secret in clear (plain http is allowed to loopback only)",
+        f"the endpoint {parts.scheme}://{parts.hostname} is not https, and the answers would "
+        "carry secrets in clear (plain http is allowed to loopback only)",
         Category.INVALID_INPUT,
     )
 

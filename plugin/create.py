@@ -195,7 +195,7 @@ def _gave_up(
     elif isinstance(last, (EndpointConnectionError, ConnectTimeoutError)) or (
         isinstance(last, ClientError) and _code(last) in THROTTLING_CODES
     ):
-        return translate(last, user_name)
+        return translate(last, head)
     else:
         tries = "once" if attempts == 1 else f"{attempts} times"
         what = f"{_ambiguity(last)} (tried {tries})"

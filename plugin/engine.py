@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from . import action, redaction
+from . import action, check, redaction
 from .errors import ActionError, Category
-from .request import parse_request
+from .request import Request, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -15,13 +16,27 @@ log = logging.getLogger(__name__)
 def execute(request: Any) -> dict[str, Any]:
     """Run the action for an engine.
 
-    `request` is {"parameters": {...}, "connection": {...}}; the answer is
+    `request` is {"parameters": {...}, "connection": {...}, "timeout": seconds}; the answer is
     {"error_code": int, "result": ..., "error_message": str}, after the Blink plugin SDK's
     ExecuteAction response. error_code 0 is success; see errors.Category for the others.
     """
+    return _answer(action.run, request)
+
+
+def test_connection(request: Any) -> dict[str, Any]:
+    """Check the request's connection without creating anything.
+
+    The answer's result is {"Account", "Arn", "UserId"} of the identity the action would sign
+    as (after assuming the connection's role, if it names one).
+    """
+    return _answer(check.caller_identity, request)
+
+
+def _answer(run: Callable[[Request], Any], request: Any) -> dict[str, Any]:
+    """The error boundary: a response mapping for anything, never an exception."""
     redaction.install(logging.getLogger("botocore"), logging.getLogger("urllib3"))
     try:
-        result = action.run(parse_request(request))
+        result = run(parse_request(request))
     except ActionError as error:
         return failure(error)
     except Exception:

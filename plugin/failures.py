@@ -46,10 +46,14 @@ def may_exist(user_name: str | None) -> str:
     )
 
 
-def translate(error: Exception, user_name: str | None) -> ActionError:
-    """One ActionError for anything raised while signing in to AWS or calling CreateAccessKey."""
-    head = headline(user_name)
+def translate(error: Exception, head: str) -> ActionError:
+    """One ActionError for anything raised while signing in to AWS or calling it.
+
+    `head` starts the message: "CreateAccessKey failed for user "bob"".
+    """
     if isinstance(error, ActionError):
+        if not error.message.startswith(head):
+            error.message = f"{head}: {error.message}"
         return error
     if isinstance(error, boto.ClientError):
         details = error.response.get("Error", {})

@@ -65,6 +65,11 @@ def _partition_of_region() -> dict[str, Partition]:
     return {region: part for part in partitions() for region in part.regions}
 
 
+def partition_of(region: str) -> Partition | None:
+    """The partition botocore lists `region` in, if any."""
+    return _partition_of_region().get(region)
+
+
 def partition_named(name: str) -> Partition:
     return next(part for part in partitions() if part.name == name)
 
@@ -135,7 +140,7 @@ def plan(selection: RegionSelection, default_region: str | None) -> RegionPlan:
     `*` takes the partition of the default region (connection or environment), else `aws`.
     """
     if selection.is_all:
-        home = _partition_of_region().get(default_region or "")
+        home = partition_of(default_region or "")
         partition = home or partition_named(DEFAULT_PARTITION)
         return RegionPlan(partition.name, partition.regions, partition.global_region)
     partition = _partition_of_region()[selection.names[0]]

@@ -26,6 +26,10 @@ class Connection:
     access_key_id: str | None = None
     secret_access_key: str | None = dataclasses.field(default=None, repr=False)
     session_token: str | None = dataclasses.field(default=None, repr=False)
+    role_arn: str | None = None
+    external_id: str | None = None
+    role_session_name: str | None = None
+    duration_seconds: int | None = None
     region: str | None = None
     endpoint_url: str | None = None
 
@@ -76,6 +80,7 @@ def parse_request(request: Any) -> Request:
     if regions_checked and isinstance(given.get("regions"), str):
         selection, region_problems = regions.parse(given["regions"])
         problems += region_problems
+        problems += _partition_disagreement(selection, connection_fields.get("region"))
     if problems:
         raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
 
@@ -110,6 +115,21 @@ def _timeout(request: Mapping[str, Any], problems: list[str]) -> float | None:
     return float(value)
 
 
+def _partition_disagreement(selection: regions.RegionSelection, home: Any) -> list[str]:
+    """The regions and the connection's default region must be of one partition."""
+    if selection.is_all or not isinstance(home, str):
+        return []
+    home_partition = regions.partition_of(home)
+    chosen = regions.partition_of(selection.names[0])
+    if home_partition is None or chosen is None or home_partition == chosen:
+        return []
+    return [
+        f"connection.region: {home} is in partition {home_partition.name}, but "
+        f"parameters.regions names regions of {chosen.name}; one set of credentials lives in "
+        "one partition"
+    ]
+
+
 def _mapping(request: Mapping[str, Any], field: str, problems: list[str]) -> Mapping[str, Any]:
     if field not in request:
         return {}
@@ -128,8 +148,8 @@ def _normalise(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str
     properties = schema.get("properties", {})
     normalised: dict[str, Any] = {}
     for name, value in values.items():
-        if isinstance(value, str) and value == "":
-            continue
+        if isinstance(value, str) and value == "" and name in properties:
+            continue  # a known field left empty; an unknown one is reported, empty or not
         expected = properties.get(name, {}).get("type")
         if expected == "boolean" and isinstance(value, str):
             value = {"true": True, "false": False}.get(value.strip().lower(), value)

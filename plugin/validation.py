@@ -107,6 +107,8 @@ def _describe(error: Any, where: str) -> str:
         "minLength": lambda: "must not be empty" if rule == 1 else f"must be at least {rule} long",
         "maxLength": lambda: f"must be at most {rule} characters long",
         "enum": lambda: "must be one of " + ", ".join(str(choice) for choice in rule),
+        "minimum": lambda: f"must be at least {rule}",
+        "maximum": lambda: f"must be at most {rule}",
     }
     describe = messages.get(str(keyword))
     return f"{path}: {describe() if describe else f'is not valid ({keyword})'}"
