@@ -24,11 +24,11 @@ from . import resources
 
 MASK = "***"
 _SECRET_MARKS = ("secret", "writeOnly")
-# botocore's own spellings of the connection's secrets, as they appear in its logs and reprs
-# (the session token travels in the X-Amz-Security-Token header).
+# Other spellings of the connection's secrets, as they appear in botocore's logs: its own
+# argument names, the X-Amz-Security-Token header, and STS's AssumeRole answer.
 _ALIASES = {
-    "secret_access_key": ("aws_secret_access_key",),
-    "session_token": ("aws_session_token", "x-amz-security-token"),
+    "secret_access_key": ("aws_secret_access_key", "SecretAccessKey"),
+    "session_token": ("aws_session_token", "x-amz-security-token", "SessionToken"),
 }
 
 

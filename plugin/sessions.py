@@ -28,6 +28,15 @@ from .request import Connection
 DEFAULT_SESSION_NAME = "iam-create-access-key"
 DEFAULT_DURATION_SECONDS = 3600
 
+
+class _AssumedRoleCredentials(RefreshableCredentials):
+    """Refreshed 5 minutes before expiry (botocore's default, 15, is the whole life of the
+    shortest role session, 900 s, which would mean an AssumeRole on every use)."""
+
+    _advisory_refresh_timeout = 5 * 60
+    _mandatory_refresh_timeout = 2 * 60
+
+
 _assumed: dict[tuple[str, ...], RefreshableCredentials] = {}
 _assumed_lock = threading.Lock()
 
@@ -80,7 +89,7 @@ def _assumed_role_credentials(
     with _assumed_lock:
         cached = _assumed.get(key)
         if cached is None:
-            cached = RefreshableCredentials.create_from_metadata(
+            cached = _AssumedRoleCredentials.create_from_metadata(
                 metadata=_assume_role(base, connection),
                 refresh_using=lambda: _assume_role(base, connection),
                 method="assume-role",

@@ -53,6 +53,11 @@ THROTTLE = Fault("Throttling, IAM not reached", forward=False, status=400, code=
 DENY = Fault("AccessDenied", forward=False, status=403, code="AccessDenied")
 
 
+def refuse(code: str, status: int = 403) -> Fault:
+    """Answer with AWS error `code` without forwarding (IAM or STS never sees the request)."""
+    return Fault(code, forward=False, status=status, code=code)
+
+
 def hold_after_forward(seconds: float) -> Fault:
     return Fault(f"held {seconds:g}s after IAM acted", forward=True, hold=seconds)
 
@@ -67,6 +72,8 @@ class Exchange:
     action: str
     fault: str
     upstream_body: bytes = b""
+    request_body: bytes = b""
+    authorization: str = ""
 
 
 class FaultProxy:
@@ -123,7 +130,12 @@ class FaultProxy:
         with self.lock:
             queue = self.faults.get(action)
             fault = queue.popleft() if queue else None
-            exchange = Exchange(action, fault.name if fault else "pass")
+            exchange = Exchange(
+                action,
+                fault.name if fault else "pass",
+                request_body=body,
+                authorization=request.headers.get("Authorization", ""),
+            )
             self.exchanges.append(exchange)
         upstream = (200, [], b"")
         if fault is None or fault.forward:

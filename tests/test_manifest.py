@@ -93,3 +93,27 @@ def test_readme_opens_with_the_demo_and_test_commands_and_ci_runs_the_second() -
     assert demo.endswith("iam-create-access-key demo")
     assert tests.endswith("python -m pytest")
     assert tests in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+
+
+def test_the_manifest_references_the_connection_schema_and_its_check() -> None:
+    connection = resources.manifest()["connection"]
+    assert connection["schema"] == "schemas/connection.schema.json"
+    assert connection["test_entry_point"] == "plugin:test_connection"
+    fields = list(resources.schema("connection")["properties"])
+    assert fields == [
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "role_arn",
+        "external_id",
+        "role_session_name",
+        "duration_seconds",
+        "region",
+        "endpoint_url",
+    ]
+    secrets = {
+        name
+        for name, rules in resources.schema("connection")["properties"].items()
+        if rules.get("secret")
+    }
+    assert secrets == {"secret_access_key", "session_token"}

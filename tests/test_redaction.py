@@ -28,7 +28,7 @@ def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
 
 def test_secret_fields_come_from_the_schemas() -> None:
     names = set(redaction.redactor_field_names())
-    assert {"SecretAccessKey", "secret_access_key", "session_token"} <= names
+    assert {"SecretAccessKey", "secret_access_key", "session_token", "SessionToken"} <= names
     assert "AccessKeyId" not in names
     assert "access_key_id" not in names
 
@@ -41,6 +41,7 @@ FORMS = {
     "botocore-name": f"aws_secret_access_key={SECRET}",
     "header-line": f"x-amz-security-token:{SECRET}\nhost:iam",
     "header-dict": f"{{'X-Amz-Security-Token': b'{SECRET}'}}",
+    "sts-answer": f"<Credentials><SessionToken>{SECRET}</SessionToken></Credentials>",
 }
 
 
