@@ -23,7 +23,9 @@ def run(request: Request) -> dict[str, Any] | str:
             session = sessions.session_for(connection)
             for secret in sessions.credential_secrets(session):
                 guard(secret)  # credentials from the environment or a profile are secrets too
-            plan = regions.plan(parameters.regions, connection.region or session.region_name)
+            plan = regions.plan(
+                parameters.regions, connection.region or sessions.default_region(session)
+            )
             log.debug("partition %s, signing region %s", plan.partition, plan.signing_region)
             client = clients.iam_client(
                 session, plan.signing_region, connection.endpoint_url, deadline

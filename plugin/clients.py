@@ -1,58 +1,79 @@
-"""Build the boto3 session and IAM client for one invocation from its connection."""
+"""The IAM client an invocation calls through: no retries of its own, timeouts that fit the
+invocation's budget, an endpoint that never carries a secret in clear. Clients are kept per
+session, region, endpoint and timeouts, since making one costs more than the call itself."""
 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
-import boto3
 from botocore.config import Config
 
 from .deadline import Deadline
 from .errors import ActionError, Category
 
 if TYPE_CHECKING:
+    from botocore.session import Session
     from mypy_boto3_iam import IAMClient
 
 USER_AGENT = "iam-create-access-key/0.1.0"
-
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
 
+MAX_CLIENTS = 128
+_clients: dict[tuple[int, str, str, float, float], tuple[Session, IAMClient]] = {}
+_lock = threading.Lock()
 
-def _config(deadline: Deadline) -> Config:
-    """No retries, and socket timeouts that fit the invocation's time budget.
+
+def timeouts(deadline: Deadline) -> tuple[float, float]:
+    """Socket timeouts (connect, read) that leave room in the budget to reconcile."""
+    budget = deadline.seconds
+    return min(CONNECT_TIMEOUT, max(0.5, budget / 4)), min(READ_TIMEOUT, max(0.5, budget / 3))
+
+
+def iam_client(
+    session: Session, signing_region: str, endpoint_url: str | None, deadline: Deadline
+) -> IAMClient:
+    """An IAM client that signs for `signing_region` and never retries on its own.
 
     CreateAccessKey has no idempotency token: botocore's own retries (5 attempts in legacy mode)
     would turn a response lost after IAM acted into a second key. One attempt; the plugin decides
     itself what is safe to try again (see create.py).
     """
-    budget = deadline.seconds
-    return Config(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=min(CONNECT_TIMEOUT, max(0.5, budget / 4)),
-        read_timeout=min(READ_TIMEOUT, max(0.5, budget / 3)),
-        user_agent_extra=USER_AGENT,
-    )
+    connect, read = timeouts(deadline)
+    key = (id(session), signing_region, endpoint_url or "", connect, read)
+    with _lock:  # a botocore session is not safe to make clients from in two threads at once
+        cached = _clients.get(key)
+        if cached is None or cached[0] is not session:
+            config = Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=connect,
+                read_timeout=read,
+                user_agent_extra=USER_AGENT,
+            )
+            client = cast(
+                "IAMClient",
+                session.create_client(
+                    "iam", region_name=signing_region, endpoint_url=endpoint_url, config=config
+                ),
+            )
+            refuse_clear_text(client.meta.endpoint_url)
+            cached = (session, client)
+            _clients[key] = cached
+            if len(_clients) > MAX_CLIENTS:
+                del _clients[next(iter(_clients))]  # the oldest
+    return cached[1]
 
 
-def iam_client(
-    session: boto3.session.Session,
-    signing_region: str,
-    endpoint_url: str | None,
-    deadline: Deadline,
-) -> IAMClient:
-    """An IAM client that signs for `signing_region` and never retries on its own."""
-    client = session.client(
-        "iam", region_name=signing_region, endpoint_url=endpoint_url, config=_config(deadline)
-    )
-    refuse_clear_text(client.meta.endpoint_url)
-    return client
+def forget() -> None:
+    with _lock:
+        _clients.clear()
 
 
 def refuse_clear_text(endpoint_url: str) -> None:
-    """The response carries a new secret: plain http is allowed only to this machine."""
+    """The answers carry secrets: plain http is allowed only to this machine."""
     parts = urlsplit(endpoint_url)
     if parts.scheme == "https":
         return

@@ -5,17 +5,20 @@
 3. a role assumed with an access key;
 4. the runner's own identity: environment, profile, container or instance role, web identity.
 
-Assumed-role credentials are cached per source identity and role until shortly before they
-expire (botocore refreshes them), so a worker running many steps does not call STS each time.
+botocore's session is used directly (boto3's adds only its resource layer and s3transfer, a
+third of the start-up time of a short process). Sessions are kept per identity, and
+assumed-role credentials until shortly before they expire (botocore refreshes them), so a worker
+running many steps neither re-reads its configuration nor calls STS each time.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
@@ -25,8 +28,16 @@ from .clients import USER_AGENT, refuse_clear_text
 from .errors import ActionError, Category
 from .request import Connection
 
+if TYPE_CHECKING:
+    from mypy_boto3_sts import STSClient
+
 DEFAULT_SESSION_NAME = "iam-create-access-key"
 DEFAULT_DURATION_SECONDS = 3600
+Session = botocore.session.Session
+
+MAX_SESSIONS = 64  # a worker serving many tenants keeps the most recent ones
+_sessions: collections.OrderedDict[tuple[str, ...], Session] = collections.OrderedDict()
+_lock = threading.Lock()
 
 
 class _AssumedRoleCredentials(RefreshableCredentials):
@@ -37,27 +48,68 @@ class _AssumedRoleCredentials(RefreshableCredentials):
     _mandatory_refresh_timeout = 2 * 60
 
 
-_assumed: dict[tuple[str, ...], RefreshableCredentials] = {}
-_assumed_lock = threading.Lock()
+def session_for(connection: Connection) -> Session:
+    """The (cached) session that signs as the connection says, assuming its role if any."""
+    key = _cache_key(connection)
+    with _lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = _new_session(connection)
+            _sessions[key] = session
+            if len(_sessions) > MAX_SESSIONS:
+                _sessions.popitem(last=False)
+        else:
+            _sessions.move_to_end(key)
+    return session
 
 
-def session_for(connection: Connection) -> boto3.session.Session:
-    """A session that signs as the connection says (assuming its role, if it names one)."""
-    base = boto3.session.Session(
-        aws_access_key_id=connection.access_key_id,
-        aws_secret_access_key=connection.secret_access_key,
-        aws_session_token=connection.session_token,
-        region_name=connection.region,
+def _cache_key(connection: Connection) -> tuple[str, ...]:
+    """Who signs in how. Secrets only as a digest; the AWS environment too, since a profile
+    or keys in it are the identity when the connection names none."""
+    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
+    secrets = (connection.secret_access_key, connection.session_token, repr(environment))
+    digest = hashlib.sha256("\0".join(s or "" for s in secrets).encode()).hexdigest()
+    fields = (
+        connection.access_key_id,
+        connection.region,
+        connection.endpoint_url,
+        connection.role_arn,
+        connection.external_id,
+        connection.role_session_name,
+        str(connection.duration_seconds or ""),
     )
+    return (digest, *(field or "" for field in fields))
+
+
+def _new_session(connection: Connection) -> Session:
+    base = botocore.session.Session()
+    if connection.region:
+        base.set_config_variable("region", connection.region)
+    if connection.access_key_id:
+        base.set_credentials(
+            connection.access_key_id, connection.secret_access_key or "", connection.session_token
+        )
     if not connection.role_arn:
         return base
-    botocore_session = botocore.session.Session()
-    provider = _Assumed(_assumed_role_credentials(base, connection))
-    botocore_session.register_component("credential_provider", CredentialResolver([provider]))
-    return boto3.session.Session(botocore_session=botocore_session, region_name=connection.region)
+    if base.get_credentials() is None:
+        raise ActionError(
+            f"AssumeRole into {connection.role_arn} failed: no AWS credentials found to assume "
+            "it with (give an access key in the connection, or run with an AWS identity)",
+            Category.REJECTED,
+        )
+    credentials = _AssumedRoleCredentials.create_from_metadata(
+        metadata=_assume_role(base, connection),
+        refresh_using=lambda: _assume_role(base, connection),
+        method="assume-role",
+    )
+    assumed = botocore.session.Session()
+    if connection.region:
+        assumed.set_config_variable("region", connection.region)
+    assumed.register_component("credential_provider", CredentialResolver([_Fixed(credentials)]))
+    return assumed
 
 
-def credential_secrets(session: boto3.session.Session) -> tuple[str, ...]:
+def credential_secrets(session: Session) -> tuple[str, ...]:
     """The secret key and session token the session will sign with, wherever they came from.
 
     Resolving them here also makes an assumed role's AssumeRole happen before anything else.
@@ -69,7 +121,12 @@ def credential_secrets(session: boto3.session.Session) -> tuple[str, ...]:
     return tuple(value for value in (frozen.secret_key, frozen.token) if value)
 
 
-class _Assumed(CredentialProvider):
+def default_region(session: Session) -> str | None:
+    region: str | None = session.get_config_variable("region")
+    return region
+
+
+class _Fixed(CredentialProvider):
     """Hands botocore the cached, self-refreshing credentials of an assumed role."""
 
     METHOD = "assume-role"
@@ -82,54 +139,9 @@ class _Assumed(CredentialProvider):
         return self._credentials
 
 
-def _assumed_role_credentials(
-    base: boto3.session.Session, connection: Connection
-) -> RefreshableCredentials:
-    key = _cache_key(base, connection)
-    with _assumed_lock:
-        cached = _assumed.get(key)
-        if cached is None:
-            cached = _AssumedRoleCredentials.create_from_metadata(
-                metadata=_assume_role(base, connection),
-                refresh_using=lambda: _assume_role(base, connection),
-                method="assume-role",
-            )
-            _assumed[key] = cached
-    return cached
-
-
-def _cache_key(base: boto3.session.Session, connection: Connection) -> tuple[str, ...]:
-    """Who assumes which role how; the source secret only as a digest."""
-    source = base.get_credentials()
-    if source is None:
-        raise ActionError(
-            f"AssumeRole into {connection.role_arn} failed: no AWS credentials found to assume "
-            "it with (give an access key in the connection, or run with an AWS identity)",
-            Category.REJECTED,
-        )
-    frozen = source.get_frozen_credentials()
-    digest = hashlib.sha256(f"{frozen.secret_key}\0{frozen.token}".encode()).hexdigest()
-    return (
-        str(frozen.access_key),
-        digest,
-        str(connection.role_arn),
-        connection.external_id or "",
-        connection.role_session_name or DEFAULT_SESSION_NAME,
-        str(connection.duration_seconds or DEFAULT_DURATION_SECONDS),
-        connection.endpoint_url or "",
-        connection.region or "",
-    )
-
-
-def _assume_role(base: boto3.session.Session, connection: Connection) -> dict[str, Any]:
+def _assume_role(base: Session, connection: Connection) -> dict[str, Any]:
     """Call sts:AssumeRole; return credentials in the shape botocore refreshes from."""
-    client = base.client(
-        "sts",
-        region_name=connection.region or base.region_name or "us-east-1",
-        endpoint_url=connection.endpoint_url,
-        config=Config(user_agent_extra=USER_AGENT, retries={"mode": "standard"}),
-    )
-    refuse_clear_text(client.meta.endpoint_url)
+    client = sts_client(base, connection)
     arguments: dict[str, Any] = {
         "RoleArn": connection.role_arn,
         "RoleSessionName": connection.role_session_name or DEFAULT_SESSION_NAME,
@@ -161,6 +173,21 @@ def _assume_role(base: boto3.session.Session, connection: Connection) -> dict[st
     }
 
 
+def sts_client(session: Session, connection: Connection) -> STSClient:
+    """An STS client for the connection's endpoint and region."""
+    client = cast(
+        "STSClient",
+        session.create_client(
+            "sts",
+            region_name=connection.region or default_region(session) or "us-east-1",
+            endpoint_url=connection.endpoint_url,
+            config=Config(retries={"mode": "standard"}, user_agent_extra=USER_AGENT),
+        ),
+    )
+    refuse_clear_text(client.meta.endpoint_url)
+    return client
+
+
 def _external_id_hint(connection: Connection, code: str) -> str:
     if code != "AccessDenied":
         return ""
@@ -169,7 +196,7 @@ def _external_id_hint(connection: Connection, code: str) -> str:
     return " (if the role's trust policy asks for an external ID, give it in the connection)"
 
 
-def forget_assumed_roles() -> None:
-    """Drop every cached assumed-role credential (tests; a worker rotating its identity)."""
-    with _assumed_lock:
-        _assumed.clear()
+def forget() -> None:
+    """Drop every cached session and assumed-role credential (tests; a rotated identity)."""
+    with _lock:
+        _sessions.clear()

@@ -23,9 +23,9 @@ TOKEN = "connection-session-token-" + "Tq9" * 30
 
 @pytest.fixture(autouse=True)
 def fresh_role_cache() -> Iterator[None]:
-    sessions.forget_assumed_roles()
+    sessions.forget()
     yield
-    sessions.forget_assumed_roles()
+    sessions.forget()
 
 
 def signed_by(exchange: faults.Exchange) -> str:
