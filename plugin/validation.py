@@ -37,18 +37,97 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 @functools.cache
 def _validator(kind: str) -> Any:
+    # The schemas are checked against their meta-schema by the test suite, not on every start.
     from jsonschema import validators
 
     base = validators.validator_for(resources.schema(kind))
-    base.check_schema(resources.schema(kind))
     extended = validators.extend(base, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
     return extended(resources.schema(kind))
 
 
 def problems(kind: str, document: Any, where: str) -> list[str]:
-    """Every way `document` breaks schema `kind`, one message each, named from `where`."""
+    """Every way `document` breaks schema `kind`, one message each, named from `where`.
+
+    jsonschema is the validator of record. Importing it and building its validator costs more
+    than a whole CreateAccessKey call in a fresh process, so a document is first read by
+    `surely_valid`, a small reader of the same schema; only what it cannot vouch for goes to
+    jsonschema, which then has the last word and writes the messages.
+    """
+    if surely_valid(resources.schema(kind), document):
+        return []
     found = [_describe(error, where) for error in _validator(kind).iter_errors(document)]
     return sorted(set(found))
+
+
+# The keywords `surely_valid` reads; a schema with any other keyword goes to jsonschema.
+_READ = frozenset(
+    {
+        "$schema", "$id", "title", "description", "default", "examples", "writeOnly", "secret",
+        "type", "properties", "additionalProperties", "required", "dependentRequired",
+        "pattern", "minLength", "maxLength", "enum", "minimum", "maximum",
+    }
+)  # fmt: skip
+_TYPES: dict[str, Any] = {
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "null": lambda v: v is None,
+}
+
+
+def surely_valid(schema: Mapping[str, Any], document: Any) -> bool:
+    """True only if `document` meets `schema` for certain; False means "ask jsonschema".
+
+    It never says True where jsonschema says invalid (tests/test_validation.py checks that on
+    generated documents); it may say False where jsonschema says valid (1.0 as an integer).
+    """
+    if not _READ.issuperset(schema):
+        return False
+    expected = schema.get("type")
+    if expected is not None and not (isinstance(expected, str) and _TYPES[expected](document)):
+        return False
+    if isinstance(document, str) and not _string_ok(schema, document):
+        return False
+    if "enum" in schema and not any(
+        type(choice) is type(document) and choice == document for choice in schema["enum"]
+    ):
+        return False
+    if isinstance(document, (int, float)) and not isinstance(document, bool):
+        if "minimum" in schema and not document >= schema["minimum"]:
+            return False
+        if "maximum" in schema and not document <= schema["maximum"]:
+            return False
+    if isinstance(document, dict):
+        return _object_ok(schema, document)
+    return True
+
+
+def _string_ok(schema: Mapping[str, Any], text: str) -> bool:
+    if len(text) < schema.get("minLength", 0):
+        return False
+    if "maxLength" in schema and len(text) > schema["maxLength"]:
+        return False
+    return "pattern" not in schema or _compiled(schema["pattern"]).search(text) is not None
+
+
+def _object_ok(schema: Mapping[str, Any], document: dict[Any, Any]) -> bool:
+    if any(name not in document for name in schema.get("required", ())):
+        return False
+    for name, needed in schema.get("dependentRequired", {}).items():
+        if name in document and any(other not in document for other in needed):
+            return False
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for name, value in document.items():
+        if not isinstance(name, str):
+            return False
+        rules = properties.get(name, extra)
+        if rules is False or (isinstance(rules, Mapping) and not surely_valid(rules, value)):
+            return False
+    return True
 
 
 def field_name(name: Any) -> str:
