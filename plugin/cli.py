@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -18,7 +19,19 @@ PROG = "iam-create-access-key"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status is the error code (0 on success)."""
-    arguments = _parser().parse_args(argv)
+    # A short process allocates a great deal while importing botocore and reading its models,
+    # and frees almost none of it: the collector's passes are pure cost here.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _main(argv: list[str]) -> int:
+    arguments = _parser(with_help=bool({"-h", "--help"} & set(argv)) or not argv).parse_args(argv)
     if arguments.debug:
         _log_everything_redacted()
     try:
@@ -34,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(with_help: bool) -> argparse.ArgumentParser:
+    """The command line. Flags come from the input schema; the manifest's help texts (YAML,
+    slower to load) only when help is asked for."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--debug", action="store_true", help="log everything, botocore's wire log too (redacted)"
@@ -44,14 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--profile", help="the AWS config profile to sign in with (AWS_PROFILE)")
     for field, text in _CONNECTION_FLAGS.items():
         group.add_argument("--" + field.replace("_", "-"), dest=field, metavar="VALUE", help=text)
-    parser = argparse.ArgumentParser(prog=PROG, description=resources.manifest()["display_name"])
+    title = resources.manifest()["display_name"] if with_help else None
+    parser = argparse.ArgumentParser(prog=PROG, description=title)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser(
         "run", parents=[common, signing_in], help="create a key; print the result"
     )
-    for parameter in resources.manifest()["parameters"]:
-        _add_parameter_flag(run, parameter)
+    help_texts = _help_texts() if with_help else {}
+    for name, rules in resources.schema("input")["properties"].items():
+        _add_parameter_flag(run, name, rules, help_texts.get(name))
     run.add_argument(
         "--output-file",
         metavar="PATH",
@@ -82,15 +99,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_parameter_flag(parser: argparse.ArgumentParser, parameter: dict[str, Any]) -> None:
-    """One flag per manifest parameter: --user-name for user_name, a switch for a boolean."""
-    flag = "--" + parameter["name"].replace("_", "-")
-    rules = resources.schema("input")["properties"][parameter["name"]]
-    help_text = parameter["description"].replace("%", "%%")
+def _help_texts() -> dict[str, str]:
+    return {entry["name"]: entry["description"] for entry in resources.manifest()["parameters"]}
+
+
+def _add_parameter_flag(
+    parser: argparse.ArgumentParser, name: str, rules: dict[str, Any], help_text: str | None
+) -> None:
+    """One flag per parameter: --user-name for user_name, a switch for a boolean."""
+    flag = "--" + name.replace("_", "-")
+    text = help_text.replace("%", "%%") if help_text else None
     if rules.get("type") == "boolean":
-        parser.add_argument(flag, dest=parameter["name"], action="store_true", help=help_text)
+        parser.add_argument(flag, dest=name, action="store_true", help=text)
     else:
-        parser.add_argument(flag, dest=parameter["name"], metavar="VALUE", help=help_text)
+        parser.add_argument(flag, dest=name, metavar="VALUE", help=text)
 
 
 _CONNECTION_FLAGS = {
@@ -109,7 +131,7 @@ def _connection(arguments: argparse.Namespace) -> dict[str, str]:
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    names = [parameter["name"] for parameter in resources.manifest()["parameters"]]
+    names = list(resources.schema("input")["properties"])
     given = {name: getattr(arguments, name) for name in names}
     parameters = {name: value for name, value in given.items() if value not in (None, False)}
     request = {"parameters": parameters, "connection": _connection(arguments)}

@@ -95,6 +95,13 @@ def test_readme_opens_with_the_demo_and_test_commands_and_ci_runs_the_second() -
     assert tests in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
 
 
+def test_the_manifest_references_the_schemas_the_plugin_reads() -> None:
+    assert resources.manifest()["schemas"] == {
+        kind: resources.schema_path(kind) for kind in ("input", "output")
+    }
+    assert resources.manifest()["connection"]["schema"] == resources.schema_path("connection")
+
+
 def test_the_manifest_references_the_connection_schema_and_its_check() -> None:
     connection = resources.manifest()["connection"]
     assert connection["schema"] == "schemas/connection.schema.json"
