@@ -22,7 +22,7 @@ def caller_identity(request: Request) -> dict[str, Any]:
             for secret in sessions.credential_secrets(session):
                 guard(secret)
             client = sessions.sts_client(session, connection)
-            identity = call_within(client.get_caller_identity, deadline.remaining())
+            identity = call_within(client.get_caller_identity, deadline)
         except Exception as error:
             raise failures.translate(error, head) from None
     return {name: identity[name] for name in ("Account", "Arn", "UserId")}

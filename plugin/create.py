@@ -108,7 +108,8 @@ def create_access_key(
         try:
             body = call_within(
                 lambda: create_once(client, user_name),
-                deadline.remaining() - reserve,
+                deadline,
+                reserve,
                 on_late_result=lambda late: _discard_late_key(client, user_name, late),
             )
             return Created(body, convert.access_key_document(body))

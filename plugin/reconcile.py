@@ -43,7 +43,7 @@ def find_orphans(
     """The keys created since `sent_at` (time.monotonic() just before the create was sent)."""
     listing: dict[str, Any] = call_within(
         lambda: client.list_access_keys(**user_arguments(user_name)),  # type: ignore[arg-type,return-value]
-        deadline.remaining(),
+        deadline,
     )
     elapsed = dt.timedelta(seconds=time.monotonic() - sent_at)
     iam_now = _iam_clock(listing)
@@ -90,7 +90,7 @@ def remove_orphans(
             lambda: client.delete_access_key(
                 AccessKeyId=orphan.access_key_id, **user_arguments(user_name)
             ),
-            deadline.remaining(),
+            deadline,
         )
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Unknown")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from . import resources
@@ -84,50 +84,95 @@ def surely_valid(schema: Mapping[str, Any], document: Any) -> bool:
     It never says True where jsonschema says invalid (tests/test_validation.py checks that on
     generated documents); it may say False where jsonschema says valid (1.0 as an integer).
     """
+    return _reader(schema)(document)
+
+
+Check = Callable[[Any], bool]
+# Readers by schema identity; the schema is kept beside its reader so that the id stays its own.
+_readers: dict[int, tuple[Mapping[str, Any], Check]] = {}
+
+
+def _reader(schema: Mapping[str, Any]) -> Check:
+    known = _readers.get(id(schema))
+    if known is None or known[0] is not schema:
+        known = (schema, _build_reader(schema))
+        _readers[id(schema)] = known
+    return known[1]
+
+
+def _build_reader(schema: Mapping[str, Any]) -> Check:
+    """Turn a schema into one function of nested checks (reading it per call is slower)."""
     if not _READ.issuperset(schema):
-        return False
+        return lambda document: False
+    checks: list[Check] = []
     expected = schema.get("type")
-    if expected is not None and not (isinstance(expected, str) and _TYPES[expected](document)):
-        return False
-    if isinstance(document, str) and not _string_ok(schema, document):
-        return False
-    if "enum" in schema and not any(
-        type(choice) is type(document) and choice == document for choice in schema["enum"]
-    ):
-        return False
-    if isinstance(document, (int, float)) and not isinstance(document, bool):
-        if "minimum" in schema and not document >= schema["minimum"]:
-            return False
-        if "maximum" in schema and not document <= schema["maximum"]:
-            return False
-    if isinstance(document, dict):
-        return _object_ok(schema, document)
-    return True
+    if expected is not None:
+        if not isinstance(expected, str):
+            return lambda document: False
+        checks.append(_TYPES[expected])
+    low, high = schema.get("minLength", 0), schema.get("maxLength")
+    pattern = _compiled(schema["pattern"]) if "pattern" in schema else None
+    if low or high is not None or pattern is not None:
+        checks.append(
+            lambda v: (
+                not isinstance(v, str)
+                or (
+                    len(v) >= low
+                    and (high is None or len(v) <= high)
+                    and (pattern is None or pattern.search(v) is not None)
+                )
+            )
+        )
+    if "enum" in schema:
+        choices = list(schema["enum"])
+        checks.append(lambda v: any(type(c) is type(v) and c == v for c in choices))
+    if "minimum" in schema or "maximum" in schema:
+        least, most = schema.get("minimum"), schema.get("maximum")
+        checks.append(
+            lambda v: (
+                not isinstance(v, (int, float))
+                or isinstance(v, bool)
+                or ((least is None or v >= least) and (most is None or v <= most))
+            )
+        )
+    if {"properties", "additionalProperties", "required", "dependentRequired"} & set(schema):
+        checks.append(_object_reader(schema))
+    return lambda document: all(check(document) for check in checks)
 
 
-def _string_ok(schema: Mapping[str, Any], text: str) -> bool:
-    if len(text) < schema.get("minLength", 0):
-        return False
-    if "maxLength" in schema and len(text) > schema["maxLength"]:
-        return False
-    return "pattern" not in schema or _compiled(schema["pattern"]).search(text) is not None
-
-
-def _object_ok(schema: Mapping[str, Any], document: dict[Any, Any]) -> bool:
-    if any(name not in document for name in schema.get("required", ())):
-        return False
-    for name, needed in schema.get("dependentRequired", {}).items():
-        if name in document and any(other not in document for other in needed):
-            return False
-    properties = schema.get("properties", {})
+def _object_reader(schema: Mapping[str, Any]) -> Check:
+    required = tuple(schema.get("required", ()))
+    dependent = tuple(
+        (name, tuple(needed)) for name, needed in schema.get("dependentRequired", {}).items()
+    )
+    readers = {name: _reader(rules) for name, rules in schema.get("properties", {}).items()}
     extra = schema.get("additionalProperties", True)
-    for name, value in document.items():
-        if not isinstance(name, str):
+    extra_reader: Check | None = None
+    if isinstance(extra, Mapping):
+        extra_reader = _reader(extra)
+    elif extra is False:
+        extra_reader = lambda value: False  # noqa: E731
+
+    def read(document: Any) -> bool:
+        if not isinstance(document, dict):
+            return True
+        if any(name not in document for name in required):
             return False
-        rules = properties.get(name, extra)
-        if rules is False or (isinstance(rules, Mapping) and not surely_valid(rules, value)):
-            return False
-    return True
+        for name, needed in dependent:
+            if name in document and any(other not in document for other in needed):
+                return False
+        for name, value in document.items():
+            reader = readers.get(name) if isinstance(name, str) else None
+            if reader is None:
+                if not isinstance(name, str) or (
+                    extra_reader is not None and not extra_reader(value)
+                ):
+                    return False
+            elif not reader(value):
+                return False
+        return True
+
+    return read
 
 
 def field_name(name: Any) -> str:

@@ -53,7 +53,7 @@ SCENARIOS: dict[str, tuple[list[Fault], list[Fault], float | None, str]] = {
     "503-after-iam-acted": ([faults.ERROR_503_AFTER_FORWARD], [], None, "delivered"),
     "500-iam-not-reached": ([faults.ERROR_500_WITHOUT_FORWARD], [], None, "delivered"),
     "throttled": ([faults.THROTTLE, faults.THROTTLE], [], None, "delivered"),
-    "held-past-read-timeout": ([faults.hold_after_forward(1.5)], [], 3.0, "delivered"),
+    "held-past-read-timeout": ([faults.hold_after_forward(1.8)], [], 4.0, "delivered"),
     "reset-every-attempt": ([faults.DROP_AFTER_FORWARD] * 3, [], None, "failed-clean"),
     "reset-and-delete-denied": ([faults.DROP_AFTER_FORWARD], [faults.DENY], None, "failed-named"),
 }

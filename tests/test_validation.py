@@ -71,13 +71,27 @@ def documents(draw: st.DrawFn, kind: str) -> Any:
     target = document["AccessKey"] if kind == "output" else document
     properties = resources.schema(kind)["properties"]
     names = list(properties["AccessKey"]["properties"] if kind == "output" else properties)
+    rules = properties["AccessKey"]["properties"] if kind == "output" else properties
     for _ in range(draw(st.integers(1, 2))):
         name = draw(st.sampled_from([*names, "unknown"]))
         if draw(st.booleans()) and name in target:
             del target[name]
         else:
-            target[name] = draw(values)
+            target[name] = draw(field_values(rules.get(name, {})))
     return document
+
+
+def field_values(rules: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Any value, or one just inside or just outside each limit this field's rules set."""
+    edges: list[Any] = []
+    for limit in ("minLength", "maxLength"):
+        if limit in rules:
+            edges += ["a" * max(0, rules[limit] + step) for step in (-1, 0, 1)]
+    for limit in ("minimum", "maximum"):
+        if limit in rules:
+            edges += [rules[limit] + step for step in (-1, 0, 1)] + [float(rules[limit])]
+    edges += list(rules.get("enum", [])) + [str(choice).lower() for choice in rules.get("enum", [])]
+    return st.sampled_from(edges) | values if edges else values
 
 
 @pytest.mark.parametrize("kind", KINDS)
