@@ -70,6 +70,12 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
     for name, rules in resources.schema("input")["properties"].items():
         _add_parameter_flag(run, name, rules, help_texts.get(name))
     run.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="end the whole invocation, retries and reconciliation included, within this time",
+    )
+    run.add_argument(
         "--output-file",
         metavar="PATH",
         help="write the result to a new file with mode 0600 instead of stdout (never "
@@ -134,7 +140,9 @@ def _run(arguments: argparse.Namespace) -> int:
     names = list(resources.schema("input")["properties"])
     given = {name: getattr(arguments, name) for name in names}
     parameters = {name: value for name, value in given.items() if value not in (None, False)}
-    request = {"parameters": parameters, "connection": _connection(arguments)}
+    request: dict[str, Any] = {"parameters": parameters, "connection": _connection(arguments)}
+    if arguments.timeout is not None:
+        request["timeout"] = arguments.timeout
     if arguments.output_file is None:
         return _run_to(request, sys.stdout)
     from .output_file import reserved

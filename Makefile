@@ -1,0 +1,17 @@
+# Small task runner; the README's two commands do the same without make.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench
+
+$(PY):
+	python3 -m venv $(VENV)
+
+demo: $(PY)
+	$(PY) -m pip install -q '.[demo]' && $(VENV)/bin/iam-create-access-key demo
+
+test: $(PY)
+	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m pytest
+
+bench: $(PY)
+	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m tests.benchmark
