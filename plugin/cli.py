@@ -1,4 +1,4 @@
-"""The command line: `run` for people, `execute` for engines, `describe`, and `demo`."""
+"""The command line: `run` for people, `execute` for engines, and the helpers around them."""
 
 from __future__ import annotations
 

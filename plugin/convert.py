@@ -27,6 +27,10 @@ def access_key_document(body: bytes) -> dict[str, Any]:
     import xmltodict
 
     try:
+        body.decode("utf-8")  # the raw mode returns it as text: check before it is delivered
+    except UnicodeDecodeError:
+        raise UnreadableAnswer("it is not UTF-8") from None
+    try:
         # Entities off: a hostile endpoint must not expand a billion laughs in this process.
         document = xmltodict.parse(body, disable_entities=True)
     except (ExpatError, ValueError):

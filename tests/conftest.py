@@ -83,7 +83,11 @@ def cli_env(iam: LocalIAM) -> dict[str, str]:
 
 
 def run_cli(
-    *arguments: str, env: dict[str, str], stdin: bytes = b"", timeout: float = 60
+    *arguments: str,
+    env: dict[str, str],
+    stdin: bytes = b"",
+    timeout: float = 60,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m plugin ...` as a person or an engine would, capturing everything."""
     completed = subprocess.run(
@@ -91,7 +95,7 @@ def run_cli(
         input=stdin,
         capture_output=True,
         env=env,
-        cwd=ROOT,
+        cwd=cwd,
         timeout=timeout,
         check=False,
     )

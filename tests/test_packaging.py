@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +49,8 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_from_wheel(
     site: Path, cwd: Path, *arguments: str, stdin: bytes = b""
-) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run(
-        [sys.executable, "-m", "plugin", *arguments],
-        cwd=cwd,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(*arguments, env={**os.environ, "PYTHONPATH": str(site)}, stdin=stdin, cwd=cwd)
 
 
 def test_the_wheel_describes_itself_outside_the_checkout(
