@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from botocore.config import Config
 
+from .create import capture_raw_bodies
 from .deadline import Deadline
 from .errors import ActionError, Category
 
@@ -60,6 +61,7 @@ def iam_client(
                 ),
             )
             refuse_clear_text(client.meta.endpoint_url)
+            capture_raw_bodies(client)
             cached = (session, client)
             _clients[key] = cached
             if len(_clients) > MAX_CLIENTS:

@@ -32,7 +32,8 @@ def access_key_document(body: bytes) -> dict[str, Any]:
         raise UnreadableAnswer("it is not UTF-8") from None
     try:
         # Entities off: a hostile endpoint must not expand a billion laughs in this process.
-        document = xmltodict.parse(body, disable_entities=True)
+        # Attributes off: IAM's answer has none but the namespace, which is not returned.
+        document = xmltodict.parse(body, disable_entities=True, xml_attribs=False)
     except (ExpatError, ValueError):
         raise UnreadableAnswer("it is not well-formed XML") from None
     root = document.get(_ROOT) if isinstance(document, dict) else None

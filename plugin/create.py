@@ -76,9 +76,15 @@ def _take_raw_body(
         log.debug("CreateAccessKey answered (%d bytes, withheld from the log)", len(body))
 
 
-def create_once(client: IAMClient, user_name: str | None) -> bytes:
-    """One CreateAccessKey request; IAM's raw response body."""
+def capture_raw_bodies(client: IAMClient) -> None:
+    """Make `client` keep CreateAccessKey's raw body (once per client: botocore inspects the
+    handler's signature on every registration, 7 us a call)."""
     client.meta.events.register(_EVENT, _take_raw_body, unique_id=_RAW_BODY)
+
+
+def create_once(client: IAMClient, user_name: str | None) -> bytes:
+    """One CreateAccessKey request on a client prepared by `capture_raw_bodies`; IAM's raw
+    response body."""
     response: dict[str, Any] = client.create_access_key(  # type: ignore[assignment]
         **reconcile.user_arguments(user_name)
     )

@@ -95,6 +95,9 @@ def parse_request(request: Any) -> Request:
         user_name=values.get("user_name"),
         disable_xml_to_json=values["disable_xml_to_json"],
     )
+    if isinstance(connection_fields.get("duration_seconds"), float):
+        # JSON Schema counts 900.0 as an integer; botocore wants an int.
+        connection_fields["duration_seconds"] = int(connection_fields["duration_seconds"])
     return Request(parameters, Connection(**connection_fields), timeout)
 
 

@@ -65,7 +65,7 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmark")
     parser.add_argument("--runs", type=int, default=12, help="counted cold runs per command")
     parser.add_argument("--warmup", type=int, default=2, help="cold runs per command not counted")
-    parser.add_argument("--calls", type=int, default=1000, help="warm calls per contender")
+    parser.add_argument("--calls", type=int, default=2000, help="warm calls per contender")
     parser.add_argument("--scale-calls", type=int, default=400, help="calls per scale point")
     return parser.parse_args(argv)
 
@@ -194,10 +194,9 @@ def _contenders(endpoint: str) -> dict[str, Callable[[], Any]]:
         aws_secret_access_key=SECRET,
     )
 
-    def action(regions: str = "us-east-1") -> Any:
-        response = execute(
-            {"parameters": {"regions": regions, "user_name": "bench"}, "connection": connection}
-        )
+    def action(regions: str = "us-east-1", **extra: Any) -> Any:
+        parameters = {"regions": regions, "user_name": "bench"}
+        response = execute({"parameters": parameters, "connection": connection, **extra})
         assert response["error_code"] == 0, response["error_message"]
         return response
 
@@ -205,22 +204,36 @@ def _contenders(endpoint: str) -> dict[str, Callable[[], Any]]:
         "action": action,
         "boto3": lambda: client.create_access_key(UserName="bench"),
         "action, regions '*'": lambda: action("*"),
+        "action, timeout 30s": lambda: action(timeout=30),
     }
 
 
+# Each comparison is its own A B A B run: a contender that hands calls to a worker thread
+# disturbs whatever runs right after it, so it is never interleaved with the main pair.
+WARM_PAIRS = [
+    ("action", "boto3"),
+    ("action, regions '*'", "action"),
+    ("action, timeout 30s", "boto3"),
+]
+
+
 def _warm(endpoint: str, calls: int) -> dict[str, float]:
-    """Median seconds per call, the contenders interleaved call by call."""
+    """Median seconds per call of each contender, measured against its pair, call by call."""
     contenders = _contenders(endpoint)
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(max(20, calls // 10)):  # warm-up: clients made, caches filled
-        for call in contenders.values():
-            call()
-    for _ in range(calls):
-        for name, call in contenders.items():
-            started = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in times.items()}
+    medians: dict[str, float] = {}
+    for pair in WARM_PAIRS:
+        times: dict[str, list[float]] = {name: [] for name in pair}
+        for _ in range(max(20, calls // 10)):  # warm-up: clients made, caches filled
+            for name in pair:
+                contenders[name]()
+        for _ in range(calls):
+            for name in pair:
+                started = time.perf_counter()
+                contenders[name]()
+                times[name].append(time.perf_counter() - started)
+        for name in pair:
+            medians.setdefault(name, statistics.median(times[name]))
+    return medians
 
 
 def _scale(endpoint: str, calls: int) -> dict[tuple[str, int], float]:
@@ -269,6 +282,10 @@ def _report(
         print(
             f"| calls/s, {threads} thread{'s' if threads > 1 else ''} | {a:.0f} | {b:.0f} | | {a / b:.2f}x | | {bar} |"
         )
+    bounded = warm["action, timeout 30s"]
+    print(
+        f"| warm per call, request timeout set (calls made in a worker thread) | {bounded * 1e6:.0f} us | | | {bounded / warm['boto3']:.2f}x | | (the price of a hard deadline) |"
+    )
     star = warm["action, regions '*'"]
     print(
         f"| warm per call, regions '*' | {star * 1e6:.0f} us | | | {star / warm['action']:.2f}x of one region | | same within noise |"

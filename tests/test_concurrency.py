@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 
 from plugin import execute
-from plugin.create import create_once
+from plugin.create import capture_raw_bodies, create_once
 from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 THREADS, USERS, KEYS_EACH = 32, 16, 2
@@ -44,6 +44,7 @@ def test_the_raw_body_capture_is_safe_on_a_shared_client(iam: LocalIAM) -> None:
         aws_access_key_id=ADMIN_KEY_ID,
         aws_secret_access_key=ADMIN_SECRET,
     )
+    capture_raw_bodies(shared)
     users = [iam.new_user() for _ in range(USERS)]
     jobs = [user for user in users for _ in range(KEYS_EACH)]
 
