@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import clients, failures, redaction, regions, resources, sessions
+from . import clients, failures, redaction, regions, resources, seal, sessions
 from .create import create_access_key
 from .deadline import Deadline
+from .errors import ActionError, Category
 from .request import Request
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,28 @@ def run(request: Request) -> dict[str, Any] | str:
             raise failures.translate(error, head) from None
         guard(str(created.document["AccessKey"]["SecretAccessKey"]))
         log.debug("created access key %s", created.document["AccessKey"]["AccessKeyId"])
+        if parameters.seal_secret_to:
+            document = _sealed(created.document, parameters.seal_secret_to, client, head)
+            return _in_schema_order(document)
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
     return _in_schema_order(created.document)
+
+
+def _sealed(document: dict[str, Any], recipient: str, client: Any, head: str) -> dict[str, Any]:
+    """The result with the secret sealed; if sealing fails, the key is deleted, not lost."""
+    fields = dict(document["AccessKey"])
+    try:
+        fields["SealedSecretAccessKey"] = seal.seal(fields.pop("SecretAccessKey"), recipient)
+    except Exception as error:
+        key_id, user = fields["AccessKeyId"], fields["UserName"]
+        client.delete_access_key(AccessKeyId=key_id, UserName=user)
+        raise ActionError(
+            f"{head}: the secret could not be sealed ({type(error).__name__}); key {key_id} was "
+            "deleted, so nothing is left behind",
+            Category.INTERNAL,
+        ) from None
+    return {"AccessKey": fields}
 
 
 def _in_schema_order(document: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,8 @@ def access_key_document(body: bytes) -> dict[str, Any]:
     access_key = result.get("AccessKey") if isinstance(result, dict) else None
     if not isinstance(access_key, dict):
         raise UnreadableAnswer(f"it has no {_RESULT}/AccessKey element")
+    if "SecretAccessKey" not in access_key:  # the result may be sealed; IAM's answer never is
+        raise UnreadableAnswer("it has no SecretAccessKey")
     document = {"AccessKey": dict(access_key)}
     problems = validation.problems("output", document, "result")
     if problems:

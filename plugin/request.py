@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from . import regions, resources, validation
+from . import regions, resources, seal, validation
 from .errors import ActionError, Category
 
 REQUEST_FIELDS = ("parameters", "connection", "timeout")
@@ -45,6 +45,7 @@ class Parameters:
     regions: regions.RegionSelection
     user_name: str | None
     disable_xml_to_json: bool
+    seal_secret_to: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,7 @@ def parse_request(request: Any) -> Request:
         selection, region_problems = regions.parse(given["regions"])
         problems += region_problems
         problems += _partition_disagreement(selection, connection_fields.get("region"))
+    problems += _sealing_problems(given, problems)
     if problems:
         raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
 
@@ -94,6 +96,7 @@ def parse_request(request: Any) -> Request:
         regions=selection,
         user_name=values.get("user_name"),
         disable_xml_to_json=values["disable_xml_to_json"],
+        seal_secret_to=values.get("seal_secret_to"),
     )
     if isinstance(connection_fields.get("duration_seconds"), float):
         # JSON Schema counts 900.0 as an integer; botocore wants an int.
@@ -116,6 +119,22 @@ def _timeout(request: Mapping[str, Any], problems: list[str]) -> float | None:
         problems.append(f"timeout: must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds")
         return None
     return float(value)
+
+
+def _sealing_problems(given: Mapping[str, Any], problems: list[str]) -> list[str]:
+    """A recipient must be a real age key; and the raw XML would carry the secret in clear."""
+    recipient = given.get("seal_secret_to")
+    if not isinstance(recipient, str) or any(
+        p.startswith("parameters.seal_secret_to:") for p in problems
+    ):
+        return []
+    if given.get("disable_xml_to_json") is True:
+        return [
+            "parameters.seal_secret_to: cannot be combined with "
+            "parameters.disable_xml_to_json (the raw XML carries the secret in clear)"
+        ]
+    why = seal.recipient_problem(recipient)
+    return [f"parameters.seal_secret_to: {why}"] if why else []
 
 
 def _partition_disagreement(selection: regions.RegionSelection, home: Any) -> list[str]:

@@ -64,7 +64,7 @@ _READ = frozenset(
     {
         "$schema", "$id", "title", "description", "default", "examples", "writeOnly", "secret",
         "type", "properties", "additionalProperties", "required", "dependentRequired",
-        "pattern", "minLength", "maxLength", "enum", "minimum", "maximum",
+        "pattern", "minLength", "maxLength", "enum", "minimum", "maximum", "anyOf",
     }
 )  # fmt: skip
 _TYPES: dict[str, Any] = {
@@ -137,6 +137,9 @@ def _build_reader(schema: Mapping[str, Any]) -> Check:
         )
     if {"properties", "additionalProperties", "required", "dependentRequired"} & set(schema):
         checks.append(_object_reader(schema))
+    if "anyOf" in schema:
+        branches = [_reader(branch) for branch in schema["anyOf"]]
+        checks.append(lambda v: any(branch(v) for branch in branches))
     if len(checks) == 1:
         return checks[0]
 
@@ -234,7 +237,7 @@ def _describe(error: Any, where: str) -> str:
         # jsonschema says "'needed' is a dependency of 'given'": one error per missing field.
         needed, given = re.findall(r"'([^']*)'", error.message)[:2]
         return f"{path}.{given}: needs {path}.{needed} as well"
-    messages = {
+    messages: dict[str, Callable[[], str]] = {
         "type": lambda: f"must be {_TYPE_NAMES.get(str(rule), str(rule))}",
         "pattern": lambda: f"must match the pattern {rule}",
         "minLength": lambda: "must not be empty" if rule == 1 else f"must be at least {rule} long",
@@ -242,6 +245,7 @@ def _describe(error: Any, where: str) -> str:
         "enum": lambda: "must be one of " + ", ".join(str(choice) for choice in rule),
         "minimum": lambda: f"must be at least {rule}",
         "maximum": lambda: f"must be at most {rule}",
+        "anyOf": lambda: "must have one of the shapes the schema allows",
     }
     describe = messages.get(str(keyword))
     return f"{path}: {describe() if describe else f'is not valid ({keyword})'}"

@@ -53,10 +53,17 @@ def test_an_unreadable_answer_is_an_error_without_the_body(fixture: str, why: st
 
 
 def test_missing_fields_are_reported_by_the_output_schema() -> None:
-    xml = b"<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>Bob</UserName></AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>"
+    xml = b"<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>Bob</UserName><SecretAccessKey>fixture-secret-not-a-real-key</SecretAccessKey></AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>"
     with pytest.raises(UnreadableAnswer) as raised:
         access_key_document(xml)
     assert raised.value.why == (
         "it is not a complete access key: result.AccessKey.AccessKeyId: is required; "
-        "result.AccessKey.SecretAccessKey: is required; result.AccessKey.Status: is required"
+        "result.AccessKey.Status: is required"
     )
+
+
+def test_an_answer_without_the_secret_is_unreadable_even_though_a_sealed_result_is_valid() -> None:
+    xml = b"<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>Bob</UserName><AccessKeyId>AKIAIOSFODNN7EXAMPLE</AccessKeyId><Status>Active</Status><SealedSecretAccessKey>-----BEGIN AGE ENCRYPTED FILE-----\nx</SealedSecretAccessKey></AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>"
+    with pytest.raises(UnreadableAnswer) as raised:
+        access_key_document(xml)
+    assert raised.value.why == "it has no SecretAccessKey"
