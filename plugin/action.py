@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from . import clients, failures, redaction, regions, resources, seal, sessions
 from .create import create_access_key
 from .deadline import Deadline
@@ -37,12 +39,31 @@ def run(request: Request) -> dict[str, Any] | str:
             raise failures.translate(error, head) from None
         guard(str(created.document["AccessKey"]["SecretAccessKey"]))
         log.debug("created access key %s", created.document["AccessKey"]["AccessKeyId"])
+        document = created.document
+        if parameters.status != document["AccessKey"]["Status"]:
+            document = _with_status(document, parameters.status, client, head)
         if parameters.seal_secret_to:
-            document = _sealed(created.document, parameters.seal_secret_to, client, head)
-            return _in_schema_order(document)
+            return _in_schema_order(_sealed(document, parameters.seal_secret_to, client, head))
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
-    return _in_schema_order(created.document)
+    return _in_schema_order(document)
+
+
+def _with_status(document: dict[str, Any], status: str, client: Any, head: str) -> dict[str, Any]:
+    """Set the new key's status; if IAM refuses, delete the key rather than leave it Active."""
+    fields = dict(document["AccessKey"])
+    key_id, user = fields["AccessKeyId"], fields["UserName"]
+    try:
+        client.update_access_key(AccessKeyId=key_id, UserName=user, Status=status)
+    except Exception as error:
+        _delete_undelivered(client, key_id, user)
+        why = failures.translate(error, f"UpdateAccessKey to {status}").message
+        raise ActionError(
+            f"{head}: {why}; key {key_id} was deleted, so nothing is left behind",
+            Category.REJECTED if isinstance(error, ClientError) else Category.TRANSIENT,
+        ) from None
+    fields["Status"] = status  # IAM accepted it: the key's status now
+    return {"AccessKey": fields}
 
 
 def _sealed(document: dict[str, Any], recipient: str, client: Any, head: str) -> dict[str, Any]:
@@ -52,13 +73,26 @@ def _sealed(document: dict[str, Any], recipient: str, client: Any, head: str) ->
         fields["SealedSecretAccessKey"] = seal.seal(fields.pop("SecretAccessKey"), recipient)
     except Exception as error:
         key_id, user = fields["AccessKeyId"], fields["UserName"]
-        client.delete_access_key(AccessKeyId=key_id, UserName=user)
+        _delete_undelivered(client, key_id, user)
         raise ActionError(
             f"{head}: the secret could not be sealed ({type(error).__name__}); key {key_id} was "
             "deleted, so nothing is left behind",
             Category.INTERNAL,
         ) from None
     return {"AccessKey": fields}
+
+
+def _delete_undelivered(client: Any, key_id: str, user: str) -> None:
+    """A key whose secret will not be delivered must not outlive the invocation."""
+    try:
+        client.delete_access_key(AccessKeyId=key_id, UserName=user)
+    except Exception as error:
+        raise ActionError(
+            f"key {key_id} was created but cannot be delivered, and deleting it failed "
+            f"({type(error).__name__}): delete it (aws iam delete-access-key --access-key-id "
+            f"{key_id} --user-name {user})",
+            Category.TRANSIENT,
+        ) from None
 
 
 def _in_schema_order(document: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,8 @@ def parameters_table() -> str:
     rows = []
     for parameter in parameters():
         rules = []
+        if "enum" in parameter:
+            rules.append("one of " + ", ".join(f"`{choice}`" for choice in parameter["enum"]))
         if "pattern" in parameter:
             rules.append(f"pattern `{parameter['pattern']}`")
         if "minLength" in parameter and "maxLength" in parameter:

@@ -45,6 +45,7 @@ class Parameters:
     regions: regions.RegionSelection
     user_name: str | None
     disable_xml_to_json: bool
+    status: str = "Active"
     seal_secret_to: str | None = None
 
 
@@ -83,6 +84,11 @@ def parse_request(request: Any) -> Request:
         problems += region_problems
         problems += _partition_disagreement(selection, connection_fields.get("region"))
     problems += _sealing_problems(given, problems)
+    if given.get("status") == "Inactive" and given.get("disable_xml_to_json") is True:
+        problems.append(
+            "parameters.status: Inactive cannot be combined with parameters.disable_xml_to_json "
+            "(the raw XML is the create's answer, which says Active)"
+        )
     if problems:
         raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
 
@@ -96,6 +102,7 @@ def parse_request(request: Any) -> Request:
         regions=selection,
         user_name=values.get("user_name"),
         disable_xml_to_json=values["disable_xml_to_json"],
+        status=values["status"],
         seal_secret_to=values.get("seal_secret_to"),
     )
     if isinstance(connection_fields.get("duration_seconds"), float):

@@ -168,6 +168,7 @@ def test_describe_prints_the_manifest(cli_env: dict[str, str]) -> None:
         "regions",
         "user_name",
         "disable_xml_to_json",
+        "status",
         "seal_secret_to",
     ]
 
