@@ -7,11 +7,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import clients, failures, redaction, regions, resources, seal, sessions
-from .create import create_access_key
+from . import clients, failures, limit, redaction, regions, resources, seal, sessions
+from .create import Created, create_access_key
 from .deadline import Deadline
 from .errors import ActionError, Category
-from .request import Request
+from .request import Parameters, Request
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def run(request: Request) -> dict[str, Any] | str:
             client = clients.iam_client(
                 session, plan.signing_region, connection.endpoint_url, deadline
             )
-            created = create_access_key(client, parameters.user_name, deadline, head)
+            created, deleted = _create_making_room(client, parameters, deadline, head)
         except Exception as error:
             # `from None`: the cause may quote a response body or a credential.
             raise failures.translate(error, head) from None
@@ -43,10 +43,28 @@ def run(request: Request) -> dict[str, Any] | str:
         if parameters.status != document["AccessKey"]["Status"]:
             document = _with_status(document, parameters.status, client, head)
         if parameters.seal_secret_to:
-            return _in_schema_order(_sealed(document, parameters.seal_secret_to, client, head))
+            document = _sealed(document, parameters.seal_secret_to, client, head)
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
-    return _in_schema_order(document)
+    result = _in_schema_order(document)
+    if deleted:
+        result["DeletedAccessKeyId"] = deleted
+    return result
+
+
+def _create_making_room(
+    client: Any, parameters: Parameters, deadline: Deadline, head: str
+) -> tuple[Created, str | None]:
+    """Create the key; at the two-key limit, apply the at_limit policy (which may delete the
+    oldest Inactive key, whose id is returned) and create it then."""
+    try:
+        return create_access_key(client, parameters.user_name, deadline, head), None
+    except ClientError as error:
+        if not limit.is_limit(error):
+            raise
+        refusal = failures.translate(error, head).message
+        deleted = limit.make_room(client, parameters.user_name, parameters.at_limit, refusal)
+        return create_access_key(client, parameters.user_name, deadline, head), deleted
 
 
 def _with_status(document: dict[str, Any], status: str, client: Any, head: str) -> dict[str, Any]:

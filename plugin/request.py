@@ -46,6 +46,7 @@ class Parameters:
     user_name: str | None
     disable_xml_to_json: bool
     status: str = "Active"
+    at_limit: str = "fail"
     seal_secret_to: str | None = None
 
 
@@ -84,6 +85,14 @@ def parse_request(request: Any) -> Request:
         problems += region_problems
         problems += _partition_disagreement(selection, connection_fields.get("region"))
     problems += _sealing_problems(given, problems)
+    if (
+        given.get("at_limit") == "delete_oldest_inactive"
+        and given.get("disable_xml_to_json") is True
+    ):
+        problems.append(
+            "parameters.at_limit: delete_oldest_inactive cannot be combined with "
+            "parameters.disable_xml_to_json (the raw XML could not name the deleted key)"
+        )
     if given.get("status") == "Inactive" and given.get("disable_xml_to_json") is True:
         problems.append(
             "parameters.status: Inactive cannot be combined with parameters.disable_xml_to_json "
@@ -103,6 +112,7 @@ def parse_request(request: Any) -> Request:
         user_name=values.get("user_name"),
         disable_xml_to_json=values["disable_xml_to_json"],
         status=values["status"],
+        at_limit=values["at_limit"],
         seal_secret_to=values.get("seal_secret_to"),
     )
     if isinstance(connection_fields.get("duration_seconds"), float):

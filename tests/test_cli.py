@@ -169,6 +169,7 @@ def test_describe_prints_the_manifest(cli_env: dict[str, str]) -> None:
         "user_name",
         "disable_xml_to_json",
         "status",
+        "at_limit",
         "seal_secret_to",
     ]
 

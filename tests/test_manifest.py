@@ -15,6 +15,7 @@ EXPECTED_PARAMETERS = [
     ("user_name", "User Name", "basic"),
     ("disable_xml_to_json", "Disable XML To JSON Auto Convert", "advanced"),
     ("status", "Status At Creation", "advanced"),
+    ("at_limit", "At The Two-Key Limit", "advanced"),
     ("seal_secret_to", "Seal Secret To (age recipient)", "advanced"),
 ]
 
@@ -30,7 +31,7 @@ def test_action_identity() -> None:
 def test_parameters_in_order_with_their_form_fields() -> None:
     found = [(p["name"], p["display_name"], p["group"]) for p in manifest.parameters()]
     assert found == EXPECTED_PARAMETERS
-    assert [p["order"] for p in manifest.parameters()] == [1, 2, 3, 4, 5]
+    assert [p["order"] for p in manifest.parameters()] == [1, 2, 3, 4, 5, 6]
     assert all(p["description"].strip() for p in manifest.parameters())
 
 

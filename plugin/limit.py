@@ -1,0 +1,87 @@
+"""At IAM's two-key limit: say which keys are there, or make room by deleting an Inactive one.
+
+Ansible's rotate_keys deletes the oldest key whatever its status; this never deletes an Active
+key, which somebody may be signing with right now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from .errors import ActionError, Category
+from .reconcile import user_arguments
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+FAIL = "fail"
+DELETE_OLDEST_INACTIVE = "delete_oldest_inactive"
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    access_key_id: str
+    status: str
+    created: dt.datetime
+
+    def describe(self, now: dt.datetime) -> str:
+        return f"{self.access_key_id} ({self.status}, {_age(now - self.created)} old)"
+
+
+def is_limit(error: Exception) -> bool:
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == (
+        "LimitExceeded"
+    )
+
+
+def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: str) -> str:
+    """Delete the oldest Inactive key if the policy allows; return its id, or fail saying
+    which keys are there. `refusal` is the LimitExceeded message to build on."""
+    keys = _keys(client, user_name)
+    if keys is None:
+        raise ActionError(refusal, Category.REJECTED, aws_code="LimitExceeded")
+    now = dt.datetime.now(dt.timezone.utc)
+    listed = "; ".join(key.describe(now) for key in keys)
+    inactive = sorted((key for key in keys if key.status == "Inactive"), key=lambda k: k.created)
+    if policy != DELETE_OLDEST_INACTIVE:
+        raise ActionError(
+            f"{refusal} The user's keys: {listed}. Delete or deactivate one, or run with "
+            f"at_limit={DELETE_OLDEST_INACTIVE} to let the action delete the oldest Inactive key",
+            Category.REJECTED,
+            aws_code="LimitExceeded",
+        )
+    if not inactive:
+        raise ActionError(
+            f"{refusal} The user's keys: {listed}. None is Inactive, and an Active key is never "
+            "deleted to make room: deactivate or delete one first",
+            Category.REJECTED,
+            aws_code="LimitExceeded",
+        )
+    oldest = inactive[0]
+    client.delete_access_key(AccessKeyId=oldest.access_key_id, **user_arguments(user_name))
+    return oldest.access_key_id
+
+
+def _keys(client: IAMClient, user_name: str | None) -> list[Key] | None:
+    """The user's keys, or None when they cannot be listed (no permission, say)."""
+    try:
+        listing: dict[str, Any] = client.list_access_keys(**user_arguments(user_name))  # type: ignore[arg-type,assignment]
+    except ClientError:
+        return None
+    return [
+        Key(key["AccessKeyId"], key["Status"], key["CreateDate"])
+        for key in listing.get("AccessKeyMetadata", [])
+    ]
+
+
+def _age(elapsed: dt.timedelta) -> str:
+    if elapsed.days >= 1:
+        return f"{elapsed.days} day{'s' if elapsed.days > 1 else ''}"
+    hours = elapsed.seconds // 3600
+    if hours >= 1:
+        return f"{hours} hour{'s' if hours > 1 else ''}"
+    return f"{max(1, elapsed.seconds // 60)} min"
