@@ -7,7 +7,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import clients, failures, limit, redaction, regions, resources, seal, sessions
+from . import (
+    clients,
+    dry_run,
+    failures,
+    limit,
+    redaction,
+    regions,
+    resources,
+    seal,
+    sessions,
+    validation,
+)
 from .create import Created, create_access_key
 from .deadline import Deadline
 from .errors import ActionError, Category
@@ -33,6 +44,8 @@ def run(request: Request) -> dict[str, Any] | str:
             client = clients.iam_client(
                 session, plan.signing_region, connection.endpoint_url, deadline
             )
+            if parameters.check_only:
+                return _checked(dry_run.report(session, client, connection, parameters), head)
             created, deleted = _create_making_room(client, parameters, deadline, head)
         except Exception as error:
             # `from None`: the cause may quote a response body or a credential.
@@ -49,6 +62,13 @@ def run(request: Request) -> dict[str, Any] | str:
     result = _in_schema_order(document)
     if deleted:
         result["DeletedAccessKeyId"] = deleted
+    return result
+
+
+def _checked(result: dict[str, Any], head: str) -> dict[str, Any]:
+    problems = validation.problems("output", result, "result")
+    if problems:  # a bug of this plugin's: the check's shape is its own
+        raise ActionError(f"{head}: internal error ({'; '.join(problems)})", Category.INTERNAL)
     return result
 
 

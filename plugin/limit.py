@@ -41,7 +41,7 @@ def is_limit(error: Exception) -> bool:
 def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: str) -> str:
     """Delete the oldest Inactive key if the policy allows; return its id, or fail saying
     which keys are there. `refusal` is the LimitExceeded message to build on."""
-    keys = _keys(client, user_name)
+    keys = keys_of(client, user_name)
     if keys is None:
         raise ActionError(refusal, Category.REJECTED, aws_code="LimitExceeded")
     now = dt.datetime.now(dt.timezone.utc)
@@ -66,11 +66,13 @@ def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: st
     return oldest.access_key_id
 
 
-def _keys(client: IAMClient, user_name: str | None) -> list[Key] | None:
-    """The user's keys, or None when they cannot be listed (no permission, say)."""
+def keys_of(client: IAMClient, user_name: str | None, quietly: bool = True) -> list[Key] | None:
+    """The user's keys; None when they cannot be listed (no permission, say) and `quietly`."""
     try:
         listing: dict[str, Any] = client.list_access_keys(**user_arguments(user_name))  # type: ignore[arg-type,assignment]
     except ClientError:
+        if not quietly:
+            raise
         return None
     return [
         Key(key["AccessKeyId"], key["Status"], key["CreateDate"])

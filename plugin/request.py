@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import regions, resources, seal, validation
@@ -47,6 +47,7 @@ class Parameters:
     disable_xml_to_json: bool
     status: str = "Active"
     at_limit: str = "fail"
+    check_only: bool = False
     seal_secret_to: str | None = None
 
 
@@ -84,20 +85,8 @@ def parse_request(request: Any) -> Request:
         selection, region_problems = regions.parse(given["regions"])
         problems += region_problems
         problems += _partition_disagreement(selection, connection_fields.get("region"))
+    problems += _raw_xml_conflicts(given)
     problems += _sealing_problems(given, problems)
-    if (
-        given.get("at_limit") == "delete_oldest_inactive"
-        and given.get("disable_xml_to_json") is True
-    ):
-        problems.append(
-            "parameters.at_limit: delete_oldest_inactive cannot be combined with "
-            "parameters.disable_xml_to_json (the raw XML could not name the deleted key)"
-        )
-    if given.get("status") == "Inactive" and given.get("disable_xml_to_json") is True:
-        problems.append(
-            "parameters.status: Inactive cannot be combined with parameters.disable_xml_to_json "
-            "(the raw XML is the create's answer, which says Active)"
-        )
     if problems:
         raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
 
@@ -113,6 +102,7 @@ def parse_request(request: Any) -> Request:
         disable_xml_to_json=values["disable_xml_to_json"],
         status=values["status"],
         at_limit=values["at_limit"],
+        check_only=values["check_only"],
         seal_secret_to=values.get("seal_secret_to"),
     )
     if isinstance(connection_fields.get("duration_seconds"), float):
@@ -138,18 +128,38 @@ def _timeout(request: Mapping[str, Any], problems: list[str]) -> float | None:
     return float(value)
 
 
+# What the raw XML mode (IAM's create answer, as it is) cannot carry: (field, the values that
+# conflict, how the message names them, why).
+_NOT_WITH_RAW_XML: tuple[tuple[str, Callable[[Any], bool], str, str], ...] = (
+    ("status", lambda v: v == "Inactive", "Inactive ", "the XML is the create's answer: Active"),
+    (
+        "at_limit",
+        lambda v: v == "delete_oldest_inactive",
+        "delete_oldest_inactive ",
+        "the XML could not name the deleted key",
+    ),
+    ("seal_secret_to", lambda v: isinstance(v, str), "", "the XML carries the secret in clear"),
+    ("check_only", lambda v: v is True, "", "a check has no XML answer to return"),
+)
+
+
+def _raw_xml_conflicts(given: Mapping[str, Any]) -> list[str]:
+    if given.get("disable_xml_to_json") is not True:
+        return []
+    return [
+        f"parameters.{field}: {label}cannot be combined with parameters.disable_xml_to_json ({why})"
+        for field, conflicts, label, why in _NOT_WITH_RAW_XML
+        if field in given and conflicts(given[field])
+    ]
+
+
 def _sealing_problems(given: Mapping[str, Any], problems: list[str]) -> list[str]:
-    """A recipient must be a real age key; and the raw XML would carry the secret in clear."""
+    """A recipient must be a real age key (checked only once its pattern holds)."""
     recipient = given.get("seal_secret_to")
     if not isinstance(recipient, str) or any(
         p.startswith("parameters.seal_secret_to:") for p in problems
     ):
         return []
-    if given.get("disable_xml_to_json") is True:
-        return [
-            "parameters.seal_secret_to: cannot be combined with "
-            "parameters.disable_xml_to_json (the raw XML carries the secret in clear)"
-        ]
     why = seal.recipient_problem(recipient)
     return [f"parameters.seal_secret_to: {why}"] if why else []
 

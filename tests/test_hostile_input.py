@@ -14,7 +14,15 @@ from tests.conftest import run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import LocalIAM
 
-KNOWN = ("regions", "user_name", "disable_xml_to_json", "status", "at_limit", "seal_secret_to")
+KNOWN = (
+    "regions",
+    "user_name",
+    "disable_xml_to_json",
+    "status",
+    "at_limit",
+    "seal_secret_to",
+    "check_only",
+)
 USER_NAME_CHARACTERS = set(string.ascii_letters + string.digits + "_+=,.@-")
 MEGABYTE = "a" * 1_000_000
 

@@ -1,0 +1,56 @@
+"""Check only (an engine's "test step", Ansible's check mode): what the action would do.
+
+It signs in, lists the user's keys, and says whether a key would be created (and which
+Inactive key the at_limit policy would delete to make room). It creates and deletes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import limit, sessions
+from .request import Connection, Parameters
+
+if TYPE_CHECKING:
+    from botocore.session import Session
+    from mypy_boto3_iam import IAMClient
+
+QUOTA = 2  # access keys a user may have
+
+
+def report(
+    session: Session, client: IAMClient, connection: Connection, parameters: Parameters
+) -> dict[str, Any]:
+    """{"Check": {...}}: the identity, the user's keys, and what would happen."""
+    identity = sessions.sts_client(session, connection).get_caller_identity()["Arn"]
+    keys = limit.keys_of(client, parameters.user_name, quietly=False) or []
+    user_name = parameters.user_name or identity.rsplit("/", 1)[-1]
+    check: dict[str, Any] = {
+        "Identity": identity,
+        "UserName": user_name,
+        "ExistingKeys": [
+            {
+                "AccessKeyId": k.access_key_id,
+                "Status": k.status,
+                "CreateDate": k.created.isoformat(),
+            }
+            for k in keys
+        ],
+    }
+    inactive = sorted((k for k in keys if k.status == "Inactive"), key=lambda k: k.created)
+    if len(keys) < QUOTA:
+        check.update(WouldCreate=True, Reason=f"the user has {len(keys)} of {QUOTA} keys")
+    elif parameters.at_limit == limit.DELETE_OLDEST_INACTIVE and inactive:
+        check.update(
+            WouldCreate=True,
+            WouldDelete=inactive[0].access_key_id,
+            Reason="the user has two keys; the oldest Inactive one would be deleted to make room",
+        )
+    else:
+        why = (
+            "none is Inactive"
+            if parameters.at_limit == limit.DELETE_OLDEST_INACTIVE
+            else ("at_limit is fail")
+        )
+        check.update(WouldCreate=False, Reason=f"the user has two keys and {why}")
+    return {"Check": check}
