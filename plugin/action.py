@@ -18,6 +18,7 @@ from . import (
     seal,
     sessions,
     validation,
+    vault,
 )
 from .create import Created, create_access_key
 from .deadline import Deadline
@@ -57,6 +58,10 @@ def run(request: Request) -> dict[str, Any] | str:
             document = _with_status(document, parameters.status, client, head)
         if parameters.seal_secret_to:
             document = _sealed(document, parameters.seal_secret_to, client, head)
+        elif parameters.vault:
+            region = connection.region or sessions.default_region(session) or plan.signing_region
+            where = _handed_over(session, connection, region, parameters.vault, document, client)
+            document = {"AccessKey": _without_secret(document), "Vault": where}
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
     result = _in_schema_order(document)
@@ -120,6 +125,32 @@ def _sealed(document: dict[str, Any], recipient: str, client: Any, head: str) ->
     return {"AccessKey": fields}
 
 
+def _without_secret(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document["AccessKey"].items() if k != "SecretAccessKey"}
+
+
+def _handed_over(
+    session: Any,
+    connection: Any,
+    region: str,
+    target: str,
+    document: dict[str, Any],
+    client: Any,
+) -> dict[str, Any]:
+    """Write the key to the vault; if that fails, delete the key: nothing orphaned, nothing lost."""
+    key = document["AccessKey"]
+    try:
+        return vault.hand_over(session, connection, region, target, key)
+    except Exception as error:
+        _delete_undelivered(client, key["AccessKeyId"], key["UserName"])
+        why = failures.translate(error, f"writing to {target}").message
+        raise ActionError(
+            f"{failures.headline(key['UserName'])}: {why}; key {key['AccessKeyId']} was "
+            "deleted, so nothing is left behind",
+            Category.REJECTED if isinstance(error, ClientError) else Category.TRANSIENT,
+        ) from None
+
+
 def _delete_undelivered(client: Any, key_id: str, user: str) -> None:
     """A key whose secret will not be delivered must not outlive the invocation."""
     try:
@@ -138,4 +169,4 @@ def _in_schema_order(document: dict[str, Any]) -> dict[str, Any]:
     order = list(resources.schema("output")["properties"]["AccessKey"]["properties"])
     fields = document["AccessKey"]
     ranked = sorted(fields, key=lambda name: order.index(name) if name in order else len(order))
-    return {"AccessKey": {name: fields[name] for name in ranked}}
+    return {**document, "AccessKey": {name: fields[name] for name in ranked}}

@@ -48,6 +48,7 @@ class Parameters:
     status: str = "Active"
     at_limit: str = "fail"
     check_only: bool = False
+    vault: str | None = None
     seal_secret_to: str | None = None
 
 
@@ -86,6 +87,11 @@ def parse_request(request: Any) -> Request:
         problems += region_problems
         problems += _partition_disagreement(selection, connection_fields.get("region"))
     problems += _raw_xml_conflicts(given)
+    if isinstance(given.get("vault"), str) and isinstance(given.get("seal_secret_to"), str):
+        problems.append(
+            "parameters.vault: cannot be combined with parameters.seal_secret_to (the secret "
+            "goes to one place)"
+        )
     problems += _sealing_problems(given, problems)
     if problems:
         raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
@@ -103,6 +109,7 @@ def parse_request(request: Any) -> Request:
         status=values["status"],
         at_limit=values["at_limit"],
         check_only=values["check_only"],
+        vault=values.get("vault"),
         seal_secret_to=values.get("seal_secret_to"),
     )
     if isinstance(connection_fields.get("duration_seconds"), float):
@@ -140,6 +147,7 @@ _NOT_WITH_RAW_XML: tuple[tuple[str, Callable[[Any], bool], str, str], ...] = (
     ),
     ("seal_secret_to", lambda v: isinstance(v, str), "", "the XML carries the secret in clear"),
     ("check_only", lambda v: v is True, "", "a check has no XML answer to return"),
+    ("vault", lambda v: isinstance(v, str), "", "the XML carries the secret in clear"),
 )
 
 

@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import http.client
 import http.server
+import json
 import socket
 import threading
 import time
@@ -126,7 +127,10 @@ class FaultProxy:
     def handle(self, request: http.server.BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length)
-        action = parse_qs(body.decode("utf-8", "replace")).get("Action", ["?"])[0]
+        # Query protocol (IAM, STS) names the action in the body; JSON protocol (Secrets
+        # Manager, SSM) in the X-Amz-Target header.
+        target = request.headers.get("X-Amz-Target", "")
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [target.split(".")[-1]])[0]
         with self.lock:
             queue = self.faults.get(action)
             fault = queue.popleft() if queue else None
@@ -152,6 +156,12 @@ class FaultProxy:
             return
         if fault.body is not None:
             self._send(request, 200, [("Content-Type", "text/xml")], fault.body, fault.drip)
+        elif fault.status and target:  # a JSON-protocol service: its error shape
+            code = fault.code if fault.code.endswith("Exception") else fault.code + "Exception"
+            error = json.dumps({"__type": code, "message": fault.name}).encode()
+            self._send(
+                request, fault.status, [("Content-Type", "application/x-amz-json-1.1")], error
+            )
         elif fault.status:
             kind = "Receiver" if fault.status >= 500 else "Sender"
             xml = ERROR_XML.format(kind=kind, code=fault.code, message=fault.name).encode()

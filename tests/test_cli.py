@@ -171,6 +171,7 @@ def test_describe_prints_the_manifest(cli_env: dict[str, str]) -> None:
         "status",
         "at_limit",
         "seal_secret_to",
+        "vault",
         "check_only",
     ]
 

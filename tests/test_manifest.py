@@ -17,6 +17,7 @@ EXPECTED_PARAMETERS = [
     ("status", "Status At Creation", "advanced"),
     ("at_limit", "At The Two-Key Limit", "advanced"),
     ("seal_secret_to", "Seal Secret To (age recipient)", "advanced"),
+    ("vault", "Hand Secret To Vault", "advanced"),
     ("check_only", "Check Only", "advanced"),
 ]
 
@@ -32,7 +33,7 @@ def test_action_identity() -> None:
 def test_parameters_in_order_with_their_form_fields() -> None:
     found = [(p["name"], p["display_name"], p["group"]) for p in manifest.parameters()]
     assert found == EXPECTED_PARAMETERS
-    assert [p["order"] for p in manifest.parameters()] == [1, 2, 3, 4, 5, 6, 7]
+    assert [p["order"] for p in manifest.parameters()] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert all(p["description"].strip() for p in manifest.parameters())
 
 

@@ -1,0 +1,158 @@
+"""Hand the secret to a vault (Secrets Manager, SSM SecureString): read it back; a failed write
+leaves no key; the clear secret appears nowhere else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+
+import boto3
+import pytest
+
+from plugin import execute
+from tests import fault_proxy as faults
+from tests.conftest import run_cli
+from tests.fault_proxy import FaultProxy
+from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+
+SECRET_IN_XML = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
+
+
+def admin(iam: LocalIAM, service: str):  # type: ignore[no-untyped-def]
+    return boto3.client(
+        service,
+        region_name="us-east-1",
+        endpoint_url=iam.url,
+        aws_access_key_id=ADMIN_KEY_ID,
+        aws_secret_access_key=ADMIN_SECRET,
+    )
+
+
+def issued_secret(proxy: FaultProxy, mark: int) -> str:
+    (exchange,) = [e for e in proxy.since(mark) if e.action == "CreateAccessKey"]
+    found = SECRET_IN_XML.search(exchange.upstream_body)
+    assert found
+    return found.group(1).decode()
+
+
+def hand_over(iam: LocalIAM, proxy: FaultProxy, user: str, target: str) -> dict:  # type: ignore[type-arg]
+    return execute(
+        {
+            "parameters": {"user_name": user, "vault": target},
+            "connection": iam.connection(endpoint_url=proxy.url),
+        }
+    )
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-secret", "new-version"])
+def test_secrets_manager_holds_the_key_and_the_result_only_says_where(
+    iam: LocalIAM, proxy: FaultProxy, caplog: pytest.LogCaptureFixture, existing: bool
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    name = f"ci/{uuid.uuid4().hex[:8]}"
+    if existing:
+        admin(iam, "secretsmanager").create_secret(Name=name, SecretString="{}")
+    user = iam.new_user()
+    mark = proxy.mark()
+
+    response = hand_over(iam, proxy, user, f"secretsmanager:{name}")
+    logged = caplog.text  # before the test itself reads the secret back (botocore logs that)
+
+    assert response["error_code"] == 0, response["error_message"]
+    secret = issued_secret(proxy, mark)
+    key, where = response["result"]["AccessKey"], response["result"]["Vault"]
+    assert "SecretAccessKey" not in key
+    stored = admin(iam, "secretsmanager").get_secret_value(SecretId=name)
+    assert json.loads(stored["SecretString"]) == {
+        "AccessKeyId": key["AccessKeyId"],
+        "SecretAccessKey": secret,
+    }
+    assert where == {"SecretArn": stored["ARN"], "VersionId": stored["VersionId"]}
+    assert secret not in json.dumps(response)
+    assert secret not in logged
+
+
+def test_ssm_securestring_holds_the_key(iam: LocalIAM, proxy: FaultProxy) -> None:
+    name = f"/ci/{uuid.uuid4().hex[:8]}"
+    user = iam.new_user()
+    mark = proxy.mark()
+
+    response = hand_over(iam, proxy, user, f"ssm:{name}")
+
+    assert response["error_code"] == 0, response["error_message"]
+    stored = admin(iam, "ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    assert stored["Type"] == "SecureString"
+    assert json.loads(stored["Value"])["SecretAccessKey"] == issued_secret(proxy, mark)
+    assert response["result"]["Vault"] == {
+        "ParameterName": name,
+        "ParameterVersion": stored["Version"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("target", "refused"),
+    [("ssm:/ci/denied", "PutParameter"), ("secretsmanager:ci/denied-new", "CreateSecret")],
+    ids=["ssm", "secrets-manager"],
+)
+def test_a_failed_write_leaves_no_key(
+    iam: LocalIAM, proxy: FaultProxy, target: str, refused: str
+) -> None:
+    user = iam.new_user()
+    proxy.inject(refused, faults.DENY)
+
+    response = hand_over(iam, proxy, user, target)
+
+    assert response["error_code"] == 3
+    assert f"writing to {target}: AccessDenied" in response["error_message"]
+    assert "was deleted, so nothing is left behind" in response["error_message"]
+    assert iam.key_ids(user) == []
+
+
+def test_no_clear_secret_on_the_terminal_or_in_debug_output(
+    iam: LocalIAM, proxy: FaultProxy, cli_env: dict[str, str]
+) -> None:
+    user = iam.new_user()
+    env = {**cli_env, "AWS_ENDPOINT_URL": proxy.url, "AWS_ENDPOINT_URL_IAM": proxy.url}
+    mark = proxy.mark()
+
+    completed = run_cli(
+        "run", "--user-name", user, "--vault", f"ssm:/ci/{uuid.uuid4().hex[:8]}", "--debug", env=env
+    )
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    secret = issued_secret(proxy, mark)
+    assert secret not in completed.stdout
+    assert secret not in completed.stderr
+    assert "PutParameter" in completed.stderr  # the debug log is there
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({"vault": "s3:bucket/key"}, "parameters.vault: must match"),
+        (
+            {"vault": "ssm:/x", "disable_xml_to_json": True},
+            "parameters.vault: cannot be combined with parameters.disable_xml_to_json",
+        ),
+        (
+            {"vault": "ssm:/x", "seal_secret_to": "age1" + "q" * 58},
+            "parameters.vault: cannot be combined with parameters.seal_secret_to",
+        ),
+    ],
+    ids=["unknown-service", "with-raw-xml", "with-seal"],
+)
+def test_bad_vault_input_sends_nothing(
+    iam: LocalIAM, proxy: FaultProxy, parameters: dict[str, object], expected: str
+) -> None:
+    mark = proxy.mark()
+    response = execute(
+        {
+            "parameters": {"user_name": "bob", **parameters},
+            "connection": iam.connection(endpoint_url=proxy.url),
+        }
+    )
+    assert response["error_code"] == 2
+    assert expected in response["error_message"]
+    assert proxy.since(mark) == []
