@@ -101,6 +101,9 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", parents=[common], help="walk through the action on an embedded local IAM"
     )
+    for name, rules in resources.schema("input")["properties"].items():
+        if name not in DEMO_FIXED:  # the demo's own chain supplies these
+            _add_parameter_flag(demo, name, rules, help_texts.get(name))
     demo.set_defaults(command=_demo)
     return parser
 
@@ -136,10 +139,19 @@ def _connection(arguments: argparse.Namespace) -> dict[str, str]:
     return {field: value for field, value in given.items() if value is not None}
 
 
-def _run(arguments: argparse.Namespace) -> int:
-    names = list(resources.schema("input")["properties"])
+# What the demo's workflow decides itself: the user comes from its "IAM Create User" step.
+DEMO_FIXED = ("regions", "user_name")
+
+
+def _parameters(arguments: argparse.Namespace, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The parameters given as flags (one per input-schema property)."""
+    names = [name for name in resources.schema("input")["properties"] if name not in exclude]
     given = {name: getattr(arguments, name) for name in names}
-    parameters = {name: value for name, value in given.items() if value not in (None, False)}
+    return {name: value for name, value in given.items() if value not in (None, False)}
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    parameters = _parameters(arguments)
     request: dict[str, Any] = {"parameters": parameters, "connection": _connection(arguments)}
     if arguments.timeout is not None:
         request["timeout"] = arguments.timeout
@@ -216,7 +228,7 @@ def _describe(arguments: argparse.Namespace) -> int:
 def _demo(arguments: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo()
+    return run_demo(_parameters(arguments, exclude=DEMO_FIXED))
 
 
 def _fail(error: ActionError) -> int:

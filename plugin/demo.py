@@ -21,8 +21,12 @@ DEMO_CONNECTION = {
 }
 
 
-def run_demo() -> int:
-    """Run the two-step workflow; return the action's error code."""
+def run_demo(options: dict[str, Any] | None = None) -> int:
+    """Run the two-step workflow; return the action's error code.
+
+    `options` are more parameters for the action's step (sealing, a vault, a status, ...):
+    moto's server answers Secrets Manager and SSM too.
+    """
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
@@ -42,7 +46,11 @@ def run_demo() -> int:
         from .engine import execute
 
         request = {
-            "parameters": {"regions": "us-east-1", "user_name": user["User"]["UserName"]},
+            "parameters": {
+                "regions": "us-east-1",
+                "user_name": user["User"]["UserName"],
+                **(options or {}),
+            },
             "connection": connection,
         }
         _show("Step 2: IAM Create Access Key (engine request)", _without_secrets(request))

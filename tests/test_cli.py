@@ -272,3 +272,32 @@ def test_output_file_is_removed_when_the_action_fails(
     completed = run_cli("run", "--user-name", "ghost", "--output-file", str(target), env=cli_env)
     assert completed.returncode == 3
     assert not target.exists()
+
+
+def test_the_demo_takes_the_actions_options(cli_env: dict[str, str]) -> None:
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    env = {k: v for k, v in cli_env.items() if not k.startswith("AWS_ENDPOINT")}
+
+    sealed = run_cli(
+        "demo", "--seal-secret-to", str(identity.to_public()), "--status", "Inactive", env=env
+    )
+    vaulted = run_cli("demo", "--vault", "secretsmanager:demo/key", env=env)
+    checked = run_cli("demo", "--check-only", env=env)
+
+    for completed in (sealed, vaulted, checked):
+        assert completed.returncode == 0, completed.stderr[-2000:]
+    key = json.loads(sealed.stdout.split("(engine response)\n", 1)[1])["result"]["AccessKey"]
+    assert key["Status"] == "Inactive"
+    assert len(pyrage.decrypt(key["SealedSecretAccessKey"].encode(), [identity])) == 40
+    assert (
+        "SecretArn"
+        in json.loads(vaulted.stdout.split("(engine response)\n", 1)[1])["result"]["Vault"]
+    )
+    assert (
+        json.loads(checked.stdout.split("(engine response)\n", 1)[1])["result"]["Check"][
+            "WouldCreate"
+        ]
+        is True
+    )
