@@ -82,6 +82,24 @@ def cli_env(iam: LocalIAM) -> dict[str, str]:
     return env
 
 
+def assert_refused_before_sending(
+    iam: LocalIAM, proxy: FaultProxy, parameters: dict[str, object], expected: str
+) -> None:
+    """The action answers code 2 naming the problem, and no request leaves for AWS."""
+    from plugin import execute
+
+    mark = proxy.mark()
+    response = execute(
+        {
+            "parameters": {"user_name": "bob", **parameters},
+            "connection": iam.connection(endpoint_url=proxy.url),
+        }
+    )
+    assert response["error_code"] == 2, response["error_message"]
+    assert expected in response["error_message"]
+    assert proxy.since(mark) == []
+
+
 def run_cli(
     *arguments: str,
     env: dict[str, str],

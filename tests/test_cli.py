@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.local_iam import ADMIN_SECRET, LocalIAM
+from tests.test_manifest import EXPECTED_PARAMETERS
 
 
 def test_run_prints_the_result_alone(iam: LocalIAM, cli_env: dict[str, str]) -> None:
@@ -165,14 +166,7 @@ def test_describe_prints_the_manifest(cli_env: dict[str, str]) -> None:
     document = json.loads(completed.stdout)
     assert document["display_name"] == "IAM Create Access Key"
     assert [p["name"] for p in document["parameters"]] == [
-        "regions",
-        "user_name",
-        "disable_xml_to_json",
-        "status",
-        "at_limit",
-        "seal_secret_to",
-        "vault",
-        "check_only",
+        name for name, _, _ in EXPECTED_PARAMETERS
     ]
 
 

@@ -9,20 +9,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plugin import execute
+from plugin import execute, resources
 from tests.conftest import run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import LocalIAM
 
-KNOWN = (
-    "regions",
-    "user_name",
-    "disable_xml_to_json",
-    "status",
-    "at_limit",
-    "seal_secret_to",
-    "check_only",
-)
+KNOWN = tuple(resources.schema("input")["properties"])
 USER_NAME_CHARACTERS = set(string.ascii_letters + string.digits + "_+=,.@-")
 MEGABYTE = "a" * 1_000_000
 

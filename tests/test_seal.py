@@ -14,7 +14,7 @@ import pyrage
 import pytest
 
 from plugin import execute
-from tests.conftest import run_cli
+from tests.conftest import assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import LocalIAM
 
@@ -112,16 +112,7 @@ def test_a_bad_recipient_is_refused_before_anything_is_created(
 ) -> None:
     if parameters["seal_secret_to"] == "RECIPIENT":
         parameters = {**parameters, "seal_secret_to": str(identity.to_public())}
-    mark = proxy.mark()
-    response = execute(
-        {
-            "parameters": {"user_name": "bob", **parameters},
-            "connection": iam.connection(endpoint_url=proxy.url),
-        }
-    )
-    assert response["error_code"] == 2
-    assert expected in response["error_message"]
-    assert proxy.since(mark) == []
+    assert_refused_before_sending(iam, proxy, parameters, expected)
 
 
 def test_a_key_that_cannot_be_sealed_is_deleted(

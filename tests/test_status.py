@@ -6,6 +6,7 @@ import pytest
 
 from plugin import execute
 from tests import fault_proxy as faults
+from tests.conftest import assert_refused_before_sending
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import LocalIAM
 
@@ -79,13 +80,4 @@ def test_if_the_status_cannot_be_set_the_key_is_deleted(iam: LocalIAM, proxy: Fa
 def test_bad_status_input_sends_nothing(
     iam: LocalIAM, proxy: FaultProxy, parameters: dict[str, object], expected: str
 ) -> None:
-    mark = proxy.mark()
-    response = execute(
-        {
-            "parameters": {"user_name": "bob", **parameters},
-            "connection": iam.connection(endpoint_url=proxy.url),
-        }
-    )
-    assert response["error_code"] == 2
-    assert expected in response["error_message"]
-    assert proxy.since(mark) == []
+    assert_refused_before_sending(iam, proxy, parameters, expected)

@@ -13,7 +13,7 @@ import pytest
 
 from plugin import execute
 from tests import fault_proxy as faults
-from tests.conftest import run_cli
+from tests.conftest import assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
@@ -146,13 +146,4 @@ def test_no_clear_secret_on_the_terminal_or_in_debug_output(
 def test_bad_vault_input_sends_nothing(
     iam: LocalIAM, proxy: FaultProxy, parameters: dict[str, object], expected: str
 ) -> None:
-    mark = proxy.mark()
-    response = execute(
-        {
-            "parameters": {"user_name": "bob", **parameters},
-            "connection": iam.connection(endpoint_url=proxy.url),
-        }
-    )
-    assert response["error_code"] == 2
-    assert expected in response["error_message"]
-    assert proxy.since(mark) == []
+    assert_refused_before_sending(iam, proxy, parameters, expected)
