@@ -15,7 +15,7 @@ from .errors import ActionError, Category
 
 # moto accepts any credentials; these only have to look like a key pair to botocore.
 DEMO_CONNECTION = {
-    "access_key_id": "AKIADEMOLOCALONLY000",
+    "access_key_id": "AKIAIOSFODNN7EXAMPLE",
     "secret_access_key": "demo-local-endpoint-not-a-secret",
     "region": "us-east-1",
 }

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 BIN = Path(sys.executable).parent
-KEY_ID, SECRET = "AKIABENCHMARK0000000", "benchmark-secret-for-a-local-endpoint"
+KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "benchmark-secret-for-a-local-endpoint"
 BARS = {
     "cold vs boto3": 1.10,
     "cold vs AWS CLI": 0.70,

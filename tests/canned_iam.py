@@ -14,7 +14,7 @@ import sys
 BODY = (
     b'<CreateAccessKeyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
     b"<CreateAccessKeyResult><AccessKey><UserName>bench</UserName>"
-    b"<AccessKeyId>AKIACANNEDBENCH00001</AccessKeyId><Status>Active</Status>"
+    b"<AccessKeyId>AKIAIOSFODNN7EXAMPLE</AccessKeyId><Status>Active</Status>"
     b"<SecretAccessKey>canned-benchmark-secret-not-real</SecretAccessKey>"
     b"<CreateDate>2026-01-01T00:00:00Z</CreateDate></AccessKey></CreateAccessKeyResult>"
     b"<ResponseMetadata><RequestId>canned-request-id</RequestId></ResponseMetadata>"

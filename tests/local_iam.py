@@ -18,7 +18,7 @@ import boto3
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-ADMIN_KEY_ID = "AKIATESTADMIN0000000"
+ADMIN_KEY_ID = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key id
 ADMIN_SECRET = "test-admin-secret-for-the-local-endpoint"
 
 

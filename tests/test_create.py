@@ -19,7 +19,7 @@ def client():  # type: ignore[no-untyped-def]
     return boto3.client(
         "iam",
         region_name="us-east-1",
-        aws_access_key_id="AKIATESTSTUB00000000",
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
         aws_secret_access_key="stub-secret-not-used-for-anything",
     )
 

@@ -159,7 +159,7 @@ def test_the_timeout_bounds_the_whole_invocation(iam: LocalIAM, proxy: FaultProx
 
 VALID_BODY = (
     b'<CreateAccessKeyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><CreateAccessKeyResult>'
-    b"<AccessKey><UserName>{user}</UserName><AccessKeyId>AKIAHOSTILE000000001</AccessKeyId>"
+    b"<AccessKey><UserName>{user}</UserName><AccessKeyId>AKIAIOSFODNN7EXAMPLE</AccessKeyId>"
     b"<Status>Active</Status><SecretAccessKey>hostile-endpoint-fake-secret</SecretAccessKey>"
     b"</AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>"
 )

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from plugin import execute
-from tests.local_iam import LocalIAM
+from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 
 def create_requests(iam: LocalIAM, mark: int) -> list[str]:
@@ -273,8 +273,8 @@ def test_an_unreachable_endpoint_is_transient() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     connection = {
-        "access_key_id": "AKIATESTADMIN0000000",
-        "secret_access_key": "test-admin-secret-for-the-local-endpoint",
+        "access_key_id": ADMIN_KEY_ID,
+        "secret_access_key": ADMIN_SECRET,
         "endpoint_url": f"http://127.0.0.1:{port}",
     }
     response = execute({"parameters": {"user_name": "bob"}, "connection": connection})

@@ -102,7 +102,7 @@ def bad_requests(draw: st.DrawFn) -> tuple[Any, str]:
                 [
                     {"secret_access_key": "x" * 40},
                     {"session_token": "t" * 40},
-                    {"access_key_id": "AKIA0000000000000000"},
+                    {"access_key_id": "AKIAIOSFODNN7EXAMPLE"},
                     {"access_key_id": 7, "secret_access_key": "x" * 40},
                     {"endpoint_url": "ftp://127.0.0.1"},
                     {"region": "US EAST"},
@@ -148,7 +148,7 @@ def test_any_malformed_request_is_refused_before_anything_is_sent(
         if "session_token" in request.get("connection", {}):
             connection.pop("access_key_id")
             connection.pop("secret_access_key")
-        if request.get("connection", {}).get("access_key_id") == "AKIA0000000000000000":
+        if request.get("connection", {}).get("access_key_id") == "AKIAIOSFODNN7EXAMPLE":
             connection.pop("secret_access_key")
         request = {**request, "connection": connection}
     mark = proxy.mark()

@@ -82,5 +82,5 @@ def test_masks_a_traceback(captured: tuple[logging.Logger, io.StringIO]) -> None
 
 def test_leaves_ordinary_text_alone(captured: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = captured
-    logger.info("created access key %s for %s", "AKIAEXAMPLE000000001", "bob")
-    assert stream.getvalue() == "created access key AKIAEXAMPLE000000001 for bob\n"
+    logger.info("created access key %s for %s", "AKIAIOSFODNN7EXAMPLE", "bob")
+    assert stream.getvalue() == "created access key AKIAIOSFODNN7EXAMPLE for bob\n"
