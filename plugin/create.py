@@ -32,7 +32,7 @@ from botocore.parsers import ResponseParserError
 from . import convert, reconcile
 from .deadline import Deadline, DeadlineExceeded, call_within
 from .errors import ActionError, Category
-from .failures import may_exist, translate
+from .failures import THROTTLING_CODES, aws_code, aws_reason, http_status, may_exist, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 MIN_ATTEMPT_SECONDS = 0.25  # an attempt with less time than this is not started
 BACKOFF_SECONDS = 0.2
-THROTTLING_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
-)
 _EVENT = "before-parse.iam.CreateAccessKey"
 _RAW_BODY = "iam-create-access-key.raw-body"
 # What botocore parses instead of a successful answer: the plugin reads IAM's own bytes itself,
@@ -122,10 +119,10 @@ def create_access_key(
         except (EndpointConnectionError, ConnectTimeoutError) as error:
             last = error  # the connection never opened: nothing was sent
         except ClientError as error:
-            if _code(error) not in THROTTLING_CODES and _status(error) < 500:
+            if aws_code(error) not in THROTTLING_CODES and http_status(error) < 500:
                 raise  # IAM refused: report it as it is
             last = error
-            if _status(error) >= 500:
+            if http_status(error) >= 500:
                 removed += _reconcile(client, user_name, sent_at, deadline, head, error, removed)
         except (
             ConnectionClosedError,
@@ -160,7 +157,7 @@ def _reconcile(
     try:
         orphans = reconcile.find_orphans(client, user_name, sent_at, deadline)
     except Exception as error:
-        why = "no time was left" if isinstance(error, DeadlineExceeded) else _reason(error)
+        why = "no time was left" if isinstance(error, DeadlineExceeded) else aws_reason(error)
         raise ActionError(
             f"{head}: {what}, and whether IAM created a key could not be checked ({why})"
             + earlier
@@ -200,7 +197,7 @@ def _gave_up(
     if last is None:
         what = f"no key could be created within the time allowed ({deadline.seconds:g}s)"
     elif isinstance(last, (EndpointConnectionError, ConnectTimeoutError)) or (
-        isinstance(last, ClientError) and _code(last) in THROTTLING_CODES
+        isinstance(last, ClientError) and aws_code(last) in THROTTLING_CODES
     ):
         return translate(last, head)
     else:
@@ -226,22 +223,8 @@ def _ambiguity(error: Exception) -> str:
     if isinstance(error, convert.UnreadableAnswer):
         return f"IAM's answer could not be read ({error.why})"
     if isinstance(error, ClientError):
-        return f"IAM answered {_status(error)} {_code(error)}"
+        return f"IAM answered {http_status(error)} {aws_code(error)}"
     return type(error).__name__
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, ClientError):
-        return f"{_code(error)}: {error.response.get('Error', {}).get('Message', '')}".rstrip(": ")
-    return type(error).__name__
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _status(error: ClientError) -> int:
-    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
 def _discard_late_key(client: IAMClient, user_name: str | None, body: bytes) -> None:
@@ -254,7 +237,7 @@ def _discard_late_key(client: IAMClient, user_name: str | None, body: bytes) -> 
         client.delete_access_key(AccessKeyId=key_id, **reconcile.user_arguments(user_name))
         log.warning("deleted key %s: IAM created it after the call was given up on", key_id)
     except ClientError as error:
-        if _code(error) != "NoSuchEntity":  # already deleted by the reconciliation
+        if aws_code(error) != "NoSuchEntity":  # already deleted by the reconciliation
             log.warning("key %s, created after the call was given up on, is left", key_id)
     except Exception:
         log.warning("key %s, created after the call was given up on, is left", key_id)

@@ -12,20 +12,41 @@ from botocore import exceptions as boto
 from .errors import ActionError, Category
 
 OPERATION = "CreateAccessKey"
-# IAM answers these before it acts, or they say that it is overloaded: a later try may work.
-TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ServiceUnavailable",
-        "ServiceFailure",
-        "InternalFailure",
-        "InternalError",
-        "RequestTimeout",
-    }
+# IAM refuses these before it acts: safe to try again after a pause.
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 )
+# These, and the above, say that AWS is overloaded or failed: a later try may work.
+TRANSIENT_CODES = THROTTLING_CODES | {
+    "ServiceUnavailable",
+    "ServiceFailure",
+    "InternalFailure",
+    "InternalError",
+    "RequestTimeout",
+}
+
+
+def aws_code(error: Exception) -> str:
+    """AWS's error code, for a ClientError ("" for anything else)."""
+    if not isinstance(error, boto.ClientError):
+        return ""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def http_status(error: Exception) -> int:
+    """The HTTP status AWS answered with, for a ClientError (0 for anything else)."""
+    if not isinstance(error, boto.ClientError):
+        return 0
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def aws_reason(error: Exception) -> str:
+    """ "Code: Message" for a ClientError (AWS's own words, never a body); else the type."""
+    if not isinstance(error, boto.ClientError):
+        return type(error).__name__
+    text = str(error.response.get("Error", {}).get("Message", "")).strip()
+    code = aws_code(error) or "Unknown"
+    return f"{code}: {text}" if text else code
 
 
 def subject(user_name: str | None) -> str:
@@ -56,15 +77,13 @@ def translate(error: Exception, head: str) -> ActionError:
             error.message = f"{head}: {error.message}"
         return error
     if isinstance(error, boto.ClientError):
-        details = error.response.get("Error", {})
-        code = str(details.get("Code", "Unknown"))
-        text = str(details.get("Message", "")).strip()
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        code = aws_code(error) or "Unknown"
         request_id = error.response.get("ResponseMetadata", {}).get("RequestId")
-        transient = code in TRANSIENT_CODES or status >= 500
-        message = f"{head}: {code}: {text}" if text else f"{head}: {code}"
+        transient = code in TRANSIENT_CODES or http_status(error) >= 500
         category = Category.TRANSIENT if transient else Category.REJECTED
-        return ActionError(message, category, aws_code=code, request_id=request_id)
+        return ActionError(
+            f"{head}: {aws_reason(error)}", category, aws_code=code, request_id=request_id
+        )
     if isinstance(error, boto.NoCredentialsError):
         return ActionError(
             f"{head}: no AWS credentials found (give them in the connection, or set "

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from .errors import ActionError, Category
+from .failures import aws_code
 from .reconcile import user_arguments
 
 if TYPE_CHECKING:
@@ -33,9 +34,7 @@ class Key:
 
 
 def is_limit(error: Exception) -> bool:
-    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") == (
-        "LimitExceeded"
-    )
+    return aws_code(error) == "LimitExceeded"
 
 
 def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: str) -> str:

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from .deadline import Deadline, call_within
 from .errors import ActionError, Category
+from .failures import aws_code
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -93,7 +94,7 @@ def remove_orphans(
             deadline,
         )
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "Unknown")
+        code = aws_code(error) or "Unknown"
         if code == "NoSuchEntity":  # already gone: nothing is orphaned
             return [orphan.access_key_id]
         raise ActionError(
@@ -101,7 +102,7 @@ def remove_orphans(
             f"whose secret nobody received, and deleting it failed ({code}). Delete it "
             f"(aws iam delete-access-key --access-key-id {orphan.access_key_id}), then run again",
             Category.TRANSIENT,
-            aws_code=str(code),
+            aws_code=code,
         ) from None
     log.info("deleted orphan key %s (its secret was never received)", orphan.access_key_id)
     return [orphan.access_key_id]

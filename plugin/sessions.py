@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .clients import USER_AGENT, refuse_clear_text
 from .errors import ActionError, Category
+from .failures import aws_code, aws_reason
 from .request import Connection
 
 if TYPE_CHECKING:
@@ -187,13 +188,11 @@ def _assume_role(base: Session, connection: Connection) -> dict[str, Any]:
     try:
         issued = client.assume_role(**arguments)["Credentials"]
     except ClientError as error:
-        details = error.response.get("Error", {})
         raise ActionError(
-            f"AssumeRole into {connection.role_arn} was refused: {details.get('Code')}: "
-            f"{details.get('Message', '')}".rstrip(": ")
-            + _external_id_hint(connection, str(details.get("Code"))),
+            f"AssumeRole into {connection.role_arn} was refused: {aws_reason(error)}"
+            + _external_id_hint(connection, aws_code(error)),
             Category.REJECTED,
-            aws_code=str(details.get("Code")),
+            aws_code=aws_code(error),
         ) from None
     except BotoCoreError as error:
         raise ActionError(

@@ -13,6 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .clients import USER_AGENT, refuse_clear_text
+from .failures import aws_code
 from .request import Connection
 
 SECRETS_MANAGER = "secretsmanager"
@@ -48,7 +49,7 @@ def hand_over(
     try:
         written = client.put_secret_value(SecretId=name, SecretString=document)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+        if aws_code(error) != "ResourceNotFoundException":
             raise
         written = client.create_secret(Name=name, SecretString=document)
     return {"SecretArn": written["ARN"], "VersionId": written["VersionId"]}
