@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from . import (
     clients,
@@ -23,7 +25,7 @@ from . import (
 from .create import Created, create_access_key
 from .deadline import Deadline
 from .errors import ActionError, Category
-from .request import Parameters, Request
+from .request import Connection, Parameters, Request
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +37,9 @@ def run(request: Request) -> dict[str, Any] | str:
     head = failures.headline(parameters.user_name)
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:
-            session = sessions.session_for(connection)
-            for secret in sessions.credential_secrets(session):
-                guard(secret)  # credentials from the environment or a profile are secrets too
-            plan = regions.plan(
-                parameters.regions, connection.region or sessions.default_region(session)
-            )
+            session = sessions.signed_in(connection, guard)
+            home_region = connection.region or sessions.default_region(session)
+            plan = regions.plan(parameters.regions, home_region)
             log.debug("partition %s, signing region %s", plan.partition, plan.signing_region)
             client = clients.iam_client(
                 session, plan.signing_region, connection.endpoint_url, deadline
@@ -53,15 +52,9 @@ def run(request: Request) -> dict[str, Any] | str:
             raise failures.translate(error, head) from None
         guard(str(created.document["AccessKey"]["SecretAccessKey"]))
         log.debug("created access key %s", created.document["AccessKey"]["AccessKeyId"])
-        document = created.document
-        if parameters.status != document["AccessKey"]["Status"]:
-            document = _with_status(document, parameters.status, client, head)
-        if parameters.seal_secret_to:
-            document = _sealed(document, parameters.seal_secret_to, client, head)
-        elif parameters.vault:
-            region = connection.region or sessions.default_region(session) or plan.signing_region
-            where = _handed_over(session, connection, region, parameters.vault, document, client)
-            document = {"AccessKey": _without_secret(document), "Vault": where}
+        key = dict(created.document["AccessKey"])
+        vault_region = home_region or plan.signing_region
+        document = _finish(key, parameters, client, session, connection, vault_region, head)
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
     result = _in_schema_order(document)
@@ -92,62 +85,54 @@ def _create_making_room(
         return create_access_key(client, parameters.user_name, deadline, head), deleted
 
 
-def _with_status(document: dict[str, Any], status: str, client: Any, head: str) -> dict[str, Any]:
-    """Set the new key's status; if IAM refuses, delete the key rather than leave it Active."""
-    fields = dict(document["AccessKey"])
-    key_id, user = fields["AccessKeyId"], fields["UserName"]
-    try:
-        client.update_access_key(AccessKeyId=key_id, UserName=user, Status=status)
-    except Exception as error:
-        _delete_undelivered(client, key_id, user)
-        why = failures.translate(error, f"UpdateAccessKey to {status}").message
-        raise ActionError(
-            f"{head}: {why}; key {key_id} was deleted, so nothing is left behind",
-            Category.REJECTED if isinstance(error, ClientError) else Category.TRANSIENT,
-        ) from None
-    fields["Status"] = status  # IAM accepted it: the key's status now
-    return {"AccessKey": fields}
-
-
-def _sealed(document: dict[str, Any], recipient: str, client: Any, head: str) -> dict[str, Any]:
-    """The result with the secret sealed; if sealing fails, the key is deleted, not lost."""
-    fields = dict(document["AccessKey"])
-    try:
-        fields["SealedSecretAccessKey"] = seal.seal(fields.pop("SecretAccessKey"), recipient)
-    except Exception as error:
-        key_id, user = fields["AccessKeyId"], fields["UserName"]
-        _delete_undelivered(client, key_id, user)
-        raise ActionError(
-            f"{head}: the secret could not be sealed ({type(error).__name__}); key {key_id} was "
-            "deleted, so nothing is left behind",
-            Category.INTERNAL,
-        ) from None
-    return {"AccessKey": fields}
-
-
-def _without_secret(document: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in document["AccessKey"].items() if k != "SecretAccessKey"}
-
-
-def _handed_over(
-    session: Any,
-    connection: Any,
-    region: str,
-    target: str,
-    document: dict[str, Any],
+def _finish(
+    key: dict[str, Any],
+    parameters: Parameters,
     client: Any,
+    session: Any,
+    connection: Connection,
+    region: str,
+    head: str,
 ) -> dict[str, Any]:
-    """Write the key to the vault; if that fails, delete the key: nothing orphaned, nothing lost."""
-    key = document["AccessKey"]
+    """Apply the options that act on the new key: its status, then where its secret goes.
+
+    If one of them fails, the key is deleted: nothing orphaned, nothing lost.
+    """
+    extra: dict[str, Any] = {}
+    if parameters.status != key["Status"]:
+        with _deleted_if_it_fails(client, key, head, f"UpdateAccessKey to {parameters.status}"):
+            client.update_access_key(
+                AccessKeyId=key["AccessKeyId"], UserName=key["UserName"], Status=parameters.status
+            )
+        key["Status"] = parameters.status  # IAM accepted it: the key's status now
+    if parameters.seal_secret_to:
+        with _deleted_if_it_fails(client, key, head, "the secret could not be sealed"):
+            secret = key.pop("SecretAccessKey")
+            key["SealedSecretAccessKey"] = seal.seal(secret, parameters.seal_secret_to)
+    elif parameters.vault:
+        with _deleted_if_it_fails(client, key, head, f"writing to {parameters.vault}"):
+            extra["Vault"] = vault.hand_over(session, connection, region, parameters.vault, key)
+        del key["SecretAccessKey"]
+    return {"AccessKey": key, **extra}
+
+
+@contextlib.contextmanager
+def _deleted_if_it_fails(client: Any, key: dict[str, Any], head: str, step: str) -> Iterator[None]:
+    """One step of delivering the new key; if it fails, the key is deleted and the error says
+    so. AWS's refusals are REJECTED, unreachable AWS TRANSIENT, anything else a bug."""
     try:
-        return vault.hand_over(session, connection, region, target, key)
+        yield
     except Exception as error:
         _delete_undelivered(client, key["AccessKeyId"], key["UserName"])
-        why = failures.translate(error, f"writing to {target}").message
+        if isinstance(error, ClientError):
+            why, category = failures.translate(error, step).message, Category.REJECTED
+        elif isinstance(error, BotoCoreError):
+            why, category = failures.translate(error, step).message, Category.TRANSIENT
+        else:
+            why, category = f"{step} ({type(error).__name__})", Category.INTERNAL
         raise ActionError(
-            f"{failures.headline(key['UserName'])}: {why}; key {key['AccessKeyId']} was "
-            "deleted, so nothing is left behind",
-            Category.REJECTED if isinstance(error, ClientError) else Category.TRANSIENT,
+            f"{head}: {why}; key {key['AccessKeyId']} was deleted, so nothing is left behind",
+            category,
         ) from None
 
 

@@ -18,9 +18,7 @@ def caller_identity(request: Request) -> dict[str, Any]:
     head = f"{OPERATION} failed (testing the connection)"
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:
-            session = sessions.session_for(connection)
-            for secret in sessions.credential_secrets(session):
-                guard(secret)
+            session = sessions.signed_in(connection, guard)
             client = sessions.sts_client(session, connection)
             identity = call_within(client.get_caller_identity, deadline)
         except Exception as error:

@@ -24,7 +24,7 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
 
 MAX_CLIENTS = 128
-_clients: dict[tuple[int, str, str, float, float], tuple[Session, IAMClient]] = {}
+_clients: dict[tuple[Session, str, str, float, float], IAMClient] = {}
 _lock = threading.Lock()
 
 
@@ -44,10 +44,10 @@ def iam_client(
     itself what is safe to try again (see create.py).
     """
     connect, read = timeouts(deadline)
-    key = (id(session), signing_region, endpoint_url or "", connect, read)
+    key = (session, signing_region, endpoint_url or "", connect, read)  # sessions hash by identity
     with _lock:  # a botocore session is not safe to make clients from in two threads at once
-        cached = _clients.get(key)
-        if cached is None or cached[0] is not session:
+        client = _clients.get(key)
+        if client is None:
             config = Config(
                 retries={"total_max_attempts": 1, "mode": "standard"},
                 connect_timeout=connect,
@@ -62,11 +62,10 @@ def iam_client(
             )
             refuse_clear_text(client.meta.endpoint_url)
             capture_raw_bodies(client)
-            cached = (session, client)
-            _clients[key] = cached
+            _clients[key] = client
             if len(_clients) > MAX_CLIENTS:
                 del _clients[next(iter(_clients))]  # the oldest
-    return cached[1]
+    return client
 
 
 def forget() -> None:

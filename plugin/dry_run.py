@@ -37,13 +37,13 @@ def report(
             for k in keys
         ],
     }
-    inactive = sorted((k for k in keys if k.status == "Inactive"), key=lambda k: k.created)
+    oldest = limit.oldest_inactive(keys)
     if len(keys) < QUOTA:
         check.update(WouldCreate=True, Reason=f"the user has {len(keys)} of {QUOTA} keys")
-    elif parameters.at_limit == limit.DELETE_OLDEST_INACTIVE and inactive:
+    elif parameters.at_limit == limit.DELETE_OLDEST_INACTIVE and oldest is not None:
         check.update(
             WouldCreate=True,
-            WouldDelete=inactive[0].access_key_id,
+            WouldDelete=oldest.access_key_id,
             Reason="the user has two keys; the oldest Inactive one would be deleted to make room",
         )
     else:

@@ -45,7 +45,7 @@ def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: st
         raise ActionError(refusal, Category.REJECTED, aws_code="LimitExceeded")
     now = dt.datetime.now(dt.timezone.utc)
     listed = "; ".join(key.describe(now) for key in keys)
-    inactive = sorted((key for key in keys if key.status == "Inactive"), key=lambda k: k.created)
+    oldest = oldest_inactive(keys)
     if policy != DELETE_OLDEST_INACTIVE:
         raise ActionError(
             f"{refusal} The user's keys: {listed}. Delete or deactivate one, or run with "
@@ -53,16 +53,21 @@ def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: st
             Category.REJECTED,
             aws_code="LimitExceeded",
         )
-    if not inactive:
+    if oldest is None:
         raise ActionError(
             f"{refusal} The user's keys: {listed}. None is Inactive, and an Active key is never "
             "deleted to make room: deactivate or delete one first",
             Category.REJECTED,
             aws_code="LimitExceeded",
         )
-    oldest = inactive[0]
     client.delete_access_key(AccessKeyId=oldest.access_key_id, **user_arguments(user_name))
     return oldest.access_key_id
+
+
+def oldest_inactive(keys: list[Key]) -> Key | None:
+    """The key the delete_oldest_inactive policy would delete, if any."""
+    inactive = [key for key in keys if key.status == "Inactive"]
+    return min(inactive, key=lambda key: key.created) if inactive else None
 
 
 def keys_of(client: IAMClient, user_name: str | None, quietly: bool = True) -> list[Key] | None:

@@ -81,8 +81,7 @@ def parse_request(request: Any) -> Request:
     timeout = _timeout(request, problems)
 
     selection = regions.RegionSelection()
-    regions_checked = not any(p.startswith("parameters.regions:") for p in problems)
-    if regions_checked and isinstance(given.get("regions"), str):
+    if not _has_problem(problems, "parameters.regions") and isinstance(given.get("regions"), str):
         selection, region_problems = regions.parse(given["regions"])
         problems += region_problems
         problems += _partition_disagreement(selection, connection_fields.get("region"))
@@ -151,6 +150,11 @@ _NOT_WITH_RAW_XML: tuple[tuple[str, Callable[[Any], bool], str, str], ...] = (
 )
 
 
+def _has_problem(problems: list[str], field: str) -> bool:
+    """Whether the schema already found `field` bad (its meaning is then not read further)."""
+    return any(problem.startswith(f"{field}:") for problem in problems)
+
+
 def _raw_xml_conflicts(given: Mapping[str, Any]) -> list[str]:
     if given.get("disable_xml_to_json") is not True:
         return []
@@ -164,9 +168,7 @@ def _raw_xml_conflicts(given: Mapping[str, Any]) -> list[str]:
 def _sealing_problems(given: Mapping[str, Any], problems: list[str]) -> list[str]:
     """A recipient must be a real age key (checked only once its pattern holds)."""
     recipient = given.get("seal_secret_to")
-    if not isinstance(recipient, str) or any(
-        p.startswith("parameters.seal_secret_to:") for p in problems
-    ):
+    if not isinstance(recipient, str) or _has_problem(problems, "parameters.seal_secret_to"):
         return []
     why = seal.recipient_problem(recipient)
     return [f"parameters.seal_secret_to: {why}"] if why else []

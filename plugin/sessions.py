@@ -17,6 +17,7 @@ import collections
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import botocore.session
@@ -143,6 +144,15 @@ def _new_session(connection: Connection) -> Session:
         assumed.set_config_variable("region", connection.region)
     assumed.register_component("credential_provider", CredentialResolver([_Fixed(credentials)]))
     return assumed
+
+
+def signed_in(connection: Connection, guard: Callable[[str], None]) -> Session:
+    """The connection's session, with every secret it signs with handed to `guard` (the
+    redactor's), wherever it came from: connection, environment, profile or assumed role."""
+    session = session_for(connection)
+    for secret in credential_secrets(session):
+        guard(secret)
+    return session
 
 
 def credential_secrets(session: Session) -> tuple[str, ...]:
