@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -13,14 +15,19 @@ from . import (
     clients,
     dry_run,
     failures,
+    idempotency,
     limit,
+    reconcile,
     redaction,
     regions,
     resources,
     seal,
     sessions,
+    smtp,
+    usable,
     validation,
     vault,
+    wait_for_user,
 )
 from .create import Created, create_access_key
 from .deadline import Deadline
@@ -30,37 +37,141 @@ from .request import Connection, Parameters, Request
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Delivery:
+    """What the steps after the create need: where the key lives and how to reach AWS."""
+
+    parameters: Parameters
+    connection: Connection
+    session: Any
+    client: Any
+    plan: regions.RegionPlan
+    vault_region: str
+    deadline: Deadline
+    head: str
+    guard: Callable[[str], None]
+
+
 def run(request: Request) -> dict[str, Any] | str:
     """Create exactly one access key; return {"AccessKey": ...} or IAM's raw XML document."""
     parameters, connection = request.parameters, request.connection
     deadline = Deadline(request.timeout)
     head = failures.headline(parameters.user_name)
+    log.info("input checked; creating a key for %s", failures.subject(parameters.user_name))
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:
             session = sessions.signed_in(connection, guard)
             home_region = connection.region or sessions.default_region(session)
             plan = regions.plan(parameters.regions, home_region)
-            log.debug("partition %s, signing region %s", plan.partition, plan.signing_region)
+            log.info("partition %s, signing region %s", plan.partition, plan.signing_region)
             client = clients.iam_client(
                 session, plan.signing_region, connection.endpoint_url, deadline
             )
             if parameters.check_only:
-                return _checked(dry_run.report(session, client, connection, parameters), head)
+                return _checked(
+                    dry_run.report(session, client, connection, parameters, deadline, head), head
+                )
+            vault_region = home_region or plan.signing_region
+            earlier = replaced = None
+            if parameters.idempotency_key:
+                earlier = _earlier_attempts(client, parameters, deadline, head)
+                held = _held_in_vault(earlier, session, connection, vault_region, parameters, guard)
+                if held is not None:
+                    return held
+                replaced = idempotency.clear_the_way(
+                    client, parameters.user_name or "", earlier, head
+                )
             created, deleted = _create_making_room(client, parameters, deadline, head)
         except Exception as error:
             # `from None`: the cause may quote a response body or a credential.
             raise failures.translate(error, head) from None
         guard(str(created.document["AccessKey"]["SecretAccessKey"]))
-        log.debug("created access key %s", created.document["AccessKey"]["AccessKeyId"])
+        log.info("created access key %s", created.document["AccessKey"]["AccessKeyId"])
         key = dict(created.document["AccessKey"])
-        vault_region = home_region or plan.signing_region
-        document = _finish(key, parameters, client, session, connection, vault_region, head)
+        if earlier is not None:
+            with _deleted_if_it_fails(
+                client, key, head, "recording the key for its idempotency key"
+            ):
+                idempotency.record(client, parameters.user_name or "", earlier, key["AccessKeyId"])
+        delivery = _Delivery(
+            parameters, connection, session, client, plan, vault_region, deadline, head, guard
+        )
+        document = _finish(key, delivery)
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
     result = _in_schema_order(document)
     if deleted:
         result["DeletedAccessKeyId"] = deleted
+    if replaced:
+        result["ReplacedAccessKeyId"] = replaced
     return result
+
+
+def _earlier_attempts(
+    client: Any, parameters: Parameters, deadline: Deadline, head: str
+) -> idempotency.Earlier:
+    """What earlier attempts with the request's idempotency key left on the user."""
+    return idempotency.look(
+        client,
+        parameters.user_name or "",
+        parameters.idempotency_key or "",
+        lambda call: wait_for_user.retrying_while_missing(
+            call, parameters.wait_for_user, deadline, head
+        ),
+    )
+
+
+def _held_in_vault(
+    earlier: idempotency.Earlier,
+    session: Any,
+    connection: Connection,
+    region: str,
+    parameters: Parameters,
+    guard: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """With a vault: the earlier attempt's answer, if its key and secret are safe there."""
+    if earlier.recorded is None or not parameters.vault:
+        return None
+    found = vault.holding(
+        session, connection, region, parameters.vault, earlier.recorded.access_key_id
+    )
+    if found is None:
+        return None
+    where, secrets = found
+    for secret in secrets:
+        guard(secret)
+    key = earlier.recorded
+    access_key = {
+        "AccessKeyId": key.access_key_id,
+        "CreateDate": key.create_date,
+        "Status": key.status,
+        "UserName": parameters.user_name,
+    }
+    log.info("key %s is already in %s: nothing created", key.access_key_id, parameters.vault)
+    return {"AccessKey": access_key, "Vault": where}
+
+
+def withdraw(request: Request, result: dict[str, Any] | str) -> str | None:
+    """Delete the key a result carries when that result can no longer reach anyone (the caller
+    hung up): nobody would ever hold its secret. Returns the key's id, or None when there is
+    nothing to delete (a check, or a vault that holds the secret)."""
+    if isinstance(result, str):
+        found = re.search(r"<(?:[\w.-]+:)?AccessKeyId>(\w+)</", result)
+        key_id = found.group(1) if found else None
+    elif "Vault" in result or "AccessKey" not in result:
+        return None
+    else:
+        key_id = result["AccessKey"]["AccessKeyId"]
+    if key_id is None:
+        return None
+    parameters, connection = request.parameters, request.connection
+    session = sessions.session_for(connection)
+    plan = regions.plan(parameters.regions, connection.region or sessions.default_region(session))
+    client = clients.iam_client(
+        session, plan.signing_region, connection.endpoint_url, Deadline(None)
+    )
+    _delete_undelivered(client, key_id, parameters.user_name)
+    return key_id
 
 
 def _checked(result: dict[str, Any], head: str) -> dict[str, Any]:
@@ -73,47 +184,77 @@ def _checked(result: dict[str, Any], head: str) -> dict[str, Any]:
 def _create_making_room(
     client: Any, parameters: Parameters, deadline: Deadline, head: str
 ) -> tuple[Created, str | None]:
-    """Create the key; at the two-key limit, apply the at_limit policy (which may delete the
-    oldest Inactive key, whose id is returned) and create it then."""
+    """Create the key, waiting for a user IAM does not show yet; at the two-key limit, apply
+    the at_limit policy (which may delete the oldest Inactive key, whose id is returned) and
+    create it then."""
+
+    def create() -> Created:
+        return wait_for_user.retrying_while_missing(
+            lambda: create_access_key(client, parameters.user_name, deadline, head),
+            parameters.wait_for_user,
+            deadline,
+            head,
+        )
+
     try:
-        return create_access_key(client, parameters.user_name, deadline, head), None
+        return create(), None
     except ClientError as error:
         if not limit.is_limit(error):
             raise
         refusal = failures.translate(error, head).message
         deleted = limit.make_room(client, parameters.user_name, parameters.at_limit, refusal)
-        return create_access_key(client, parameters.user_name, deadline, head), deleted
+        return create(), deleted
 
 
-def _finish(
-    key: dict[str, Any],
-    parameters: Parameters,
-    client: Any,
-    session: Any,
-    connection: Connection,
-    region: str,
-    head: str,
-) -> dict[str, Any]:
-    """Apply the options that act on the new key: its status, then where its secret goes.
+def _finish(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
+    """Apply the options that act on the new key: its status, the wait until it works, the
+    SMTP password, then where its secrets go.
 
     If one of them fails, the key is deleted: nothing orphaned, nothing lost.
     """
+    parameters, client, head = delivery.parameters, delivery.client, delivery.head
+    user = reconcile.user_arguments(key.get("UserName"))
     extra: dict[str, Any] = {}
     if parameters.status != key["Status"]:
         with _deleted_if_it_fails(client, key, head, f"UpdateAccessKey to {parameters.status}"):
             client.update_access_key(
-                AccessKeyId=key["AccessKeyId"], UserName=key["UserName"], Status=parameters.status
+                AccessKeyId=key["AccessKeyId"], Status=parameters.status, **user
             )
         key["Status"] = parameters.status  # IAM accepted it: the key's status now
+    if parameters.wait_until_usable:
+        with _deleted_if_it_fails(client, key, head, "waiting until the key works"):
+            extra["Usable"] = usable.wait_until_usable(
+                delivery.session,
+                key["AccessKeyId"],
+                key["SecretAccessKey"],
+                delivery.plan.signing_region,
+                delivery.connection.endpoint_url,
+                delivery.deadline,
+            )
+    if parameters.ses_smtp_region:
+        with _deleted_if_it_fails(client, key, head, "deriving the SES SMTP password"):
+            key[SMTP] = smtp.ses_smtp_password_v4(
+                key["SecretAccessKey"], parameters.ses_smtp_region
+            )
+            delivery.guard(key[SMTP])
     if parameters.seal_secret_to:
         with _deleted_if_it_fails(client, key, head, "the secret could not be sealed"):
-            secret = key.pop("SecretAccessKey")
-            key["SealedSecretAccessKey"] = seal.seal(secret, parameters.seal_secret_to)
+            for clear, sealed in _SEALED_AS.items():
+                if clear in key:
+                    key[sealed] = seal.seal(key.pop(clear), parameters.seal_secret_to)
     elif parameters.vault:
         with _deleted_if_it_fails(client, key, head, f"writing to {parameters.vault}"):
-            extra["Vault"] = vault.hand_over(session, connection, region, parameters.vault, key)
-        del key["SecretAccessKey"]
+            extra["Vault"] = vault.hand_over(
+                delivery.session, delivery.connection, delivery.vault_region, parameters.vault, key
+            )
+        for clear in _SEALED_AS:
+            key.pop(clear, None)
     return {"AccessKey": key, **extra}
+
+
+SMTP = "SesSmtpPasswordV4"
+# The secrets in AccessKey, and their names once sealed.
+_SEALED_AS = {"SecretAccessKey": "SealedSecretAccessKey", SMTP: "SealedSesSmtpPasswordV4"}
 
 
 @contextlib.contextmanager
@@ -123,8 +264,10 @@ def _deleted_if_it_fails(client: Any, key: dict[str, Any], head: str, step: str)
     try:
         yield
     except Exception as error:
-        _delete_undelivered(client, key["AccessKeyId"], key["UserName"])
-        if isinstance(error, ClientError):
+        _delete_undelivered(client, key["AccessKeyId"], key.get("UserName"))
+        if isinstance(error, ActionError):
+            why, category = error.message, error.category
+        elif isinstance(error, ClientError):
             why, category = failures.translate(error, step).message, Category.REJECTED
         elif isinstance(error, BotoCoreError):
             why, category = failures.translate(error, step).message, Category.TRANSIENT
@@ -136,15 +279,16 @@ def _deleted_if_it_fails(client: Any, key: dict[str, Any], head: str, step: str)
         ) from None
 
 
-def _delete_undelivered(client: Any, key_id: str, user: str) -> None:
+def _delete_undelivered(client: Any, key_id: str, user: str | None) -> None:
     """A key whose secret will not be delivered must not outlive the invocation."""
     try:
-        client.delete_access_key(AccessKeyId=key_id, UserName=user)
+        client.delete_access_key(AccessKeyId=key_id, **reconcile.user_arguments(user))
     except Exception as error:
+        who = f" --user-name {user}" if user else ""
         raise ActionError(
             f"key {key_id} was created but cannot be delivered, and deleting it failed "
             f"({type(error).__name__}): delete it (aws iam delete-access-key --access-key-id "
-            f"{key_id} --user-name {user})",
+            f"{key_id}{who})",
             Category.TRANSIENT,
         ) from None
 

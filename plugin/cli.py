@@ -98,6 +98,27 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
     describe = commands.add_parser("describe", parents=[common], help="print the manifest")
     describe.set_defaults(command=_describe)
 
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the Blink plugin protocol (gRPC integration_pack.Plugin) to a runner",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=1337, help="port to listen on (1337)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="the server's certificate (chain)")
+    serve.add_argument("--tls-key", metavar="PEM", help="the server's private key")
+    serve.add_argument(
+        "--tls-client-ca", metavar="PEM", help="mutual TLS: accept clients certified by this CA"
+    )
+    serve.add_argument(
+        "--grace",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, time the calls in flight have to finish (60)",
+    )
+    serve.set_defaults(command=_serve)
+
     demo = commands.add_parser(
         "demo", parents=[common], help="walk through the action on an embedded local IAM"
     )
@@ -223,6 +244,26 @@ def _describe(arguments: argparse.Namespace) -> int:
 
     print(json.dumps(describe(), indent=2))
     return 0
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .grpc_server import Options, serve
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    return serve(
+        Options(
+            host=arguments.host,
+            port=arguments.port,
+            tls_cert=path(arguments.tls_cert),
+            tls_key=path(arguments.tls_key),
+            tls_client_ca=path(arguments.tls_client_ca),
+            grace=arguments.grace,
+        )
+    )
 
 
 def _demo(arguments: argparse.Namespace) -> int:

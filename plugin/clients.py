@@ -14,6 +14,7 @@ from botocore.config import Config
 from .create import capture_raw_bodies
 from .deadline import Deadline
 from .errors import ActionError, Category
+from .limit import keep_listing_bodies
 
 if TYPE_CHECKING:
     from botocore.session import Session
@@ -62,6 +63,7 @@ def iam_client(
             )
             refuse_clear_text(client.meta.endpoint_url)
             capture_raw_bodies(client)
+            keep_listing_bodies(client)
             _clients[key] = client
             if len(_clients) > MAX_CLIENTS:
                 del _clients[next(iter(_clients))]  # the oldest
@@ -78,7 +80,7 @@ def refuse_clear_text(endpoint_url: str) -> None:
     parts = urlsplit(endpoint_url)
     if parts.scheme == "https":
         return
-    if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and is_loopback(parts.hostname or ""):
         return
     raise ActionError(
         f"the endpoint {parts.scheme}://{parts.hostname} is not https, and the answers would "
@@ -87,7 +89,7 @@ def refuse_clear_text(endpoint_url: str) -> None:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

@@ -33,7 +33,10 @@ def access_key_document(body: bytes) -> dict[str, Any]:
     try:
         # Entities off: a hostile endpoint must not expand a billion laughs in this process.
         # Attributes off: IAM's answer has none but the namespace, which is not returned.
-        document = xmltodict.parse(body, disable_entities=True, xml_attribs=False)
+        # Elements by their local names: some IAM-compatible endpoints prefix them (ns2:...).
+        document = xmltodict.parse(
+            body, disable_entities=True, xml_attribs=False, postprocessor=_local_name
+        )
     except (ExpatError, ValueError):
         raise UnreadableAnswer("it is not well-formed XML") from None
     root = document.get(_ROOT) if isinstance(document, dict) else None
@@ -50,3 +53,29 @@ def access_key_document(body: bytes) -> dict[str, Any]:
     if problems:
         raise UnreadableAnswer("it is not a complete access key: " + "; ".join(problems))
     return document
+
+
+def create_dates(body: bytes) -> dict[str, str]:
+    """Key id to CreateDate, as IAM wrote them in a ListAccessKeys answer ({} if unreadable)."""
+    import xmltodict
+
+    try:
+        document = xmltodict.parse(
+            body, disable_entities=True, xml_attribs=False, postprocessor=_local_name
+        )
+        members = document["ListAccessKeysResponse"]["ListAccessKeysResult"]["AccessKeyMetadata"]
+        members = members["member"] if isinstance(members, dict) else []
+    except (ExpatError, ValueError, KeyError, TypeError):
+        return {}
+    if isinstance(members, dict):
+        members = [members]
+    return {
+        str(m["AccessKeyId"]): str(m["CreateDate"])
+        for m in members
+        if isinstance(m, dict) and "AccessKeyId" in m and "CreateDate" in m
+    }
+
+
+def _local_name(path: Any, name: str, value: Any) -> tuple[str, Any]:
+    """xmltodict postprocessor: `ns2:AccessKeyId` is read as `AccessKeyId`."""
+    return name.rpartition(":")[2], value

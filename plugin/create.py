@@ -229,7 +229,7 @@ def _ambiguity(error: Exception) -> str:
 
 def _discard_late_key(client: IAMClient, user_name: str | None, body: bytes) -> None:
     """A create that answered after it was given up on: nobody will receive its secret."""
-    found = re.search(rb"<AccessKeyId>(\w+)</AccessKeyId>", body)
+    found = re.search(rb"<(?:[\w.-]+:)?AccessKeyId>(\w+)</", body)
     if not found:
         return
     key_id = found.group(1).decode()

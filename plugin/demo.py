@@ -21,6 +21,10 @@ DEMO_CONNECTION = {
 }
 
 
+# The chain "create user, then its key" is where IAM's eventual consistency bites: wait for it.
+DEMO_WAIT_FOR_USER = 10
+
+
 def run_demo(options: dict[str, Any] | None = None) -> int:
     """Run the two-step workflow; return the action's error code.
 
@@ -45,14 +49,18 @@ def run_demo(options: dict[str, Any] | None = None) -> int:
         _show("Step 1: IAM Create User", user)
         from .engine import execute
 
-        request = {
-            "parameters": {
-                "regions": "us-east-1",
-                "user_name": user["User"]["UserName"],
-                **(options or {}),
-            },
-            "connection": connection,
+        parameters = {
+            "regions": "us-east-1",
+            "user_name": user["User"]["UserName"],
+            "wait_for_user": DEMO_WAIT_FOR_USER,
+            **(options or {}),
         }
+        print(
+            f"Step 2 waits up to {parameters['wait_for_user']} s for IAM to show the new user "
+            "(wait_for_user): real IAM may answer NoSuchEntity for a few seconds after Create "
+            "User. moto shows it at once.\n"
+        )
+        request = {"parameters": parameters, "connection": connection}
         _show("Step 2: IAM Create Access Key (engine request)", _without_secrets(request))
         response = execute(request)
         _show("Step 2: IAM Create Access Key (engine response)", response)

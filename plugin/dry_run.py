@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import limit, sessions
+from . import limit, sessions, wait_for_user
+from .deadline import Deadline
 from .request import Connection, Parameters
 
 if TYPE_CHECKING:
@@ -19,11 +20,25 @@ QUOTA = 2  # access keys a user may have
 
 
 def report(
-    session: Session, client: IAMClient, connection: Connection, parameters: Parameters
+    session: Session,
+    client: IAMClient,
+    connection: Connection,
+    parameters: Parameters,
+    deadline: Deadline,
+    head: str,
 ) -> dict[str, Any]:
-    """{"Check": {...}}: the identity, the user's keys, and what would happen."""
+    """{"Check": {...}}: the identity, the user's keys, and what would happen (waiting for a
+    user IAM does not show yet, as the create would)."""
     identity = sessions.sts_client(session, connection).get_caller_identity()["Arn"]
-    keys = limit.keys_of(client, parameters.user_name, quietly=False) or []
+    keys = (
+        wait_for_user.retrying_while_missing(
+            lambda: limit.keys_of(client, parameters.user_name, quietly=False),
+            parameters.wait_for_user,
+            deadline,
+            head,
+        )
+        or []
+    )
     user_name = parameters.user_name or identity.rsplit("/", 1)[-1]
     check: dict[str, Any] = {
         "Identity": identity,
@@ -32,7 +47,7 @@ def report(
             {
                 "AccessKeyId": k.access_key_id,
                 "Status": k.status,
-                "CreateDate": k.created.isoformat(),
+                "CreateDate": k.create_date,
             }
             for k in keys
         ],

@@ -48,5 +48,14 @@ def _answer(run: Callable[[Request], Any], request: Any) -> dict[str, Any]:
     return {"error_code": 0, "result": result, "error_message": ""}
 
 
+def withdraw(request: Any, response: dict[str, Any]) -> str | None:
+    """Delete the key of a successful response that its caller can no longer receive; return
+    its id (None if there was none). Raises ActionError if the key is left behind."""
+    if response["error_code"] != 0:
+        return None
+    with redaction.redactor().guarding():
+        return action.withdraw(parse_request(request), response["result"])
+
+
 def failure(error: ActionError) -> dict[str, Any]:
     return {"error_code": error.error_code, "result": None, "error_message": str(error)}

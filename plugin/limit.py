@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from . import convert
 from .errors import ActionError, Category
 from .failures import aws_code
 from .reconcile import user_arguments
@@ -23,11 +24,16 @@ FAIL = "fail"
 DELETE_OLDEST_INACTIVE = "delete_oldest_inactive"
 
 
+_LISTING_EVENT = "before-parse.iam.ListAccessKeys"
+_LISTING_BODY = "iam-create-access-key.listing-body"
+
+
 @dataclasses.dataclass(frozen=True)
 class Key:
     access_key_id: str
     status: str
     created: dt.datetime
+    create_date: str  # IAM's own text of `created`, as it sent it
 
     def describe(self, now: dt.datetime) -> str:
         return f"{self.access_key_id} ({self.status}, {_age(now - self.created)} old)"
@@ -46,6 +52,7 @@ def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: st
     now = dt.datetime.now(dt.timezone.utc)
     listed = "; ".join(key.describe(now) for key in keys)
     oldest = oldest_inactive(keys)
+    refusal = refusal if refusal.endswith(".") else refusal + "."
     if policy != DELETE_OLDEST_INACTIVE:
         raise ActionError(
             f"{refusal} The user's keys: {listed}. Delete or deactivate one, or run with "
@@ -78,16 +85,38 @@ def keys_of(client: IAMClient, user_name: str | None, quietly: bool = True) -> l
         if not quietly:
             raise
         return None
+    texts = convert.create_dates(listing.pop(_LISTING_BODY, b""))
     return [
-        Key(key["AccessKeyId"], key["Status"], key["CreateDate"])
+        Key(
+            key["AccessKeyId"],
+            key["Status"],
+            key["CreateDate"],
+            texts.get(key["AccessKeyId"]) or key["CreateDate"].isoformat(),
+        )
         for key in listing.get("AccessKeyMetadata", [])
     ]
 
 
+def _keep_listing_body(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """botocore hook: keep ListAccessKeys' bytes beside the parsed answer (botocore turns
+    CreateDate into a datetime; a person is shown IAM's own text)."""
+    if int(response_dict.get("status_code", 500)) < 300:
+        customized_response_dict[_LISTING_BODY] = bytes(response_dict["body"])
+
+
+def keep_listing_bodies(client: IAMClient) -> None:
+    """Make `client`'s ListAccessKeys answers carry IAM's raw body (once per client)."""
+    client.meta.events.register(_LISTING_EVENT, _keep_listing_body, unique_id=_LISTING_BODY)
+
+
 def _age(elapsed: dt.timedelta) -> str:
+    if elapsed < dt.timedelta(minutes=1):
+        return f"{max(0, int(elapsed.total_seconds()))} s"
     if elapsed.days >= 1:
         return f"{elapsed.days} day{'s' if elapsed.days > 1 else ''}"
     hours = elapsed.seconds // 3600
     if hours >= 1:
         return f"{hours} hour{'s' if hours > 1 else ''}"
-    return f"{max(1, elapsed.seconds // 60)} min"
+    return f"{elapsed.seconds // 60} min"

@@ -53,6 +53,8 @@ def parameters_table() -> str:
             rules.append(f"{parameter['minLength']} to {parameter['maxLength']} characters")
         elif "maxLength" in parameter:
             rules.append(f"at most {parameter['maxLength']} characters")
+        if "minimum" in parameter and "maximum" in parameter:
+            rules.append(f"{parameter['minimum']} to {parameter['maximum']}")
         default = f"`{json.dumps(parameter['default'])}`" if "default" in parameter else "(none)"
         cells = [
             f"`{parameter['name']}`",

@@ -47,7 +47,7 @@ def find_orphans(
         deadline,
     )
     elapsed = dt.timedelta(seconds=time.monotonic() - sent_at)
-    iam_now = _iam_clock(listing)
+    iam_now = iam_clock(listing)
     # The Date header and CreateDate may both be whole seconds: a key created in the second of
     # the send may read as that second's start, so the window opens at the whole second.
     window_start = (iam_now - elapsed).replace(microsecond=0)
@@ -60,7 +60,7 @@ def find_orphans(
     return orphans
 
 
-def _iam_clock(listing: dict[str, Any]) -> dt.datetime:
+def iam_clock(listing: dict[str, Any]) -> dt.datetime:
     """IAM's time when it answered the listing (its Date header), else this machine's."""
     header = listing.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     if header:

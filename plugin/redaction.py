@@ -56,12 +56,14 @@ def secret_field_names(schemas: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
 def _patterns(names: Iterable[str]) -> list[re.Pattern[str]]:
     alternatives = "|".join(re.escape(name) for name in names)
     return [
-        # <SecretAccessKey>value</SecretAccessKey>
-        re.compile(rf"(<(?:{alternatives})>)[^<]*(</)", re.IGNORECASE),
+        # <SecretAccessKey>value</SecretAccessKey>, or with a namespace prefix (<ns2:...>)
+        re.compile(rf"(<(?:[\w.-]+:)?(?:{alternatives})>)[^<]*(</)", re.IGNORECASE),
         # "SecretAccessKey": "value", 'SecretAccessKey': 'value', 'X-Amz-Security-Token': b'value'
-        # (JSON, and Python reprs of str and bytes)
+        # (JSON, and Python reprs of str and bytes), and JSON inside a JSON string (a vault's
+        # SecretString or SSM Value: \"SecretAccessKey\": \"value\", backslashes doubled in reprs)
         re.compile(
-            rf"""(["']?(?:{alternatives})["']?\s*[:=]\s*b?["'])[^"']*(["'])""", re.IGNORECASE
+            rf"""(\\*["']?(?:{alternatives})\\*["']?\s*[:=]\s*b?\\*["'])[^"'\\]*(\\*["'])""",
+            re.IGNORECASE,
         ),
         # SecretAccessKey=value in a query string or a key=value line
         re.compile(rf"((?:{alternatives})=)[^&\s\"',;]*()", re.IGNORECASE),

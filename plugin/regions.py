@@ -100,6 +100,20 @@ def parse(text: str, field: str = "parameters.regions") -> tuple[RegionSelection
     return RegionSelection(tuple(names)), problems
 
 
+def region_problems(name: str, field: str, partition: str | None) -> list[str]:
+    """Problems of one region name: unknown to botocore (with the nearest suggested), or not
+    of `partition` when one is given."""
+    found = partition_of(name)
+    if found is None:
+        return [f"{field}: {_unknown(name, 1)}"]
+    if partition is not None and found.name != partition:
+        return [
+            f"{field}: {name} is in partition {found.name}, but the action acts in partition "
+            f"{partition}; one set of credentials lives in one partition"
+        ]
+    return []
+
+
 def _unknown(name: str, position: int) -> str:
     """Say which item is not a region and suggest the nearest listed name."""
     # Echo the item only when it looks like a region name: a value pasted in the wrong field

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from . import regions, resources, seal, validation
 from .errors import ActionError, Category
 
 REQUEST_FIELDS = ("parameters", "connection", "timeout")
+_WHOLE = re.compile(r"\s*[+-]?[0-9]{1,6}\s*")  # a whole number, as a form sends it
 MAX_TIMEOUT_SECONDS = 3600
 
 
@@ -50,6 +52,10 @@ class Parameters:
     check_only: bool = False
     vault: str | None = None
     seal_secret_to: str | None = None
+    wait_for_user: int = 0
+    wait_until_usable: bool = False
+    ses_smtp_region: str | None = None
+    idempotency_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +98,13 @@ def parse_request(request: Any) -> Request:
             "goes to one place)"
         )
     problems += _sealing_problems(given, problems)
+    problems += _usable_problems(given)
+    if isinstance(given.get("idempotency_key"), str) and "user_name" not in given:
+        problems.append(
+            "parameters.idempotency_key: needs parameters.user_name (the token is remembered on "
+            "the user)"
+        )
+    problems += _ses_region_problems(given, selection, connection_fields.get("region"), problems)
     if problems:
         raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
 
@@ -110,6 +123,10 @@ def parse_request(request: Any) -> Request:
         check_only=values["check_only"],
         vault=values.get("vault"),
         seal_secret_to=values.get("seal_secret_to"),
+        wait_for_user=values["wait_for_user"],
+        wait_until_usable=values["wait_until_usable"],
+        ses_smtp_region=values.get("ses_smtp_region"),
+        idempotency_key=values.get("idempotency_key"),
     )
     if isinstance(connection_fields.get("duration_seconds"), float):
         # JSON Schema counts 900.0 as an integer; botocore wants an int.
@@ -147,6 +164,24 @@ _NOT_WITH_RAW_XML: tuple[tuple[str, Callable[[Any], bool], str, str], ...] = (
     ("seal_secret_to", lambda v: isinstance(v, str), "", "the XML carries the secret in clear"),
     ("check_only", lambda v: v is True, "", "a check has no XML answer to return"),
     ("vault", lambda v: isinstance(v, str), "", "the XML carries the secret in clear"),
+    (
+        "wait_until_usable",
+        lambda v: v is True,
+        "",
+        "the XML is the create's answer and could not say whether the key works",
+    ),
+    (
+        "idempotency_key",
+        lambda v: isinstance(v, str),
+        "",
+        "the XML is the create's answer and could not name a key it replaced",
+    ),
+    (
+        "ses_smtp_region",
+        lambda v: isinstance(v, str),
+        "",
+        "the XML is the create's answer and has no SMTP password",
+    ),
 )
 
 
@@ -172,6 +207,30 @@ def _sealing_problems(given: Mapping[str, Any], problems: list[str]) -> list[str
         return []
     why = seal.recipient_problem(recipient)
     return [f"parameters.seal_secret_to: {why}"] if why else []
+
+
+def _usable_problems(given: Mapping[str, Any]) -> list[str]:
+    if given.get("wait_until_usable") is True and given.get("status") == "Inactive":
+        return [
+            "parameters.wait_until_usable: cannot be combined with parameters.status Inactive "
+            "(an Inactive key is never accepted)"
+        ]
+    return []
+
+
+def _ses_region_problems(
+    given: Mapping[str, Any], selection: regions.RegionSelection, home: Any, problems: list[str]
+) -> list[str]:
+    """The SMTP password's region must be a region botocore lists, of the action's partition."""
+    region = given.get("ses_smtp_region")
+    if not isinstance(region, str) or _has_problem(problems, "parameters.ses_smtp_region"):
+        return []
+    if not selection.is_all:
+        named = regions.partition_of(selection.names[0])
+    else:
+        named = regions.partition_of(home) if isinstance(home, str) else None
+    partition = named.name if named is not None else None
+    return regions.region_problems(region, "parameters.ses_smtp_region", partition)
 
 
 def _partition_disagreement(selection: regions.RegionSelection, home: Any) -> list[str]:
@@ -212,5 +271,7 @@ def _normalise(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str
         expected = properties.get(name, {}).get("type")
         if expected == "boolean" and isinstance(value, str):
             value = {"true": True, "false": False}.get(value.strip().lower(), value)
+        elif expected == "integer" and isinstance(value, str) and _WHOLE.fullmatch(value):
+            value = int(value.strip())
         normalised[str(name)] = value
     return normalised

@@ -16,6 +16,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,6 +39,7 @@ class Fault:
     hold: float = 0.0  # wait this long before answering
     body: bytes | None = None  # answer with this body instead of upstream's
     drip: float = 0.0  # send the body one byte at a time, this far apart
+    rewrite: Callable[[bytes], bytes] | None = None  # send upstream's body changed by this
 
 
 DROP_AFTER_FORWARD = Fault("reset after IAM acted", forward=True, drop=True)
@@ -61,6 +63,11 @@ def refuse(code: str, status: int = 403) -> Fault:
 
 def hold_after_forward(seconds: float) -> Fault:
     return Fault(f"held {seconds:g}s after IAM acted", forward=True, hold=seconds)
+
+
+def rewrite(name: str, change: Callable[[bytes], bytes]) -> Fault:
+    """Forward, then answer with upstream's body changed by `change` (another IAM dialect)."""
+    return Fault(name, forward=True, rewrite=change)
 
 
 def answer(name: str, body: bytes, *, forward: bool = False, drip: float = 0.0) -> Fault:
@@ -154,7 +161,10 @@ class FaultProxy:
             request.close_connection = True
             request.connection.shutdown(socket.SHUT_RDWR)
             return
-        if fault.body is not None:
+        if fault.rewrite is not None:
+            status, headers, payload = upstream
+            self._send(request, status, headers, fault.rewrite(payload))
+        elif fault.body is not None:
             self._send(request, 200, [("Content-Type", "text/xml")], fault.body, fault.drip)
         elif fault.status and target:  # a JSON-protocol service: its error shape
             code = fault.code if fault.code.endswith("Exception") else fault.code + "Exception"

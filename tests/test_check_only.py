@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from plugin import execute
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import LocalIAM
@@ -54,11 +56,12 @@ def test_at_the_limit_it_says_what_the_policy_would_do(iam: LocalIAM, proxy: Fau
 
 
 def test_a_missing_user_fails_the_check(iam: LocalIAM, proxy: FaultProxy) -> None:
-    response = check(iam, proxy, user_name="ghost")
+    response = check(iam, proxy, user_name="ghost", wait_for_user="1")
     assert response["error_code"] == 3
     assert response["error_message"].startswith(
         'CreateAccessKey failed for user "ghost": NoSuchEntity'
     )
+    assert re.search(r"\(waited [01]\.\ds for IAM to show the user", response["error_message"])
 
 
 def test_check_only_with_raw_xml_is_refused(iam: LocalIAM, proxy: FaultProxy) -> None:
@@ -67,3 +70,17 @@ def test_check_only_with_raw_xml_is_refused(iam: LocalIAM, proxy: FaultProxy) ->
     assert response["error_code"] == 2
     assert "parameters.check_only: cannot be combined" in response["error_message"]
     assert proxy.since(mark) == []
+
+
+def test_existing_keys_carry_iams_own_create_date_text(iam: LocalIAM, proxy: FaultProxy) -> None:
+    """The check shows CreateDate as IAM wrote it, as the create does (not Python's isoformat)."""
+    user = iam.new_user()
+    iam.admin.create_access_key(UserName=user)
+    mark = proxy.mark()
+
+    response = check(iam, proxy, user_name=user)
+
+    (listing,) = [e for e in proxy.since(mark) if e.action == "ListAccessKeys"]
+    (shown,) = response["result"]["Check"]["ExistingKeys"]
+    assert f"<CreateDate>{shown['CreateDate']}</CreateDate>".encode() in listing.upstream_body
+    assert shown["CreateDate"].endswith("Z")

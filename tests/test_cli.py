@@ -46,7 +46,7 @@ def test_run_prints_raw_xml_when_asked(iam: LocalIAM, cli_env: dict[str, str]) -
 
 
 def test_aws_rejection_is_one_line_on_stderr_with_exit_3(cli_env: dict[str, str]) -> None:
-    completed = run_cli("run", "--user-name", "ghost", env=cli_env)
+    completed = run_cli("run", "--user-name", "ghost", "--wait-for-user", "0", env=cli_env)
 
     assert completed.returncode == 3
     assert completed.stdout == ""
@@ -155,7 +155,7 @@ def test_execute_bad_requests_exit_2(
 
 
 def test_execute_exit_status_is_the_error_code(cli_env: dict[str, str]) -> None:
-    request = {"parameters": {"user_name": "ghost"}}
+    request = {"parameters": {"user_name": "ghost", "wait_for_user": "0"}}
     completed = run_cli("execute", env=cli_env, stdin=json.dumps(request).encode())
     assert completed.returncode == json.loads(completed.stdout)["error_code"] == 3
 
@@ -184,7 +184,9 @@ def test_debug_logs_the_wire_but_never_a_secret(iam: LocalIAM, cli_env: dict[str
 
 
 def test_debug_error_output_carries_no_secret(iam: LocalIAM, cli_env: dict[str, str]) -> None:
-    completed = run_cli("run", "--user-name", "ghost", "--debug", env=cli_env)
+    completed = run_cli(
+        "run", "--user-name", "ghost", "--wait-for-user", "0", "--debug", env=cli_env
+    )
     assert completed.returncode == 3
     assert ADMIN_SECRET not in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -263,7 +265,16 @@ def test_output_file_is_removed_when_the_action_fails(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     target = tmp_path / "key.json"
-    completed = run_cli("run", "--user-name", "ghost", "--output-file", str(target), env=cli_env)
+    completed = run_cli(
+        "run",
+        "--user-name",
+        "ghost",
+        "--wait-for-user",
+        "0",
+        "--output-file",
+        str(target),
+        env=cli_env,
+    )
     assert completed.returncode == 3
     assert not target.exists()
 

@@ -28,6 +28,20 @@ def test_converts_and_unwraps_to_the_documented_shape() -> None:
     }
 
 
+def test_namespace_prefixed_elements_are_read_by_their_local_names() -> None:
+    """Some IAM-compatible endpoints answer with an XML declaration, `ns2:` prefixes and
+    ResponseMetadata first."""
+    assert access_key_document(body("namespace_prefixed.xml")) == access_key_document(
+        body("create_access_key.xml")
+    )
+
+
+def test_a_root_users_key_has_no_user_name_and_is_accepted() -> None:
+    document = access_key_document(body("no_user_name.xml"))
+    assert "UserName" not in document["AccessKey"]
+    assert document["AccessKey"]["AccessKeyId"] == "AKIAIOSFODNN7EXAMPLE"
+
+
 def test_an_absent_create_date_stays_absent() -> None:
     document = access_key_document(body("no_create_date.xml"))
     assert "CreateDate" not in document["AccessKey"]

@@ -121,7 +121,9 @@ def test_json_mode_when_the_flag_is_off_or_empty(iam: LocalIAM, flag: object) ->
 
 def test_unknown_user_is_rejected_with_iams_words(iam: LocalIAM) -> None:
     mark = iam.mark()
-    response = execute({"parameters": {"user_name": "ghost"}, "connection": iam.connection()})
+    response = execute(
+        {"parameters": {"user_name": "ghost", "wait_for_user": 0}, "connection": iam.connection()}
+    )
 
     assert response["error_code"] == 3
     assert response["result"] is None

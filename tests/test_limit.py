@@ -34,11 +34,13 @@ def test_by_default_the_limit_fails_and_lists_the_keys(iam: LocalIAM, proxy: Fau
 
     assert response["error_code"] == 3
     message = response["error_message"]
-    assert message.startswith(f'CreateAccessKey failed for user "{user}": LimitExceeded: ')
-    assert re.search(
-        rf"{ids[0]} \(Inactive, \d+ min old\); {ids[1]} \(Active, \d+ min old\)", message
+    assert re.fullmatch(
+        rf'CreateAccessKey failed for user "{user}": LimitExceeded: Cannot exceed quota for '
+        rf"AccessKeysPerUser: 2\. The user's keys: {ids[0]} \(Inactive, \d{{1,2}} s old\); "
+        rf"{ids[1]} \(Active, \d{{1,2}} s old\)\. Delete or deactivate one, or run with "
+        r"at_limit=delete_oldest_inactive to let the action delete the oldest Inactive key",
+        message,
     )
-    assert "at_limit=delete_oldest_inactive" in message
     assert iam.key_ids(user) == sorted(ids)
 
 

@@ -19,6 +19,10 @@ EXPECTED_PARAMETERS = [
     ("seal_secret_to", "Seal Secret To (age recipient)", "advanced"),
     ("vault", "Hand Secret To Vault", "advanced"),
     ("check_only", "Check Only", "advanced"),
+    ("wait_for_user", "Wait For A New User (seconds)", "advanced"),
+    ("wait_until_usable", "Wait Until The Key Works", "advanced"),
+    ("ses_smtp_region", "SES SMTP Password For Region", "advanced"),
+    ("idempotency_key", "Idempotency Key", "advanced"),
 ]
 
 
@@ -33,7 +37,9 @@ def test_action_identity() -> None:
 def test_parameters_in_order_with_their_form_fields() -> None:
     found = [(p["name"], p["display_name"], p["group"]) for p in manifest.parameters()]
     assert found == EXPECTED_PARAMETERS
-    assert [p["order"] for p in manifest.parameters()] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [p["order"] for p in manifest.parameters()] == list(
+        range(1, len(EXPECTED_PARAMETERS) + 1)
+    )
     assert all(p["description"].strip() for p in manifest.parameters())
 
 
@@ -60,6 +66,12 @@ def test_parameter_rules_are_the_products() -> None:
     assert by_name["disable_xml_to_json"]["type"] == "boolean"
     assert by_name["disable_xml_to_json"]["default"] is False
     assert by_name["regions"]["default"] == "*"
+    assert (by_name["wait_for_user"]["type"], by_name["wait_for_user"]["default"]) == (
+        "integer",
+        10,
+    )
+    assert (by_name["wait_for_user"]["minimum"], by_name["wait_for_user"]["maximum"]) == (0, 60)
+    assert by_name["wait_until_usable"]["default"] is False
 
 
 @pytest.mark.parametrize("kind", ["input", "output", "connection"])
@@ -77,7 +89,19 @@ def test_the_secret_is_marked_in_the_output_schema() -> None:
     secret = resources.schema("output")["properties"]["AccessKey"]["properties"]["SecretAccessKey"]
     assert secret["writeOnly"] is True
     assert secret["secret"] is True
-    assert manifest.describe()["output"]["secret_fields"] == ["AccessKey.SecretAccessKey"]
+    smtp = resources.schema("output")["properties"]["AccessKey"]["properties"]["SesSmtpPasswordV4"]
+    assert smtp["writeOnly"] is True
+    assert smtp["secret"] is True
+    assert manifest.describe()["output"]["secret_fields"] == [
+        "AccessKey.SecretAccessKey",
+        "AccessKey.SesSmtpPasswordV4",
+    ]
+
+
+def test_the_user_name_is_optional_in_the_output_for_root_keys() -> None:
+    access_key = resources.schema("output")["properties"]["AccessKey"]
+    assert "UserName" not in access_key["required"]
+    assert "root user" in access_key["properties"]["UserName"]["description"]
 
 
 def test_readme_parameters_table_equals_the_manifest() -> None:

@@ -1,0 +1,240 @@
+"""Blink's plugin protocol to the engine's request and back: translation only, no action logic.
+
+The runner's messages (integration_pack.proto) carry every parameter as a string, keyed by its
+name or by the display name a form shows, or as one JSON object in `parameters_as_json`; the
+connection as strings under `connections["aws"].data`. They become the same request mapping
+`execute` reads; the engine's response becomes an ExecuteActionResponse. The description of the
+action is built from the manifest and schemas (manifest.parameters), never from a list here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from . import manifest, resources
+from .errors import ActionError, Category
+
+CONNECTION_TYPE = "aws"
+PARAMETERS_AS_JSON = "parameters_as_json"
+PROVIDER = "aws"
+MAX_JSON_DEPTH = 32  # an action's parameters are flat; anything deeper is not a request
+
+
+def plugin_description(pb: Any) -> Any:
+    """PluginDescription: the plugin, its one action, and the connection type it takes."""
+    document = resources.manifest()
+    return pb.PluginDescription(
+        name=document["name"],
+        description=document["description"],
+        tags=["aws", "iam"],
+        provider=PROVIDER,
+        actions=[action_message(pb)],
+        connections={CONNECTION_TYPE: connection_message(pb)},
+        version=str(document["version"]),
+        is_connection_optional=True,  # no connection: the runner's own AWS identity
+    )
+
+
+def action_message(pb: Any) -> Any:
+    """The action as a form draws it: every parameter a FormField, in manifest order."""
+    document = resources.manifest()
+    return pb.Action(
+        name=document["name"],
+        display_name=document["display_name"],
+        description=document["description"],
+        active=True,
+        parameters=[
+            pb.ActionParameter(field=_form_field(pb, parameter, parameter["order"]))
+            for parameter in manifest.parameters()
+        ],
+        output=pb.Output(table="AccessKey", fields=_output_fields(pb)),
+        connections={CONNECTION_TYPE: connection_message(pb)},
+        is_connection_optional="true",
+    )
+
+
+def connection_message(pb: Any) -> Any:
+    """The `aws` connection type: one FormField per connection-schema field."""
+    schema = resources.schema("connection")
+    required = set(schema.get("required", []))
+    fields = {}
+    for index, (name, rules) in enumerate(schema["properties"].items(), start=1):
+        described = {"name": name, "required": name in required, **rules}
+        fields[name] = pb.ConnectionField(field=_form_field(pb, described, index))
+    return pb.Connection(name=CONNECTION_TYPE, fields=fields)
+
+
+def _form_field(pb: Any, parameter: Mapping[str, Any], index: int) -> Any:
+    kind = parameter.get("type", "string")
+    options = [str(choice) for choice in parameter.get("enum", [])]
+    if kind == "boolean":
+        input_type = "checkbox"
+    elif options:
+        input_type = "dropdown"
+    elif parameter.get("secret") or parameter.get("writeOnly"):
+        input_type = "password"
+    elif kind == "integer":
+        input_type = "number"
+    else:
+        input_type = "text"
+    default = parameter.get("default")
+    return pb.FormField(
+        name=parameter["name"],
+        type=kind,
+        input_type=input_type,
+        required=bool(parameter.get("required")),
+        description=parameter.get("description", ""),
+        default="" if default is None else _as_text(default),
+        pattern=parameter.get("pattern", ""),
+        options=options,
+        index=index,
+    )
+
+
+def _as_text(value: Any) -> str:
+    """A default as a form holds it: booleans as "true"/"false", like every value sent back."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def _output_fields(pb: Any) -> list[Any]:
+    """Each field a result may carry, AccessKey's as AccessKey.<name>, from the output schema."""
+    properties = resources.schema("output")["properties"]
+    fields = []
+    for name, rules in properties.items():
+        if name == "AccessKey":
+            fields += [
+                pb.Field(name=f"AccessKey.{inner}", type=inner_rules.get("type", "string"))
+                for inner, inner_rules in rules["properties"].items()
+            ]
+        else:
+            fields.append(pb.Field(name=name, type=rules.get("type", "object")))
+    return fields
+
+
+def engine_request(message: Any, timeout: float | None) -> dict[str, Any]:
+    """The engine request an ExecuteActionRequest means; ActionError (code 2) if it means none.
+
+    `timeout` is the time the invocation may take, already the earlier of the message's own
+    and the call's deadline.
+    """
+    name = resources.manifest()["name"]
+    if message.name != name:
+        raise ActionError(
+            f"Invalid input: this plugin serves the action {name}, not {shown(message.name)}",
+            Category.INVALID_INPUT,
+        )
+    request: dict[str, Any] = {
+        "parameters": _parameters(message.parameters),
+        "connection": connection_fields(message.connections),
+    }
+    if timeout is not None:
+        request["timeout"] = timeout
+    return request
+
+
+def _parameters(given: Mapping[str, str]) -> dict[str, Any]:
+    """Parameters by name, by display name, or from one `parameters_as_json` object."""
+    by_display_name = {p["display_name"]: p["name"] for p in resources.manifest()["parameters"]}
+    parameters: dict[str, Any] = {}
+    entries: list[tuple[str, Any]] = [
+        (key, value) for key, value in given.items() if key != PARAMETERS_AS_JSON
+    ]
+    if PARAMETERS_AS_JSON in given:
+        entries += list(read_json_object(given[PARAMETERS_AS_JSON], PARAMETERS_AS_JSON).items())
+    for key, value in entries:
+        name = by_display_name.get(key, key)
+        if name in parameters:
+            raise ActionError(
+                f"Invalid input: parameters.{name} is given twice (by its name, its display name "
+                f"or in {PARAMETERS_AS_JSON})",
+                Category.INVALID_INPUT,
+            )
+        parameters[name] = value
+    return parameters
+
+
+def connection_fields(connections: Mapping[str, Any]) -> dict[str, str]:
+    """The `aws` connection's fields; none at all means the runner's own identity."""
+    if CONNECTION_TYPE in connections:
+        return dict(connections[CONNECTION_TYPE].data)
+    if connections:
+        others = ", ".join(sorted(shown(key) for key in connections)[:5])
+        raise ActionError(
+            f"Invalid input: connections: this action takes a connection of type "
+            f"{CONNECTION_TYPE}, not {others}",
+            Category.INVALID_INPUT,
+        )
+    return {}
+
+
+def read_json_object(text: str | bytes, field: str) -> dict[str, Any]:
+    """A JSON object from untrusted text: code 2 for anything else, however it is broken."""
+    try:
+        if _nesting(text) > MAX_JSON_DEPTH:
+            raise ValueError("nested too deeply")
+        value = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ActionError(
+            f"Invalid input: {field} is not a JSON object (or nested more than "
+            f"{MAX_JSON_DEPTH} deep)",
+            Category.INVALID_INPUT,
+        ) from None
+    if not isinstance(value, dict):
+        raise ActionError(f"Invalid input: {field} must be a JSON object", Category.INVALID_INPUT)
+    return value
+
+
+def _nesting(text: str | bytes) -> int:
+    """How deep brackets nest (strings included: an over-count only refuses, never admits)."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    depth = deepest = 0
+    for byte in raw.translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in (0x5B, 0x7B) else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_JSON_DEPTH:
+                break  # deep enough to refuse: no need to read the rest
+    return deepest
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def execute_response(pb: Any, response: Mapping[str, Any], context: bytes, log: bytes) -> Any:
+    """ExecuteActionResponse: the result as JSON (UTF-8) or IAM's XML as it was sent."""
+    result = response["result"]
+    if result is None:
+        body = b""
+    elif isinstance(result, str):
+        body = result.encode("utf-8")
+    else:
+        body = json.dumps(result).encode("utf-8")
+    return pb.ExecuteActionResponse(
+        error_code=int(response["error_code"]),
+        result=body,
+        context=context,
+        log_buffer=log,
+        error_message=response["error_message"],
+    )
+
+
+def credentials_response(pb: Any, response: Mapping[str, Any]) -> Any:
+    """TestCredentialsResponse: the identity, or the error; a refusal is an answer."""
+    valid = response["error_code"] == 0
+    raw = (
+        response["result"]
+        if valid
+        else {"error_code": response["error_code"], "error_message": response["error_message"]}
+    )
+    return pb.TestCredentialsResponse(
+        are_credentials_valid=valid, raw_validation_response=json.dumps(raw).encode("utf-8")
+    )
+
+
+def shown(name: str) -> str:
+    """A name from the wire, shown only if it looks like one (it could be anything)."""
+    if len(name) <= 64 and name.replace("_", "").replace("-", "").isalnum():
+        return name
+    return "(a name that is not shown)"

@@ -1,0 +1,86 @@
+"""Wait until the new key works: sts:GetCallerIdentity signed with it, until STS accepts it.
+
+A new access key is refused for seconds by the services it is meant for (IAM is eventually
+consistent), and no SDK has a waiter for it. STS accepting the key is strong evidence that it
+has reached AWS's authentication systems; it is not a promise for every service in every region.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .clients import USER_AGENT, refuse_clear_text
+from .deadline import Deadline, DeadlineExceeded, call_within
+from .errors import ActionError, Category
+from .failures import TRANSIENT_CODES, aws_code, aws_reason, http_status
+
+# What STS answers for a key it does not know yet.
+NOT_YET_CODES = frozenset({"InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidAccessKeyId"})
+DEFAULT_SECONDS = 60.0  # without a request timeout
+FIRST_PAUSE = 0.25
+LONGEST_PAUSE = 2.0
+TIME_KEPT_TO_DELETE = 5.0  # of a request's timeout, for deleting a key that never worked
+
+
+def wait_until_usable(
+    session: Any,
+    key_id: str,
+    secret: str,
+    signing_region: str,
+    endpoint_url: str | None,
+    deadline: Deadline,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Probe until STS accepts the key; {"Arn", "AfterSeconds"}. Raise a TRANSIENT ActionError
+    if it is not accepted in time, and let any other refusal through."""
+    started = time.monotonic()
+    if deadline.enforced:
+        window = max(0.0, deadline.remaining() - min(TIME_KEPT_TO_DELETE, deadline.seconds / 4))
+    else:
+        window = DEFAULT_SECONDS
+    probe_deadline = Deadline(window) if deadline.enforced else Deadline(None)
+    client = session.create_client(
+        "sts",
+        region_name=signing_region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=min(5.0, max(0.5, window / 4)),
+            read_timeout=min(10.0, max(0.5, window / 3)),
+            user_agent_extra=USER_AGENT,
+        ),
+    )
+    refuse_clear_text(client.meta.endpoint_url)
+    pause = FIRST_PAUSE
+    last = "no answer"
+    while True:
+        try:
+            identity = call_within(client.get_caller_identity, probe_deadline)
+            return {"Arn": identity["Arn"], "AfterSeconds": round(time.monotonic() - started, 2)}
+        except ClientError as error:
+            if not _not_yet(error):
+                raise
+            last = aws_reason(error)
+        except (BotoCoreError, DeadlineExceeded) as error:
+            last = type(error).__name__
+        waited = time.monotonic() - started
+        if waited + pause > window:
+            raise ActionError(
+                f"STS did not accept the new key within {waited:.1f}s (last answer: {last})",
+                Category.TRANSIENT,
+            )
+        sleep(pause)
+        pause = min(pause * 2, LONGEST_PAUSE)
+
+
+def _not_yet(error: ClientError) -> bool:
+    """A refusal that means "not yet", or a failure that a later probe may not meet."""
+    code = aws_code(error)
+    return code in NOT_YET_CODES or code in TRANSIENT_CODES or http_status(error) >= 500
