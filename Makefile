@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench
+.PHONY: demo test bench proto
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -15,3 +15,7 @@ test: $(PY)
 
 bench: $(PY)
 	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m tests.benchmark
+
+# The gRPC modules of the plugin protocol, from plugin/protocol/integration_pack.proto.
+proto: $(PY)
+	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. plugin/protocol/integration_pack.proto

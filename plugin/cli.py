@@ -203,11 +203,15 @@ def _run_to(request: dict[str, Any], stream: Any) -> int:
 
 def _execute(arguments: argparse.Namespace) -> int:
     from .engine import execute, failure
+    from .json_input import UnreadableJSON, loads
 
     try:
-        request = json.loads(sys.stdin.buffer.read(), object_pairs_hook=_refuse_duplicates)
-    except (ValueError, UnicodeDecodeError) as error:
-        why = str(error) if isinstance(error, _DuplicateKey) else "it is not valid UTF-8 JSON"
+        request = loads(sys.stdin.buffer.read(), object_pairs_hook=_refuse_duplicates)
+    except ValueError as error:
+        if isinstance(error, (_DuplicateKey, UnreadableJSON)):
+            why = str(error)
+        else:
+            why = "it is not valid UTF-8 JSON"
         response = failure(ActionError(f"Invalid input: {why}", Category.INVALID_INPUT))
     else:
         response = execute(request)

@@ -2,13 +2,15 @@
 
 botocore's read timeout bounds each socket read, not a whole answer: an endpoint that drips a
 byte a second never trips it. So when the request sets a timeout, each AWS call runs in a
-worker thread and the invocation stops waiting when its budget is spent; the caller decides
-what a call that outlived it means. Without a timeout the call runs in the caller's thread
-(handing it to a worker costs ~150 us, a fifth of a warm call), bounded per socket read only.
+worker thread (kept between calls) and the invocation stops waiting when its budget is spent;
+the caller decides what a call that outlived it means. Without a timeout the call runs in the
+caller's thread, bounded per socket read only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +42,40 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0.0
+
+
+class _Workers:
+    """Daemon threads kept for calls under a deadline: handing a call to an idle one costs a
+    fraction of starting a thread (the price of a hard deadline on a warm worker's every call).
+    Daemons, so that a call abandoned to a dripping endpoint never holds the process open."""
+
+    def __init__(self) -> None:
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def run(self, task: Callable[[], None]) -> None:
+        with self._lock:
+            reuse = self._idle > 0
+            if reuse:
+                self._idle -= 1
+        if reuse:
+            self._tasks.put(task)
+        else:
+            threading.Thread(
+                target=self._serve, args=(task,), name="iam-create-access-key-call", daemon=True
+            ).start()
+
+    def _serve(self, task: Callable[[], None]) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # `work` keeps outcomes; a late handler's bug
+                task()  # must not end the worker
+            with self._lock:
+                self._idle += 1
+            task = self._tasks.get()
+
+
+_WORKERS = _Workers()
 
 
 class _Outcome(Generic[T]):
@@ -82,7 +118,7 @@ def call_within(
         if late and on_late_result is not None:
             on_late_result(value)
 
-    threading.Thread(target=work, name="iam-create-access-key-call", daemon=True).start()
+    _WORKERS.run(work)
     finished = outcome.done.wait(seconds)
     with outcome.lock:
         if not finished and not outcome.done.is_set():

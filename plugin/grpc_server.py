@@ -174,8 +174,8 @@ def _withdraw(engine_request: dict[str, Any], response: dict[str, Any]) -> None:
 def serve(options: Options) -> int:
     """Serve until SIGTERM or SIGINT; then finish the calls in flight (within the grace)."""
     credentials = _credentials(options)
-    logging.getLogger("plugin").setLevel(logging.DEBUG)  # for log_buffer; nothing is printed
-    redaction.install(logging.getLogger("botocore"), logging.getLogger("urllib3"))
+    _log_warnings_redacted()
+    logging.getLogger("plugin").setLevel(logging.DEBUG)  # for log_buffer, not the server's log
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="plugin"),
         options=[
@@ -224,6 +224,18 @@ def serve(options: Options) -> int:
     )
     server.stop(options.grace).wait()
     return 0
+
+
+def _log_warnings_redacted() -> None:
+    """The server's own log: warnings (a key deleted for a caller that hung up, ...) on stderr,
+    through the redactor; never a payload. --debug adds everything, still redacted."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
+    redaction.install(logging.getLogger("botocore"), logging.getLogger("urllib3"))
 
 
 def _credentials(options: Options) -> Any:

@@ -13,13 +13,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from . import manifest, resources
+from . import json_input, manifest, resources
 from .errors import ActionError, Category
 
 CONNECTION_TYPE = "aws"
 PARAMETERS_AS_JSON = "parameters_as_json"
 PROVIDER = "aws"
-MAX_JSON_DEPTH = 32  # an action's parameters are flat; anything deeper is not a request
 
 
 def plugin_description(pb: Any) -> Any:
@@ -169,37 +168,18 @@ def connection_fields(connections: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
-def read_json_object(text: str | bytes, field: str) -> dict[str, Any]:
+def read_json_object(text: str, field: str) -> dict[str, Any]:
     """A JSON object from untrusted text: code 2 for anything else, however it is broken."""
     try:
-        if _nesting(text) > MAX_JSON_DEPTH:
-            raise ValueError("nested too deeply")
-        value = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        value = json_input.loads(text)
+    except ValueError as error:
+        why = error if isinstance(error, json_input.UnreadableJSON) else "it is not valid JSON"
         raise ActionError(
-            f"Invalid input: {field} is not a JSON object (or nested more than "
-            f"{MAX_JSON_DEPTH} deep)",
-            Category.INVALID_INPUT,
+            f"Invalid input: {field} is not a JSON object ({why})", Category.INVALID_INPUT
         ) from None
     if not isinstance(value, dict):
         raise ActionError(f"Invalid input: {field} must be a JSON object", Category.INVALID_INPUT)
     return value
-
-
-def _nesting(text: str | bytes) -> int:
-    """How deep brackets nest (strings included: an over-count only refuses, never admits)."""
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    depth = deepest = 0
-    for byte in raw.translate(None, _NOT_BRACKETS):
-        depth += 1 if byte in (0x5B, 0x7B) else -1
-        if depth > deepest:
-            deepest = depth
-            if deepest > MAX_JSON_DEPTH:
-                break  # deep enough to refuse: no need to read the rest
-    return deepest
-
-
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def execute_response(pb: Any, response: Mapping[str, Any], context: bytes, log: bytes) -> Any:

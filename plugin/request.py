@@ -268,6 +268,11 @@ def _normalise(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str
     for name, value in values.items():
         if isinstance(value, str) and value == "" and name in properties:
             continue  # a known field left empty; an unknown one is reported, empty or not
+        if isinstance(value, (Mapping, list, tuple)):
+            # Every field is a scalar, so any container is wrong whatever it holds; an empty
+            # stand-in keeps the verdict and spares the validator a structure nested
+            # thousands deep (its messages would recurse through it).
+            value = {} if isinstance(value, Mapping) else []
         expected = properties.get(name, {}).get("type")
         if expected == "boolean" and isinstance(value, str):
             value = {"true": True, "false": False}.get(value.strip().lower(), value)

@@ -54,10 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         cold = _cold(moto.url, options.runs, options.warmup)
         warm = _warm(canned.url, options.calls)
         scale = _scale(canned.url, options.scale_calls)
+        over_grpc = _grpc(canned.url, options.calls, options.scale_calls)
     finally:
         moto.stop()
         canned.stop()
     _report(cold, warm, scale)
+    _report_grpc(over_grpc)
     return 0
 
 
@@ -261,6 +263,97 @@ def _scale(endpoint: str, calls: int) -> dict[tuple[str, int], float]:
                 worker.join()
             rates[(name, threads)] = per_thread * threads / (time.perf_counter() - started)
     return rates
+
+
+GRPC_DEADLINE_SECONDS = 30.0  # a runner always sets one; the server keeps within it
+
+
+def _grpc(endpoint: str, calls: int, scale_calls: int) -> dict[str, float]:
+    """ExecuteAction over loopback gRPC (`serve` in its own process, a deadline on every call)
+    against a warm in-process boto3 call, interleaved call by call; then calls per second with
+    1, 8 and 32 concurrent clients, each with its own channel."""
+    import grpc
+
+    from plugin.protocol import integration_pack_pb2 as pb
+    from plugin.protocol import integration_pack_pb2_grpc as pb_grpc
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(BIN / "iam-create-access-key"), "serve", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+    )
+    try:
+        assert server.stderr is not None
+        server.stderr.readline()  # the ready line
+        request = pb.ExecuteActionRequest(
+            name="iam_create_access_key",
+            parameters={"regions": "us-east-1", "user_name": "bench"},
+            connections={
+                "aws": pb.ConnectionInstance(
+                    data={
+                        "access_key_id": KEY_ID,
+                        "secret_access_key": SECRET,
+                        "region": "us-east-1",
+                        "endpoint_url": endpoint,
+                    }
+                )
+            },
+        )
+
+        def client() -> Callable[[], Any]:
+            stub = pb_grpc.PluginStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+
+            def call() -> Any:
+                response = stub.ExecuteAction(request, timeout=GRPC_DEADLINE_SECONDS)
+                assert response.error_code == 0, response.error_message
+                return response
+
+            return call
+
+        contenders = {"gRPC": client(), "boto3": _contenders(endpoint)["boto3"]}
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(max(20, calls // 10)):
+            for call in contenders.values():
+                call()
+        for _ in range(calls):
+            for name, call in contenders.items():
+                started = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - started)
+        figures = {name: statistics.median(times[name]) for name in contenders}
+        for clients in (1, 8, 32):
+            callers = [client() for _ in range(clients)]
+            per_client = max(1, scale_calls // clients)
+
+            def work(call: Callable[[], Any], count: int = per_client) -> None:
+                for _ in range(count):
+                    call()
+
+            workers = [threading.Thread(target=work, args=(call,)) for call in callers]
+            started = time.perf_counter()
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            figures[f"calls/s {clients}"] = per_client * clients / (time.perf_counter() - started)
+        return figures
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _report_grpc(figures: dict[str, float]) -> None:
+    grpc_call, boto = figures["gRPC"], figures["boto3"]
+    print("\n| measure (serve, over loopback gRPC) | ExecuteAction | boto3 | ratio | bar |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| per call, deadline {GRPC_DEADLINE_SECONDS:g} s (median) | {grpc_call * 1e6:.0f} us | {boto * 1e6:.0f} us | {grpc_call / boto:.2f}x | <= 2.0x boto3 (aim 1.5x) |"
+    )
+    for clients in (1, 8, 32):
+        print(
+            f"| calls/s, {clients} concurrent client{'s' if clients > 1 else ''} | {figures[f'calls/s {clients}']:.0f} | | | |"
+        )
 
 
 def _report(

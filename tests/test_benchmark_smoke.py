@@ -36,5 +36,7 @@ def test_the_benchmark_runs_and_prints_its_table() -> None:
         "warm per call",
         "calls/s, 16 threads",
         "regions '*'",
+        "per call, deadline 30 s",
+        "calls/s, 32 concurrent clients",
     ):
         assert row in completed.stdout

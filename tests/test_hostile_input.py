@@ -6,6 +6,7 @@ import json
 import string
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -182,3 +183,24 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _nested(depth: int, inner: object, wrap: str) -> object:
+    value = inner
+    for _ in range(depth):
+        value = {"a": value} if wrap == "object" else [value]
+    return value
+
+
+@pytest.mark.parametrize("wrap", ["object", "list"])
+def test_a_value_nested_thousands_deep_is_invalid_input_naming_the_field(wrap: str) -> None:
+    """Python-side engines can pass any structure: a deep one is code 2, not a crash (code 1)."""
+    from plugin import execute
+
+    deep = _nested(5000, "x", wrap)
+    response = execute({"parameters": {"user_name": deep}, "connection": {"region": deep}})
+
+    assert response["error_code"] == 2
+    assert response["error_message"] == (
+        "Invalid input: parameters.user_name: must be a string; connection.region: must be a string"
+    )

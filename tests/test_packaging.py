@@ -42,6 +42,11 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert {"plugin/schemas/input.schema.json", "plugin/schemas/output.schema.json"} <= set(
             names
         )
+        assert {
+            "plugin/protocol/integration_pack.proto",
+            "plugin/protocol/integration_pack_pb2.py",
+            "plugin/protocol/integration_pack_pb2_grpc.py",
+        } <= set(names)
         assert not any(name.startswith("tests/") for name in names)
         archive.extractall(site)
     return site

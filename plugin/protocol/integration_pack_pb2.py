@@ -4,100 +4,101 @@
 # source: plugin/protocol/integration_pack.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC, 7, 35, 1, "", "plugin/protocol/integration_pack.proto"
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'plugin/protocol/integration_pack.proto'
 )
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(
-    b'\n&plugin/protocol/integration_pack.proto\x12\x10integration_pack"\x07\n\x05\x45mpty" \n\x0cHealthStatus\x12\x10\n\x08last_use\x18\x01 \x01(\x03"\xdc\x03\n\x11PluginDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12)\n\x07\x61\x63tions\x18\x05 \x03(\x0b\x32\x18.integration_pack.Action\x12\r\n\x05image\x18\x06 \x01(\t\x12I\n\x0b\x63onnections\x18\x07 \x03(\x0b\x32\x34.integration_pack.PluginDescription.ConnectionsEntry\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x43\n\x0bplugin_type\x18\t \x01(\x0e\x32..integration_pack.PluginDescription.PluginType\x12\x10\n\x08icon_uri\x18\n \x01(\t\x12\x1e\n\x16is_connection_optional\x18\x0b \x01(\x08\x1aP\n\x10\x43onnectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.integration_pack.Connection:\x02\x38\x01"%\n\nPluginType\x12\n\n\x06SHARED\x10\x00\x12\x0b\n\x07PRIVATE\x10\x01"=\n\x0f\x41\x63tionParameter\x12*\n\x05\x66ield\x18\x01 \x01(\x0b\x32\x1b.integration_pack.FormField"@\n\x06Output\x12\r\n\x05table\x18\x01 \x01(\t\x12\'\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x17.integration_pack.Field"#\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t"\x8f\x03\n\x06\x41\x63tion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x35\n\nparameters\x18\x04 \x03(\x0b\x32!.integration_pack.ActionParameter\x12(\n\x06output\x18\x05 \x01(\x0b\x32\x18.integration_pack.Output\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\x12\x10\n\x08icon_uri\x18\x07 \x01(\t\x12\x17\n\x0f\x63ollection_name\x18\x08 \x01(\t\x12>\n\x0b\x63onnections\x18\t \x03(\x0b\x32).integration_pack.Action.ConnectionsEntry\x12\x1e\n\x16is_connection_optional\x18\x0b \x01(\t\x1aP\n\x10\x43onnectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.integration_pack.Connection:\x02\x38\x01"7\n\nActionList\x12)\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x18.integration_pack.Action"\xed\x02\n\x14\x45xecuteActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12J\n\nparameters\x18\x02 \x03(\x0b\x32\x36.integration_pack.ExecuteActionRequest.ParametersEntry\x12\x0f\n\x07\x63ontext\x18\x03 \x01(\x0c\x12L\n\x0b\x63onnections\x18\x04 \x03(\x0b\x32\x37.integration_pack.ExecuteActionRequest.ConnectionsEntry\x12\x0f\n\x07timeout\x18\x05 \x01(\x05\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aX\n\x10\x43onnectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.integration_pack.ConnectionInstance:\x02\x38\x01"\x9c\x01\n\x15\x45xecuteActionResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x03\x12\x0e\n\x06result\x18\x02 \x01(\x0c\x12#\n\x04rows\x18\x03 \x03(\x0b\x32\x15.integration_pack.Row\x12\x0f\n\x07\x63ontext\x18\x04 \x01(\x0c\x12\x12\n\nlog_buffer\x18\x05 \x01(\x0c\x12\x15\n\rerror_message\x18\x06 \x01(\t"a\n\x03Row\x12-\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x1f.integration_pack.Row.DataEntry\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01"\xb9\x01\n\nConnection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x38\n\x06\x66ields\x18\x02 \x03(\x0b\x32(.integration_pack.Connection.FieldsEntry\x12\x11\n\treference\x18\x03 \x01(\t\x1aP\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x30\n\x05value\x18\x02 \x01(\x0b\x32!.integration_pack.ConnectionField:\x02\x38\x01"=\n\x0f\x43onnectionField\x12*\n\x05\x66ield\x18\x01 \x01(\x0b\x32\x1b.integration_pack.FormField"\xdb\x01\n\tFormField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x12\n\ninput_type\x18\x03 \x01(\t\x12\x10\n\x08required\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x13\n\x0bplaceholder\x18\x06 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x07 \x01(\t\x12\x0f\n\x07pattern\x18\x08 \x01(\t\x12\x0f\n\x07options\x18\t \x03(\t\x12\r\n\x05index\x18\n \x01(\x03\x12\x0e\n\x06\x66ormat\x18\x0b \x01(\t\x12\x10\n\x08is_multi\x18\x0c \x01(\x08"\x99\x01\n\x12\x43onnectionInstance\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\n\n\x02id\x18\x04 \x01(\t\x12<\n\x04\x64\x61ta\x18\x06 \x03(\x0b\x32..integration_pack.ConnectionInstance.DataEntry\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01"\xc2\x01\n\x16TestCredentialsRequest\x12N\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x39.integration_pack.TestCredentialsRequest.ConnectionsEntry\x1aX\n\x10\x43onnectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.integration_pack.ConnectionInstance:\x02\x38\x01"Y\n\x17TestCredentialsResponse\x12\x1d\n\x15\x61re_credentials_valid\x18\x01 \x01(\x08\x12\x1f\n\x17raw_validation_response\x18\x02 \x01(\x0c\x32\xb3\x03\n\x06Plugin\x12H\n\x0bHealthProbe\x12\x17.integration_pack.Empty\x1a\x1e.integration_pack.HealthStatus"\x00\x12J\n\x08\x44\x65scribe\x12\x17.integration_pack.Empty\x1a#.integration_pack.PluginDescription"\x00\x12\x45\n\nGetActions\x12\x17.integration_pack.Empty\x1a\x1c.integration_pack.ActionList"\x00\x12\x62\n\rExecuteAction\x12&.integration_pack.ExecuteActionRequest\x1a\'.integration_pack.ExecuteActionResponse"\x00\x12h\n\x0fTestCredentials\x12(.integration_pack.TestCredentialsRequest\x1a).integration_pack.TestCredentialsResponse"\x00\x62\x06proto3'
-)
+
+
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&plugin/protocol/integration_pack.proto\x12\x10integration_pack\"\x07\n\x05\x45mpty\" \n\x0cHealthStatus\x12\x10\n\x08last_use\x18\x01 \x01(\x03\"\xdc\x03\n\x11PluginDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12)\n\x07\x61\x63tions\x18\x05 \x03(\x0b\x32\x18.integration_pack.Action\x12\r\n\x05image\x18\x06 \x01(\t\x12I\n\x0b\x63onnections\x18\x07 \x03(\x0b\x32\x34.integration_pack.PluginDescription.ConnectionsEntry\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x43\n\x0bplugin_type\x18\t \x01(\x0e\x32..integration_pack.PluginDescription.PluginType\x12\x10\n\x08icon_uri\x18\n \x01(\t\x12\x1e\n\x16is_connection_optional\x18\x0b \x01(\x08\x1aP\n\x10\x43onnectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.integration_pack.Connection:\x02\x38\x01\"%\n\nPluginType\x12\n\n\x06SHARED\x10\x00\x12\x0b\n\x07PRIVATE\x10\x01\"=\n\x0f\x41\x63tionParameter\x12*\n\x05\x66ield\x18\x01 \x01(\x0b\x32\x1b.integration_pack.FormField\"@\n\x06Output\x12\r\n\x05table\x18\x01 \x01(\t\x12\'\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x17.integration_pack.Field\"#\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"\x8f\x03\n\x06\x41\x63tion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x35\n\nparameters\x18\x04 \x03(\x0b\x32!.integration_pack.ActionParameter\x12(\n\x06output\x18\x05 \x01(\x0b\x32\x18.integration_pack.Output\x12\x14\n\x0c\x64isplay_name\x18\x06 \x01(\t\x12\x10\n\x08icon_uri\x18\x07 \x01(\t\x12\x17\n\x0f\x63ollection_name\x18\x08 \x01(\t\x12>\n\x0b\x63onnections\x18\t \x03(\x0b\x32).integration_pack.Action.ConnectionsEntry\x12\x1e\n\x16is_connection_optional\x18\x0b \x01(\t\x1aP\n\x10\x43onnectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.integration_pack.Connection:\x02\x38\x01\"7\n\nActionList\x12)\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x18.integration_pack.Action\"\xed\x02\n\x14\x45xecuteActionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12J\n\nparameters\x18\x02 \x03(\x0b\x32\x36.integration_pack.ExecuteActionRequest.ParametersEntry\x12\x0f\n\x07\x63ontext\x18\x03 \x01(\x0c\x12L\n\x0b\x63onnections\x18\x04 \x03(\x0b\x32\x37.integration_pack.ExecuteActionRequest.ConnectionsEntry\x12\x0f\n\x07timeout\x18\x05 \x01(\x05\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1aX\n\x10\x43onnectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.integration_pack.ConnectionInstance:\x02\x38\x01\"\x9c\x01\n\x15\x45xecuteActionResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x03\x12\x0e\n\x06result\x18\x02 \x01(\x0c\x12#\n\x04rows\x18\x03 \x03(\x0b\x32\x15.integration_pack.Row\x12\x0f\n\x07\x63ontext\x18\x04 \x01(\x0c\x12\x12\n\nlog_buffer\x18\x05 \x01(\x0c\x12\x15\n\rerror_message\x18\x06 \x01(\t\"a\n\x03Row\x12-\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x1f.integration_pack.Row.DataEntry\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb9\x01\n\nConnection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x38\n\x06\x66ields\x18\x02 \x03(\x0b\x32(.integration_pack.Connection.FieldsEntry\x12\x11\n\treference\x18\x03 \x01(\t\x1aP\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x30\n\x05value\x18\x02 \x01(\x0b\x32!.integration_pack.ConnectionField:\x02\x38\x01\"=\n\x0f\x43onnectionField\x12*\n\x05\x66ield\x18\x01 \x01(\x0b\x32\x1b.integration_pack.FormField\"\xdb\x01\n\tFormField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x12\n\ninput_type\x18\x03 \x01(\t\x12\x10\n\x08required\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x13\n\x0bplaceholder\x18\x06 \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x07 \x01(\t\x12\x0f\n\x07pattern\x18\x08 \x01(\t\x12\x0f\n\x07options\x18\t \x03(\t\x12\r\n\x05index\x18\n \x01(\x03\x12\x0e\n\x06\x66ormat\x18\x0b \x01(\t\x12\x10\n\x08is_multi\x18\x0c \x01(\x08\"\x99\x01\n\x12\x43onnectionInstance\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\n\n\x02id\x18\x04 \x01(\t\x12<\n\x04\x64\x61ta\x18\x06 \x03(\x0b\x32..integration_pack.ConnectionInstance.DataEntry\x1a+\n\tDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc2\x01\n\x16TestCredentialsRequest\x12N\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x39.integration_pack.TestCredentialsRequest.ConnectionsEntry\x1aX\n\x10\x43onnectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.integration_pack.ConnectionInstance:\x02\x38\x01\"Y\n\x17TestCredentialsResponse\x12\x1d\n\x15\x61re_credentials_valid\x18\x01 \x01(\x08\x12\x1f\n\x17raw_validation_response\x18\x02 \x01(\x0c\x32\xb3\x03\n\x06Plugin\x12H\n\x0bHealthProbe\x12\x17.integration_pack.Empty\x1a\x1e.integration_pack.HealthStatus\"\x00\x12J\n\x08\x44\x65scribe\x12\x17.integration_pack.Empty\x1a#.integration_pack.PluginDescription\"\x00\x12\x45\n\nGetActions\x12\x17.integration_pack.Empty\x1a\x1c.integration_pack.ActionList\"\x00\x12\x62\n\rExecuteAction\x12&.integration_pack.ExecuteActionRequest\x1a\'.integration_pack.ExecuteActionResponse\"\x00\x12h\n\x0fTestCredentials\x12(.integration_pack.TestCredentialsRequest\x1a).integration_pack.TestCredentialsResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(
-    DESCRIPTOR, "plugin.protocol.integration_pack_pb2", _globals
-)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'plugin.protocol.integration_pack_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_PLUGINDESCRIPTION_CONNECTIONSENTRY"]._loaded_options = None
-    _globals["_PLUGINDESCRIPTION_CONNECTIONSENTRY"]._serialized_options = b"8\001"
-    _globals["_ACTION_CONNECTIONSENTRY"]._loaded_options = None
-    _globals["_ACTION_CONNECTIONSENTRY"]._serialized_options = b"8\001"
-    _globals["_EXECUTEACTIONREQUEST_PARAMETERSENTRY"]._loaded_options = None
-    _globals["_EXECUTEACTIONREQUEST_PARAMETERSENTRY"]._serialized_options = b"8\001"
-    _globals["_EXECUTEACTIONREQUEST_CONNECTIONSENTRY"]._loaded_options = None
-    _globals["_EXECUTEACTIONREQUEST_CONNECTIONSENTRY"]._serialized_options = b"8\001"
-    _globals["_ROW_DATAENTRY"]._loaded_options = None
-    _globals["_ROW_DATAENTRY"]._serialized_options = b"8\001"
-    _globals["_CONNECTION_FIELDSENTRY"]._loaded_options = None
-    _globals["_CONNECTION_FIELDSENTRY"]._serialized_options = b"8\001"
-    _globals["_CONNECTIONINSTANCE_DATAENTRY"]._loaded_options = None
-    _globals["_CONNECTIONINSTANCE_DATAENTRY"]._serialized_options = b"8\001"
-    _globals["_TESTCREDENTIALSREQUEST_CONNECTIONSENTRY"]._loaded_options = None
-    _globals["_TESTCREDENTIALSREQUEST_CONNECTIONSENTRY"]._serialized_options = b"8\001"
-    _globals["_EMPTY"]._serialized_start = 60
-    _globals["_EMPTY"]._serialized_end = 67
-    _globals["_HEALTHSTATUS"]._serialized_start = 69
-    _globals["_HEALTHSTATUS"]._serialized_end = 101
-    _globals["_PLUGINDESCRIPTION"]._serialized_start = 104
-    _globals["_PLUGINDESCRIPTION"]._serialized_end = 580
-    _globals["_PLUGINDESCRIPTION_CONNECTIONSENTRY"]._serialized_start = 461
-    _globals["_PLUGINDESCRIPTION_CONNECTIONSENTRY"]._serialized_end = 541
-    _globals["_PLUGINDESCRIPTION_PLUGINTYPE"]._serialized_start = 543
-    _globals["_PLUGINDESCRIPTION_PLUGINTYPE"]._serialized_end = 580
-    _globals["_ACTIONPARAMETER"]._serialized_start = 582
-    _globals["_ACTIONPARAMETER"]._serialized_end = 643
-    _globals["_OUTPUT"]._serialized_start = 645
-    _globals["_OUTPUT"]._serialized_end = 709
-    _globals["_FIELD"]._serialized_start = 711
-    _globals["_FIELD"]._serialized_end = 746
-    _globals["_ACTION"]._serialized_start = 749
-    _globals["_ACTION"]._serialized_end = 1148
-    _globals["_ACTION_CONNECTIONSENTRY"]._serialized_start = 461
-    _globals["_ACTION_CONNECTIONSENTRY"]._serialized_end = 541
-    _globals["_ACTIONLIST"]._serialized_start = 1150
-    _globals["_ACTIONLIST"]._serialized_end = 1205
-    _globals["_EXECUTEACTIONREQUEST"]._serialized_start = 1208
-    _globals["_EXECUTEACTIONREQUEST"]._serialized_end = 1573
-    _globals["_EXECUTEACTIONREQUEST_PARAMETERSENTRY"]._serialized_start = 1434
-    _globals["_EXECUTEACTIONREQUEST_PARAMETERSENTRY"]._serialized_end = 1483
-    _globals["_EXECUTEACTIONREQUEST_CONNECTIONSENTRY"]._serialized_start = 1485
-    _globals["_EXECUTEACTIONREQUEST_CONNECTIONSENTRY"]._serialized_end = 1573
-    _globals["_EXECUTEACTIONRESPONSE"]._serialized_start = 1576
-    _globals["_EXECUTEACTIONRESPONSE"]._serialized_end = 1732
-    _globals["_ROW"]._serialized_start = 1734
-    _globals["_ROW"]._serialized_end = 1831
-    _globals["_ROW_DATAENTRY"]._serialized_start = 1788
-    _globals["_ROW_DATAENTRY"]._serialized_end = 1831
-    _globals["_CONNECTION"]._serialized_start = 1834
-    _globals["_CONNECTION"]._serialized_end = 2019
-    _globals["_CONNECTION_FIELDSENTRY"]._serialized_start = 1939
-    _globals["_CONNECTION_FIELDSENTRY"]._serialized_end = 2019
-    _globals["_CONNECTIONFIELD"]._serialized_start = 2021
-    _globals["_CONNECTIONFIELD"]._serialized_end = 2082
-    _globals["_FORMFIELD"]._serialized_start = 2085
-    _globals["_FORMFIELD"]._serialized_end = 2304
-    _globals["_CONNECTIONINSTANCE"]._serialized_start = 2307
-    _globals["_CONNECTIONINSTANCE"]._serialized_end = 2460
-    _globals["_CONNECTIONINSTANCE_DATAENTRY"]._serialized_start = 1788
-    _globals["_CONNECTIONINSTANCE_DATAENTRY"]._serialized_end = 1831
-    _globals["_TESTCREDENTIALSREQUEST"]._serialized_start = 2463
-    _globals["_TESTCREDENTIALSREQUEST"]._serialized_end = 2657
-    _globals["_TESTCREDENTIALSREQUEST_CONNECTIONSENTRY"]._serialized_start = 1485
-    _globals["_TESTCREDENTIALSREQUEST_CONNECTIONSENTRY"]._serialized_end = 1573
-    _globals["_TESTCREDENTIALSRESPONSE"]._serialized_start = 2659
-    _globals["_TESTCREDENTIALSRESPONSE"]._serialized_end = 2748
-    _globals["_PLUGIN"]._serialized_start = 2751
-    _globals["_PLUGIN"]._serialized_end = 3186
+  DESCRIPTOR._loaded_options = None
+  _globals['_PLUGINDESCRIPTION_CONNECTIONSENTRY']._loaded_options = None
+  _globals['_PLUGINDESCRIPTION_CONNECTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_ACTION_CONNECTIONSENTRY']._loaded_options = None
+  _globals['_ACTION_CONNECTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_EXECUTEACTIONREQUEST_PARAMETERSENTRY']._loaded_options = None
+  _globals['_EXECUTEACTIONREQUEST_PARAMETERSENTRY']._serialized_options = b'8\001'
+  _globals['_EXECUTEACTIONREQUEST_CONNECTIONSENTRY']._loaded_options = None
+  _globals['_EXECUTEACTIONREQUEST_CONNECTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_ROW_DATAENTRY']._loaded_options = None
+  _globals['_ROW_DATAENTRY']._serialized_options = b'8\001'
+  _globals['_CONNECTION_FIELDSENTRY']._loaded_options = None
+  _globals['_CONNECTION_FIELDSENTRY']._serialized_options = b'8\001'
+  _globals['_CONNECTIONINSTANCE_DATAENTRY']._loaded_options = None
+  _globals['_CONNECTIONINSTANCE_DATAENTRY']._serialized_options = b'8\001'
+  _globals['_TESTCREDENTIALSREQUEST_CONNECTIONSENTRY']._loaded_options = None
+  _globals['_TESTCREDENTIALSREQUEST_CONNECTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_EMPTY']._serialized_start=60
+  _globals['_EMPTY']._serialized_end=67
+  _globals['_HEALTHSTATUS']._serialized_start=69
+  _globals['_HEALTHSTATUS']._serialized_end=101
+  _globals['_PLUGINDESCRIPTION']._serialized_start=104
+  _globals['_PLUGINDESCRIPTION']._serialized_end=580
+  _globals['_PLUGINDESCRIPTION_CONNECTIONSENTRY']._serialized_start=461
+  _globals['_PLUGINDESCRIPTION_CONNECTIONSENTRY']._serialized_end=541
+  _globals['_PLUGINDESCRIPTION_PLUGINTYPE']._serialized_start=543
+  _globals['_PLUGINDESCRIPTION_PLUGINTYPE']._serialized_end=580
+  _globals['_ACTIONPARAMETER']._serialized_start=582
+  _globals['_ACTIONPARAMETER']._serialized_end=643
+  _globals['_OUTPUT']._serialized_start=645
+  _globals['_OUTPUT']._serialized_end=709
+  _globals['_FIELD']._serialized_start=711
+  _globals['_FIELD']._serialized_end=746
+  _globals['_ACTION']._serialized_start=749
+  _globals['_ACTION']._serialized_end=1148
+  _globals['_ACTION_CONNECTIONSENTRY']._serialized_start=461
+  _globals['_ACTION_CONNECTIONSENTRY']._serialized_end=541
+  _globals['_ACTIONLIST']._serialized_start=1150
+  _globals['_ACTIONLIST']._serialized_end=1205
+  _globals['_EXECUTEACTIONREQUEST']._serialized_start=1208
+  _globals['_EXECUTEACTIONREQUEST']._serialized_end=1573
+  _globals['_EXECUTEACTIONREQUEST_PARAMETERSENTRY']._serialized_start=1434
+  _globals['_EXECUTEACTIONREQUEST_PARAMETERSENTRY']._serialized_end=1483
+  _globals['_EXECUTEACTIONREQUEST_CONNECTIONSENTRY']._serialized_start=1485
+  _globals['_EXECUTEACTIONREQUEST_CONNECTIONSENTRY']._serialized_end=1573
+  _globals['_EXECUTEACTIONRESPONSE']._serialized_start=1576
+  _globals['_EXECUTEACTIONRESPONSE']._serialized_end=1732
+  _globals['_ROW']._serialized_start=1734
+  _globals['_ROW']._serialized_end=1831
+  _globals['_ROW_DATAENTRY']._serialized_start=1788
+  _globals['_ROW_DATAENTRY']._serialized_end=1831
+  _globals['_CONNECTION']._serialized_start=1834
+  _globals['_CONNECTION']._serialized_end=2019
+  _globals['_CONNECTION_FIELDSENTRY']._serialized_start=1939
+  _globals['_CONNECTION_FIELDSENTRY']._serialized_end=2019
+  _globals['_CONNECTIONFIELD']._serialized_start=2021
+  _globals['_CONNECTIONFIELD']._serialized_end=2082
+  _globals['_FORMFIELD']._serialized_start=2085
+  _globals['_FORMFIELD']._serialized_end=2304
+  _globals['_CONNECTIONINSTANCE']._serialized_start=2307
+  _globals['_CONNECTIONINSTANCE']._serialized_end=2460
+  _globals['_CONNECTIONINSTANCE_DATAENTRY']._serialized_start=1788
+  _globals['_CONNECTIONINSTANCE_DATAENTRY']._serialized_end=1831
+  _globals['_TESTCREDENTIALSREQUEST']._serialized_start=2463
+  _globals['_TESTCREDENTIALSREQUEST']._serialized_end=2657
+  _globals['_TESTCREDENTIALSREQUEST_CONNECTIONSENTRY']._serialized_start=1485
+  _globals['_TESTCREDENTIALSREQUEST_CONNECTIONSENTRY']._serialized_end=1573
+  _globals['_TESTCREDENTIALSRESPONSE']._serialized_start=2659
+  _globals['_TESTCREDENTIALSRESPONSE']._serialized_end=2748
+  _globals['_PLUGIN']._serialized_start=2751
+  _globals['_PLUGIN']._serialized_end=3186
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,556 @@
+"""`serve` under a real gRPC client over loopback, with moto behind it: the Blink plugin protocol.
+
+The server runs as a process of its own (`python -m plugin serve`), as a runner would start it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from plugin import manifest, resources
+from plugin.protocol import integration_pack_pb2 as pb
+from tests import fault_proxy as faults
+from tests.conftest import run_cli
+from tests.fault_proxy import FaultProxy
+from tests.grpc_plugin import PluginProcess, execute_request
+from tests.local_iam import ADMIN_SECRET, LocalIAM
+
+SECRET_IN_XML = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PluginProcess]:
+    process = PluginProcess()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def stub(server: PluginProcess) -> Any:
+    return server.stub()
+
+
+def key_of(response: Any) -> dict[str, str]:
+    assert response.error_code == 0, response.error_message
+    return json.loads(response.result)["AccessKey"]  # type: ignore[no-any-return]
+
+
+def issued_secrets(proxy: FaultProxy, mark: int) -> list[str]:
+    return [
+        secret.decode()
+        for exchange in proxy.since(mark)
+        if exchange.action == "CreateAccessKey"
+        for secret in SECRET_IN_XML.findall(exchange.upstream_body)
+    ]
+
+
+# ---- the RPCs --------------------------------------------------------------------------------
+
+
+def test_it_says_it_is_ready_on_one_line(server: PluginProcess) -> None:
+    assert server.mode == "plaintext, loopback only"
+    assert server.ready_line.startswith("iam-create-access-key: serving integration_pack.Plugin")
+
+
+def test_describe_and_get_actions_are_the_manifest(stub: Any) -> None:
+    description = stub.Describe(pb.Empty(), timeout=10)
+    (action,) = stub.GetActions(pb.Empty(), timeout=10).actions
+    assert list(description.actions) == [action]
+    document = resources.manifest()
+    assert (description.name, description.version) == (document["name"], document["version"])
+    assert (action.name, action.display_name, action.active) == (
+        "iam_create_access_key",
+        "IAM Create Access Key",
+        True,
+    )
+    assert action.description == document["description"]
+    fields = [parameter.field for parameter in action.parameters]
+    for field, parameter in zip(fields, manifest.parameters(), strict=True):
+        assert field.name == parameter["name"]
+        assert field.type == parameter["type"]
+        assert field.description == parameter["description"]
+        assert field.index == parameter["order"]
+        assert field.required == parameter["required"]
+        assert field.pattern == parameter.get("pattern", "")
+        assert list(field.options) == [str(choice) for choice in parameter.get("enum", [])]
+        default = parameter.get("default")
+        assert field.default == ("" if default is None else json.dumps(default).strip('"'))
+    kinds = {field.name: field.input_type for field in fields}
+    assert kinds["disable_xml_to_json"] == "checkbox"
+    assert kinds["status"] == "dropdown"
+    assert kinds["wait_for_user"] == "number"
+    assert {f.name for f in action.output.fields} >= {
+        "AccessKey.AccessKeyId",
+        "AccessKey.SecretAccessKey",
+        "AccessKey.UserName",
+    }
+    connection = description.connections["aws"]
+    in_order = sorted(connection.fields.values(), key=lambda field: field.field.index)
+    assert [f.field.name for f in in_order] == list(resources.schema("connection")["properties"])
+    assert connection.fields["secret_access_key"].field.input_type == "password"
+
+
+def test_the_chain_create_user_then_execute_action(
+    stub: Any, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    user = iam.new_user()
+    mark = proxy.mark()
+
+    response = stub.ExecuteAction(
+        execute_request(
+            {"regions": "us-east-1", "user_name": user},
+            iam.connection(endpoint_url=proxy.url),
+            context=b'{"run": "r-1"}',
+        ),
+        timeout=30,
+    )
+
+    key = key_of(response)
+    assert key["UserName"] == user
+    assert issued_secrets(proxy, mark) == [key["SecretAccessKey"]]
+    assert iam.key_ids(user) == [key["AccessKeyId"]]
+    assert response.context == b'{"run": "r-1"}'
+    log = response.log_buffer.decode()
+    assert "partition aws, signing region us-east-1" in log
+    assert f'user "{user}"' in log
+    assert f"created access key {key['AccessKeyId']}" in log
+    assert re.search(r"finished in \d+ ms: error code 0", log)
+    assert key["SecretAccessKey"] not in log
+    assert ADMIN_SECRET not in log
+
+
+def test_display_names_and_parameters_as_json(stub: Any, iam: LocalIAM, proxy: FaultProxy) -> None:
+    by_display = stub.ExecuteAction(
+        execute_request(
+            {
+                "AWS Region(s)": "us-east-1",
+                "User Name": iam.new_user(),
+                "Status At Creation": "Inactive",
+            },
+            iam.connection(endpoint_url=proxy.url),
+        ),
+        timeout=30,
+    )
+    as_json = stub.ExecuteAction(
+        execute_request(
+            {"parameters_as_json": json.dumps({"user_name": iam.new_user(), "check_only": True})},
+            iam.connection(endpoint_url=proxy.url),
+        ),
+        timeout=30,
+    )
+    assert key_of(by_display)["Status"] == "Inactive"
+    assert as_json.error_code == 0, as_json.error_message
+    assert json.loads(as_json.result)["Check"]["WouldCreate"] is True
+
+
+def test_the_new_options_arrive_as_strings(stub: Any, iam: LocalIAM, proxy: FaultProxy) -> None:
+    """Idempotency Key, Wait For A New User and SES SMTP: strings from the form, as a runner
+    sends them; the same token twice leaves one key."""
+    user = iam.new_user()
+    proxy.inject("CreateAccessKey", faults.refuse("NoSuchEntity", 404))
+    parameters = {
+        "User Name": user,
+        "Idempotency Key": "run-7/step-2",
+        "Wait For A New User (seconds)": "5",
+        "SES SMTP Password For Region": "eu-west-1",
+    }
+    connection = iam.connection(endpoint_url=proxy.url)
+
+    first = stub.ExecuteAction(execute_request(parameters, connection), timeout=30)
+    second = stub.ExecuteAction(execute_request(parameters, connection), timeout=30)
+
+    assert "SesSmtpPasswordV4" in key_of(first)
+    replaced = json.loads(second.result)["ReplacedAccessKeyId"]
+    assert replaced == key_of(first)["AccessKeyId"]
+    assert iam.key_ids(user) == [key_of(second)["AccessKeyId"]]
+    assert key_of(second)["SesSmtpPasswordV4"] not in second.log_buffer.decode()
+
+
+def test_the_raw_xml_mode_byte_for_byte(stub: Any, iam: LocalIAM, proxy: FaultProxy) -> None:
+    mark = proxy.mark()
+    response = stub.ExecuteAction(
+        execute_request(
+            {"user_name": iam.new_user(), "Disable XML To JSON Auto Convert": "true"},
+            iam.connection(endpoint_url=proxy.url),
+        ),
+        timeout=30,
+    )
+    assert response.error_code == 0, response.error_message
+    (exchange,) = [e for e in proxy.since(mark) if e.action == "CreateAccessKey"]
+    assert response.result == exchange.upstream_body
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (
+            {"name": "aws_delete_user", "parameters": {"user_name": "bob"}},
+            "Invalid input: this plugin serves the action iam_create_access_key, not aws_delete_user",
+        ),
+        ({"parameters": {"user_nme": "bob"}}, "parameters.user_nme: unknown field"),
+        (
+            {"parameters": {"user_name": "bob", "User Name": "bob"}},
+            "parameters.user_name is given twice",
+        ),
+        ({"parameters": {"user_name": "bób"}}, "parameters.user_name: must match the pattern"),
+        ({"parameters": {"parameters_as_json": "[1]"}}, "parameters_as_json must be a JSON object"),
+        ({"parameters": {"user_name": "bob"}, "other": True}, "of type aws, not gcp"),
+    ],
+    ids=["unknown-action", "typo", "twice", "bad-name", "json-list", "wrong-connection"],
+)
+def test_invalid_input_is_code_2_and_sends_nothing(
+    stub: Any, iam: LocalIAM, proxy: FaultProxy, request_: dict[str, Any], expected: str
+) -> None:
+    connection = iam.connection(endpoint_url=proxy.url)
+    message = execute_request(
+        request_["parameters"],
+        None if request_.get("other") else connection,
+        **({"name": request_["name"]} if "name" in request_ else {}),
+    )
+    if request_.get("other"):
+        message.connections["gcp"].data.update(connection)
+    mark = proxy.mark()
+
+    response = stub.ExecuteAction(message, timeout=30)
+
+    assert response.error_code == 2
+    assert expected in response.error_message
+    assert response.result == b""
+    assert proxy.since(mark) == []
+
+
+def test_test_credentials_answers_valid_or_not(stub: Any, iam: LocalIAM) -> None:
+    good = stub.TestCredentials(
+        pb.TestCredentialsRequest(
+            connections={"aws": pb.ConnectionInstance(data=iam.connection())}
+        ),
+        timeout=30,
+    )
+    bad = stub.TestCredentials(
+        pb.TestCredentialsRequest(
+            connections={
+                "aws": pb.ConnectionInstance(data=iam.connection(endpoint_url="http://example.com"))
+            }
+        ),
+        timeout=30,
+    )
+    assert good.are_credentials_valid is True
+    assert json.loads(good.raw_validation_response)["Arn"].startswith("arn:aws:")
+    assert bad.are_credentials_valid is False
+    refused = json.loads(bad.raw_validation_response)
+    assert refused["error_code"] == 2
+    assert "not https" in refused["error_message"]
+
+
+def test_health_probe_says_when_it_was_last_used(iam: LocalIAM, proxy: FaultProxy) -> None:
+    process = PluginProcess()
+    try:
+        stub = process.stub()
+        assert stub.HealthProbe(pb.Empty(), timeout=10).last_use == 0
+        before = int(time.time())
+        stub.ExecuteAction(
+            execute_request({"user_name": iam.new_user()}, iam.connection()), timeout=30
+        )
+        assert before <= stub.HealthProbe(pb.Empty(), timeout=10).last_use <= int(time.time())
+        health = health_pb2_grpc.HealthStub(process.channel())
+        for service in ("", "integration_pack.Plugin"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        process.stop()
+
+
+def test_32_concurrent_calls_for_32_users(stub: Any, iam: LocalIAM) -> None:
+    users = [iam.new_user() for _ in range(32)]
+
+    def create(user: str) -> Any:
+        return stub.ExecuteAction(
+            execute_request({"user_name": user}, iam.connection()), timeout=60
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        responses = list(pool.map(create, users))
+
+    for user, response in zip(users, responses, strict=True):
+        key = key_of(response)
+        assert key["UserName"] == user
+        assert iam.key_ids(user) == [key["AccessKeyId"]]
+
+
+# ---- time, cancellation and stopping --------------------------------------------------------
+
+
+def wait_for_keys(iam: LocalIAM, user: str, count: int, seconds: float = 15) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while True:
+        keys = iam.key_ids(user)
+        if len(keys) == count or time.monotonic() > deadline:
+            return keys
+        time.sleep(0.1)
+
+
+def wait_for_create(proxy: FaultProxy, mark: int, seconds: float = 15) -> None:
+    """Until IAM (behind the proxy) has made the key, whatever happens to its answer."""
+    deadline = time.monotonic() + seconds
+    while not any(e.upstream_body for e in proxy.since(mark) if e.action == "CreateAccessKey"):
+        assert time.monotonic() < deadline, "the create never reached IAM"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("bound", ["timeout", "deadline"])
+def test_a_held_answer_ends_within_the_time_allowed(
+    stub: Any, iam: LocalIAM, proxy: FaultProxy, bound: str
+) -> None:
+    user = iam.new_user()
+    proxy.inject("CreateAccessKey", *[faults.hold_after_forward(8)] * 3)
+    started = time.monotonic()
+
+    if bound == "timeout":
+        response = stub.ExecuteAction(
+            execute_request({"user_name": user}, iam.connection(endpoint_url=proxy.url), timeout=3),
+            timeout=60,
+        )
+    else:  # only the call's own deadline, as a runner always sets one
+        response = stub.ExecuteAction(
+            execute_request({"user_name": user}, iam.connection(endpoint_url=proxy.url)), timeout=4
+        )
+
+    assert time.monotonic() - started < 4
+    assert response.error_code == 4
+    assert "in the time allowed" in response.error_message
+    assert wait_for_keys(iam, user, 0) == []  # the held key is found and deleted, late or not
+
+
+def test_a_call_cancelled_while_iam_creates_the_key_leaves_no_key(
+    server: PluginProcess, stub: Any, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    user = iam.new_user()
+    proxy.inject("CreateAccessKey", faults.hold_after_forward(2))
+    mark = proxy.mark()
+
+    call = stub.ExecuteAction.future(
+        execute_request({"user_name": user}, iam.connection(endpoint_url=proxy.url)), timeout=60
+    )
+    wait_for_create(proxy, mark)
+    assert len(iam.key_ids(user)) == 1
+    call.cancel()
+
+    assert wait_for_keys(iam, user, 0) == []
+    deleted = [line for line in server.output if "the caller hung up" in line]
+    assert deleted
+    assert "deleted key AKIA" in deleted[-1]
+    assert not any(secret in server.text() for secret in issued_secrets(proxy, mark))
+
+
+def test_sigterm_finishes_the_create_in_flight(iam: LocalIAM, proxy: FaultProxy) -> None:
+    process = PluginProcess("--grace", "30")
+    user = iam.new_user()
+    proxy.inject("CreateAccessKey", faults.hold_after_forward(2))
+    mark = proxy.mark()
+    try:
+        call = process.stub().ExecuteAction.future(
+            execute_request({"user_name": user}, iam.connection(endpoint_url=proxy.url)),
+            timeout=60,
+        )
+        wait_for_create(proxy, mark)
+
+        code = process.terminate()
+
+        key = key_of(call.result())
+        assert code == 0
+        assert iam.key_ids(user) == [key["AccessKeyId"]]
+        assert issued_secrets(proxy, mark) == [key["SecretAccessKey"]]
+        assert "stopping; finishing the calls in flight" in process.text()
+        assert key["SecretAccessKey"] not in process.text()
+    finally:
+        process.stop()
+
+
+# ---- hostile messages ------------------------------------------------------------------------
+
+
+def _many_parameters(iam: LocalIAM) -> Any:
+    return execute_request({f"p{i}": "x" for i in range(5000)}, iam.connection())
+
+
+def _megabyte_values(iam: LocalIAM) -> Any:
+    return execute_request({"user_name": "u" * 2_000_000, "regions": "r" * 2_000_000}, None)
+
+
+def _deep_json(iam: LocalIAM) -> Any:
+    return execute_request({"parameters_as_json": "[" * 100_000 + "]" * 100_000}, None)
+
+
+def _deep_json_object(iam: LocalIAM) -> Any:
+    return execute_request({"parameters_as_json": '{"a":' * 100_000 + "1" + "}" * 100_000}, None)
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (_many_parameters, "unknown field"),
+        (_megabyte_values, "parameters.user_name: must be at most 64 characters long"),
+        (_deep_json, "parameters_as_json is not a JSON object (it is nested more than 32 deep)"),
+        (_deep_json_object, "parameters_as_json is not a JSON object"),
+    ],
+    ids=["5000-parameters", "megabyte-values", "json-100000-deep", "object-100000-deep"],
+)
+def test_hostile_messages_are_code_2_and_the_next_call_is_served(
+    stub: Any, iam: LocalIAM, build: Any, expected: str
+) -> None:
+    mark = iam.mark()
+    response = stub.ExecuteAction(build(iam), timeout=60)
+    assert response.error_code == 2
+    assert expected in response.error_message
+    assert len(response.error_message) < 2000
+    assert iam.since(mark) == []
+    assert stub.HealthProbe(pb.Empty(), timeout=10) is not None
+
+
+def test_a_message_over_5_mib_is_refused_by_grpc(stub: Any) -> None:
+    message = execute_request({"user_name": "u" * (6 * 1024 * 1024)}, None)
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.ExecuteAction(message, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert stub.HealthProbe(pb.Empty(), timeout=10) is not None
+
+
+def test_invalid_utf8_is_a_grpc_status_and_the_next_call_is_served(server: PluginProcess) -> None:
+    """A string field that is not UTF-8 cannot be read as the message at all."""
+    name = b"iam_create_access_key"
+    entry = b"\x0a\x09user_name\x12\x01\xff"  # key "user_name", value one byte: 0xff
+    raw = b"\x0a" + bytes([len(name)]) + name + b"\x12" + bytes([len(entry)]) + entry
+    call = server.channel().unary_unary(
+        "/integration_pack.Plugin/ExecuteAction",
+        request_serializer=lambda data: data,
+        response_deserializer=pb.ExecuteActionResponse.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        call(raw, timeout=10)
+    assert raised.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+    assert server.stub().HealthProbe(pb.Empty(), timeout=10) is not None
+
+
+def test_execute_on_the_command_line_calls_deep_json_invalid_input(cli_env: dict[str, str]) -> None:
+    completed = run_cli("execute", env=cli_env, stdin=b"[" * 5000 + b"]" * 5000)
+    assert completed.returncode == 2
+    assert json.loads(completed.stdout)["error_code"] == 2
+    assert completed.stderr.count("\n") == 1
+
+
+# ---- where it listens ------------------------------------------------------------------------
+
+
+def test_a_non_loopback_host_without_tls_is_refused(cli_env: dict[str, str]) -> None:
+    completed = run_cli("serve", "--host", "0.0.0.0", "--port", "0", env=cli_env)  # noqa: S104
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "needs TLS (--tls-cert and --tls-key)" in completed.stderr
+
+
+# ---- TLS -------------------------------------------------------------------------------------
+
+
+def _certificate(name: str, issuer: Any = None, *, ca: bool = False) -> tuple[Any, Any]:
+    """A key and certificate for `name` (127.0.0.1 and localhost), signed by `issuer` or self."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    signer_key, signer_name = (key, subject) if issuer is None else (issuer[0], issuer[1].subject)
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(signer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+    return key, builder.sign(signer_key, hashes.SHA256())
+
+
+def _pem(key: Any, certificate: Any) -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives import serialization
+
+    return (
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        certificate.public_bytes(serialization.Encoding.PEM),
+    )
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A CA, a server certificate and a client certificate, as files and PEM bytes."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca = _certificate("test CA", ca=True)
+    made = {"ca": ca, "server": _certificate("127.0.0.1", ca), "client": _certificate("runner", ca)}
+    pki: dict[str, Any] = {}
+    for name, (key, certificate) in made.items():
+        key_pem, cert_pem = _pem(key, certificate)
+        (folder / f"{name}.key").write_bytes(key_pem)
+        (folder / f"{name}.pem").write_bytes(cert_pem)
+        pki[name] = (key_pem, cert_pem, str(folder / f"{name}.key"), str(folder / f"{name}.pem"))
+    return pki
+
+
+def test_tls_serves_a_client_that_trusts_the_certificate(pki: dict[str, Any]) -> None:
+    _, _, key_file, cert_file = pki["server"]
+    process = PluginProcess("--tls-cert", cert_file, "--tls-key", key_file)
+    try:
+        assert process.mode == "TLS"
+        trusting = grpc.ssl_channel_credentials(root_certificates=pki["ca"][1])
+        stub = process.stub(trusting)
+        assert stub.HealthProbe(pb.Empty(), timeout=10).last_use == 0
+        with pytest.raises(grpc.RpcError):
+            process.stub().HealthProbe(pb.Empty(), timeout=5)  # in clear: refused
+    finally:
+        process.stop()
+
+
+def test_mutual_tls_refuses_a_client_without_a_certificate(pki: dict[str, Any]) -> None:
+    _, _, key_file, cert_file = pki["server"]
+    process = PluginProcess(
+        "--tls-cert", cert_file, "--tls-key", key_file, "--tls-client-ca", pki["ca"][3]
+    )
+    try:
+        assert process.mode == "mutual TLS"
+        client_key, client_cert = pki["client"][0], pki["client"][1]
+        with_certificate = grpc.ssl_channel_credentials(
+            root_certificates=pki["ca"][1], private_key=client_key, certificate_chain=client_cert
+        )
+        assert process.stub(with_certificate).HealthProbe(pb.Empty(), timeout=10).last_use == 0
+        without = grpc.ssl_channel_credentials(root_certificates=pki["ca"][1])
+        with pytest.raises(grpc.RpcError) as raised:
+            process.stub(without).HealthProbe(pb.Empty(), timeout=5)
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        process.stop()
