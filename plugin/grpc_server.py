@@ -161,6 +161,8 @@ def _withdraw(engine_request: dict[str, Any], response: dict[str, Any]) -> None:
         withdrawn = engine.withdraw(engine_request, response)
     except ActionError as error:
         log.error("the caller hung up and its key could not be deleted: %s", error)
+    except Exception as error:  # a bug; the key id is in the step's own log above
+        log.error("the caller hung up and deleting its key failed (%s)", type(error).__name__)
     else:
         if withdrawn:
             log.warning("the caller hung up before the answer: deleted key %s", withdrawn)

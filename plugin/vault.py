@@ -64,7 +64,7 @@ def holding(
         return None
     if not isinstance(document, dict) or document.get("AccessKeyId") != key_id:
         return None
-    secrets = tuple(str(document[name]) for name in VAULTED[1:] if name in document)
+    secrets = tuple(str(document[field]) for field in VAULTED[1:] if field in document)
     return where, secrets
 
 
@@ -86,7 +86,7 @@ def hand_over(
     to the vault; return where (the Vault shape)."""
     service, name = target(text)
     client = _client(session, connection, region, service)
-    document = json.dumps({name: key[name] for name in VAULTED if name in key})
+    document = json.dumps({field: key[field] for field in VAULTED if field in key})
     if service == SSM:
         written = client.put_parameter(
             Name=name, Value=document, Type="SecureString", Overwrite=True
