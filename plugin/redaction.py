@@ -82,8 +82,16 @@ class Redactor(logging.Filter):
         self._lock = threading.Lock()
 
     def redact(self, text: str) -> str:
+        return self.redact_fields(self.redact_values(text))
+
+    def redact_values(self, text: str) -> str:
+        """Mask the values guarded now (cheap: do it while the invocation runs)."""
         for value in self._current_values():
             text = text.replace(value, MASK)
+        return text
+
+    def redact_fields(self, text: str) -> str:
+        """Mask the values of secret-named fields (regular expressions: do it once a text)."""
         for pattern in self._patterns:
             text = pattern.sub(rf"\g<1>{MASK}\g<2>", text)
         return text

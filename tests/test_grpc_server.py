@@ -554,3 +554,34 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(pki: dict[str, Any]) 
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         process.stop()
+
+
+# ---- the step's own log ----------------------------------------------------------------------
+
+
+def test_the_step_log_is_redacted_and_bounded() -> None:
+    """log_buffer: this thread's plugin records only, secrets masked, at most 64 KiB."""
+    import logging
+    import threading
+
+    from plugin import redaction
+    from plugin.grpc_server import MAX_LOG_BYTES, step_log
+
+    plugin_log = logging.getLogger("plugin.test")
+    plugin_log.setLevel(logging.INFO)
+    guarded = "guarded-value-never-shown"
+    with redaction.redactor().guarding(guarded), step_log() as step:
+        plugin_log.info('answer {"SecretAccessKey": "named-secret-never-shown"}')
+        plugin_log.info("a message quoting %s", guarded)
+        other = threading.Thread(target=lambda: plugin_log.info("from another step's thread"))
+        other.start()
+        other.join()
+        for index in range(20_000):
+            plugin_log.info("line %d of a long step", index)
+    text = step.text().decode()
+    assert "named-secret-never-shown" not in text
+    assert guarded not in text
+    assert '"SecretAccessKey": "***"' in text
+    assert "another step's thread" not in text
+    assert len(step.text()) <= MAX_LOG_BYTES
+    assert "line 0 of a long step" in text
