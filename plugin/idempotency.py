@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from . import limit, reconcile
 from .errors import ActionError, Category
 from .failures import aws_code, aws_reason
+from .request import MAX_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -33,6 +34,7 @@ TAG_PREFIX = "iam-create-access-key/"
 PENDING = "pending:"
 PERMISSIONS = ("iam:ListUserTags", "iam:TagUser", "iam:UntagUser")
 _IAM_TIME = "%Y-%m-%dT%H:%M:%SZ"
+ATTEMPT_LIMIT = dt.timedelta(seconds=MAX_TIMEOUT_SECONDS + 60)
 
 
 def tag_key(token: str) -> str:
@@ -71,9 +73,12 @@ def look(
     value = ours.get(tag, "")
     recorded = by_id.get(value)
     orphans: tuple[limit.Key, ...] = ()
-    if value.startswith(PENDING):
-        since = _pending_since(value)
-        orphans = tuple(key for key in keys if since is not None and key.created >= since)
+    since = _pending_since(value) if value.startswith(PENDING) else None
+    if since is not None:
+        # That attempt created its key within its own time (an hour at most); a key made
+        # later is somebody else's.
+        until = since + ATTEMPT_LIMIT
+        orphans = tuple(key for key in keys if since <= key.created <= until)
     stale = tuple(
         key
         for key, named in ours.items()

@@ -13,6 +13,7 @@ import dataclasses
 import http.client
 import http.server
 import json
+import re
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+SECRET_IN_XML = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
 ERROR_XML = (
     '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>{kind}</Type>'
     "<Code>{code}</Code><Message>{message}</Message></Error>"
@@ -130,6 +132,21 @@ class FaultProxy:
     def since(self, mark: int) -> list[Exchange]:
         with self.lock:
             return list(self.exchanges[mark:])
+
+    def issued_secrets(self, mark: int) -> list[str]:
+        """The secrets IAM issued behind the proxy since `mark` (CreateAccessKey answers as IAM
+        sent them, whatever the proxy then did to them), in order."""
+        return [
+            secret.decode()
+            for exchange in self.since(mark)
+            if exchange.action == "CreateAccessKey"
+            for secret in SECRET_IN_XML.findall(exchange.upstream_body)
+        ]
+
+    def issued_secret(self, mark: int) -> str:
+        """The one secret IAM issued since `mark`."""
+        (secret,) = self.issued_secrets(mark)
+        return secret
 
     def handle(self, request: http.server.BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)

@@ -24,8 +24,6 @@ from tests.fault_proxy import FaultProxy
 from tests.grpc_plugin import PluginProcess, execute_request
 from tests.local_iam import ADMIN_SECRET, LocalIAM
 
-SECRET_IN_XML = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PluginProcess]:
@@ -42,15 +40,6 @@ def stub(server: PluginProcess) -> Any:
 def key_of(response: Any) -> dict[str, str]:
     assert response.error_code == 0, response.error_message
     return json.loads(response.result)["AccessKey"]  # type: ignore[no-any-return]
-
-
-def issued_secrets(proxy: FaultProxy, mark: int) -> list[str]:
-    return [
-        secret.decode()
-        for exchange in proxy.since(mark)
-        if exchange.action == "CreateAccessKey"
-        for secret in SECRET_IN_XML.findall(exchange.upstream_body)
-    ]
 
 
 # ---- the RPCs --------------------------------------------------------------------------------
@@ -116,7 +105,7 @@ def test_the_chain_create_user_then_execute_action(
 
     key = key_of(response)
     assert key["UserName"] == user
-    assert issued_secrets(proxy, mark) == [key["SecretAccessKey"]]
+    assert proxy.issued_secrets(mark) == [key["SecretAccessKey"]]
     assert iam.key_ids(user) == [key["AccessKeyId"]]
     assert response.context == b'{"run": "r-1"}'
     log = response.log_buffer.decode()
@@ -348,7 +337,7 @@ def test_a_call_cancelled_while_iam_creates_the_key_leaves_no_key(
     deleted = [line for line in server.output if "the caller hung up" in line]
     assert deleted
     assert "deleted key AKIA" in deleted[-1]
-    assert not any(secret in server.text() for secret in issued_secrets(proxy, mark))
+    assert not any(secret in server.text() for secret in proxy.issued_secrets(mark))
 
 
 def test_sigterm_finishes_the_create_in_flight(iam: LocalIAM, proxy: FaultProxy) -> None:
@@ -368,7 +357,7 @@ def test_sigterm_finishes_the_create_in_flight(iam: LocalIAM, proxy: FaultProxy)
         key = key_of(call.result())
         assert code == 0
         assert iam.key_ids(user) == [key["AccessKeyId"]]
-        assert issued_secrets(proxy, mark) == [key["SecretAccessKey"]]
+        assert proxy.issued_secrets(mark) == [key["SecretAccessKey"]]
         assert "stopping; finishing the calls in flight" in process.text()
         assert key["SecretAccessKey"] not in process.text()
     finally:
@@ -554,6 +543,30 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(pki: dict[str, Any]) 
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         process.stop()
+
+
+def test_no_secret_in_the_servers_output_even_under_debug(iam: LocalIAM, proxy: FaultProxy) -> None:
+    process = PluginProcess("--debug")
+    user = iam.new_user()
+    mark = proxy.mark()
+    try:
+        response = process.stub().ExecuteAction(
+            execute_request(
+                {"user_name": user, "ses_smtp_region": "us-east-1"},
+                iam.connection(endpoint_url=proxy.url),
+            ),
+            timeout=30,
+        )
+        key = key_of(response)
+        assert process.terminate() == 0
+    finally:
+        process.stop()
+    output = process.text()
+    assert "CreateAccessKey" in output  # botocore's wire log is there, redacted
+    assert proxy.issued_secrets(mark) == [key["SecretAccessKey"]]
+    for secret in (key["SecretAccessKey"], key["SesSmtpPasswordV4"], ADMIN_SECRET):
+        assert secret not in output
+        assert secret not in response.log_buffer.decode()
 
 
 # ---- the step's own log ----------------------------------------------------------------------

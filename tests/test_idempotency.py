@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,8 +22,6 @@ from tests import fault_proxy as faults
 from tests.conftest import ROOT, assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import ADMIN_SECRET, LocalIAM
-
-SECRET_IN_XML = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
 
 
 def attempt(iam: LocalIAM, proxy: FaultProxy, user: str, token: str, **more: Any) -> dict:  # type: ignore[type-arg]
@@ -142,7 +139,7 @@ def test_two_keys_since_a_pending_marker_are_never_guessed_between(
     iam: LocalIAM, proxy: FaultProxy
 ) -> None:
     user = iam.new_user()
-    marker = "pending:2000-01-01T00:00:00Z"  # an attempt that died long ago, keys made since
+    marker = "pending:" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
     iam.admin.tag_user(UserName=user, Tags=[{"Key": tag_key("t-two"), "Value": marker}])
     ids = [iam.admin.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"] for _ in range(2)]
     mark = proxy.mark()
@@ -188,11 +185,27 @@ def test_a_vault_read_back_under_debug_shows_no_secret(
     second = run_cli(*arguments, "--debug", env=env)
 
     assert first.returncode == second.returncode == 0, second.stderr
-    (created,) = [e for e in proxy.since(mark) if e.action == "CreateAccessKey"]
-    secret = SECRET_IN_XML.search(created.upstream_body).group(1).decode()  # type: ignore[union-attr]
+    secret = proxy.issued_secret(mark)
     assert "GetParameter" in second.stderr  # the read-back happened, logged ...
     assert secret not in second.stderr  # ... without the secret
     assert ADMIN_SECRET not in second.stderr
+
+
+def test_a_key_made_long_after_a_pending_marker_is_not_taken_for_its_orphan(
+    iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """An attempt that died a day ago made its key within its own hour; today's key is not it."""
+    user = iam.new_user()
+    marker = "pending:" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
+    iam.admin.tag_user(UserName=user, Tags=[{"Key": tag_key("t-day"), "Value": marker}])
+    someone_elses = iam.admin.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+
+    response = attempt(iam, proxy, user, "t-day")
+
+    assert response["error_code"] == 0, response["error_message"]
+    assert "ReplacedAccessKeyId" not in response["result"]
+    new = response["result"]["AccessKey"]["AccessKeyId"]
+    assert iam.key_ids(user) == sorted([someone_elses, new])
 
 
 def test_tags_of_keys_that_no_longer_exist_are_pruned(iam: LocalIAM, proxy: FaultProxy) -> None:

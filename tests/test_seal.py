@@ -18,19 +18,10 @@ from tests.conftest import assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import LocalIAM
 
-SECRET_IN_XML = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
-
 
 @pytest.fixture
 def identity() -> pyrage.x25519.Identity:
     return pyrage.x25519.Identity.generate()
-
-
-def issued_secret(proxy: FaultProxy, mark: int) -> str:
-    (exchange,) = [e for e in proxy.since(mark) if e.action == "CreateAccessKey"]
-    found = SECRET_IN_XML.search(exchange.upstream_body)
-    assert found
-    return found.group(1).decode()
 
 
 def test_the_sealed_secret_opens_with_the_identity_and_only_there(
@@ -54,7 +45,7 @@ def test_the_sealed_secret_opens_with_the_identity_and_only_there(
     key = response["result"]["AccessKey"]
     assert list(key) == ["AccessKeyId", "CreateDate", "SealedSecretAccessKey", "Status", "UserName"]
     assert key["SealedSecretAccessKey"].startswith("-----BEGIN AGE ENCRYPTED FILE-----\n")
-    secret = issued_secret(proxy, mark)
+    secret = proxy.issued_secret(mark)
     assert pyrage.decrypt(key["SealedSecretAccessKey"].encode(), [identity]).decode() == secret
     with pytest.raises(pyrage.DecryptError):
         pyrage.decrypt(key["SealedSecretAccessKey"].encode(), [pyrage.x25519.Identity.generate()])
@@ -81,7 +72,7 @@ def test_sealed_from_the_cli_leaves_no_clear_secret_anywhere(
     )
 
     assert completed.returncode == 0, completed.stderr[-2000:]
-    secret = issued_secret(proxy, mark)
+    secret = proxy.issued_secret(mark)
     assert secret not in completed.stdout
     assert secret not in completed.stderr
     sealed = json.loads(completed.stdout)["AccessKey"]["SealedSecretAccessKey"]

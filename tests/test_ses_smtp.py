@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 
 import boto3
 import pyrage
@@ -15,8 +14,6 @@ from plugin.smtp import ses_smtp_password_v4
 from tests.conftest import assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
-
-SECRET_IN_XML = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
 
 
 # The published vectors of Terraform's AWS provider for the same derivation
@@ -38,13 +35,6 @@ def run(iam: LocalIAM, proxy: FaultProxy, **parameters: object) -> dict:  # type
     return execute({"parameters": parameters, "connection": iam.connection(endpoint_url=proxy.url)})
 
 
-def issued_secret(proxy: FaultProxy, mark: int) -> str:
-    (exchange,) = [e for e in proxy.since(mark) if e.action == "CreateAccessKey"]
-    found = SECRET_IN_XML.search(exchange.upstream_body)
-    assert found
-    return found.group(1).decode()
-
-
 def test_the_password_is_derived_from_the_new_secret(
     iam: LocalIAM, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -55,7 +45,7 @@ def test_the_password_is_derived_from_the_new_secret(
 
     assert response["error_code"] == 0, response["error_message"]
     key = response["result"]["AccessKey"]
-    secret = issued_secret(proxy, mark)
+    secret = proxy.issued_secret(mark)
     assert key["SecretAccessKey"] == secret
     assert key["SesSmtpPasswordV4"] == ses_smtp_password_v4(secret, "eu-west-2")
     assert list(key)[:4] == ["AccessKeyId", "CreateDate", "SecretAccessKey", "SesSmtpPasswordV4"]
@@ -78,7 +68,7 @@ def test_sealed_together_with_the_secret(iam: LocalIAM, proxy: FaultProxy) -> No
     key = response["result"]["AccessKey"]
     assert "SesSmtpPasswordV4" not in key
     assert "SecretAccessKey" not in key
-    secret = issued_secret(proxy, mark)
+    secret = proxy.issued_secret(mark)
     opened = pyrage.decrypt(key["SealedSesSmtpPasswordV4"].encode(), [identity]).decode()
     assert opened == ses_smtp_password_v4(secret, "us-east-1")
     assert ses_smtp_password_v4(secret, "us-east-1") not in json.dumps(response)
@@ -104,7 +94,7 @@ def test_written_into_the_vault_and_absent_from_the_result(
     stored = json.loads(
         ssm.get_parameter(Name=f"/c/{user}", WithDecryption=True)["Parameter"]["Value"]
     )
-    secret = issued_secret(proxy, mark)
+    secret = proxy.issued_secret(mark)
     assert stored == {
         "AccessKeyId": response["result"]["AccessKey"]["AccessKeyId"],
         "SecretAccessKey": secret,

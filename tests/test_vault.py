@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 
 import boto3
@@ -17,8 +16,6 @@ from tests.conftest import assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
-SECRET_IN_XML = re.compile(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>")
-
 
 def admin(iam: LocalIAM, service: str):  # type: ignore[no-untyped-def]
     return boto3.client(
@@ -28,13 +25,6 @@ def admin(iam: LocalIAM, service: str):  # type: ignore[no-untyped-def]
         aws_access_key_id=ADMIN_KEY_ID,
         aws_secret_access_key=ADMIN_SECRET,
     )
-
-
-def issued_secret(proxy: FaultProxy, mark: int) -> str:
-    (exchange,) = [e for e in proxy.since(mark) if e.action == "CreateAccessKey"]
-    found = SECRET_IN_XML.search(exchange.upstream_body)
-    assert found
-    return found.group(1).decode()
 
 
 def hand_over(iam: LocalIAM, proxy: FaultProxy, user: str, target: str) -> dict:  # type: ignore[type-arg]
@@ -61,7 +51,7 @@ def test_secrets_manager_holds_the_key_and_the_result_only_says_where(
     logged = caplog.text  # before the test itself reads the secret back (botocore logs that)
 
     assert response["error_code"] == 0, response["error_message"]
-    secret = issued_secret(proxy, mark)
+    secret = proxy.issued_secret(mark)
     key, where = response["result"]["AccessKey"], response["result"]["Vault"]
     assert "SecretAccessKey" not in key
     stored = admin(iam, "secretsmanager").get_secret_value(SecretId=name)
@@ -84,7 +74,7 @@ def test_ssm_securestring_holds_the_key(iam: LocalIAM, proxy: FaultProxy) -> Non
     assert response["error_code"] == 0, response["error_message"]
     stored = admin(iam, "ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
     assert stored["Type"] == "SecureString"
-    assert json.loads(stored["Value"])["SecretAccessKey"] == issued_secret(proxy, mark)
+    assert json.loads(stored["Value"])["SecretAccessKey"] == proxy.issued_secret(mark)
     assert response["result"]["Vault"] == {
         "ParameterName": name,
         "ParameterVersion": stored["Version"],
@@ -122,7 +112,7 @@ def test_no_clear_secret_on_the_terminal_or_in_debug_output(
     )
 
     assert completed.returncode == 0, completed.stderr[-2000:]
-    secret = issued_secret(proxy, mark)
+    secret = proxy.issued_secret(mark)
     assert secret not in completed.stdout
     assert secret not in completed.stderr
     assert "PutParameter" in completed.stderr  # the debug log is there
