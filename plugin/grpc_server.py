@@ -198,6 +198,9 @@ def serve(options: Options) -> int:
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # grpc shares a port with another process by default (SO_REUSEPORT): a second
+            # server on a busy port would take half the runner's calls. Refuse to start instead.
+            ("grpc.so_reuseport", 0),
         ],
     )
     pb_grpc.add_PluginServicer_to_server(PluginServicer(), server)
@@ -208,12 +211,18 @@ def serve(options: Options) -> int:
         if ":" in options.host
         else f"{options.host}:{options.port}"
     )
-    if credentials is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError:
+        port = 0
     if port == 0:
-        raise ActionError(f"cannot listen on {address}", Category.REJECTED)
+        raise ActionError(
+            f"cannot listen on {address} (in use, or not an address of this machine)",
+            Category.REJECTED,
+        )
     server.start()
     for service in ("", SERVICE):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)

@@ -598,3 +598,12 @@ def test_the_step_log_is_redacted_and_bounded() -> None:
     assert "another step's thread" not in text
     assert len(step.text()) <= MAX_LOG_BYTES
     assert "line 0 of a long step" in text
+
+
+def test_a_port_in_use_is_refused_not_shared(
+    server: PluginProcess, cli_env: dict[str, str]
+) -> None:
+    """grpc would share the port with the running server (SO_REUSEPORT) and take half its calls."""
+    completed = run_cli("serve", "--port", str(server.port), env=cli_env, timeout=30)
+    assert completed.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{server.port}" in completed.stderr
