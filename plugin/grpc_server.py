@@ -166,7 +166,7 @@ def _time_for_the_call(timeout: int, context: Any) -> float | None:
         limits.append(remaining - ANSWER_MARGIN)
     if not limits:
         return None
-    budget = min(limits)
+    budget = min(*limits, MAX_TIMEOUT_SECONDS)  # a runner's longer timeout: the action's longest
     return float(math.floor(budget)) if budget >= 1 else max(0.1, budget)
 
 

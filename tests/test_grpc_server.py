@@ -607,3 +607,25 @@ def test_a_port_in_use_is_refused_not_shared(
     completed = run_cli("serve", "--port", str(server.port), env=cli_env, timeout=30)
     assert completed.returncode == 3
     assert f"cannot listen on 127.0.0.1:{server.port}" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("timeout", "remaining", "expected"),
+    [
+        (0, None, None),  # neither: bounded per socket read only
+        (30, None, 30.0),
+        (0, 10.3, 9.0),  # the deadline less half a second to answer, in whole seconds
+        (5, 29.9, 5.0),  # the earlier of the two
+        (0, 0.4, 0.1),  # no time at all: the action says so instead of trying
+        (7200, None, 3600.0),  # a runner's longer timeout: the action's longest
+        (0, 1e9, None),  # a call without a deadline reports a huge one
+    ],
+)
+def test_the_time_for_a_call(timeout: int, remaining: float | None, expected: float | None) -> None:
+    from plugin.grpc_server import _time_for_the_call
+
+    class Context:
+        def time_remaining(self) -> float | None:
+            return remaining
+
+    assert _time_for_the_call(timeout, Context()) == expected
