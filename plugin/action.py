@@ -280,9 +280,23 @@ def _deleted_if_it_fails(client: Any, key: dict[str, Any], head: str, step: str)
 
 
 def _delete_undelivered(client: Any, key_id: str, user: str | None) -> None:
-    """A key whose secret will not be delivered must not outlive the invocation."""
+    """A key whose secret will not be delivered must not outlive the invocation.
+
+    A delete is safe to repeat, so one that timed out or could not connect is tried once more
+    (IAM's NoSuchEntity then means the first one did it): custody over a tight deadline.
+    """
     try:
-        client.delete_access_key(AccessKeyId=key_id, **reconcile.user_arguments(user))
+        for attempt in (1, 2):
+            try:
+                client.delete_access_key(AccessKeyId=key_id, **reconcile.user_arguments(user))
+                return
+            except BotoCoreError:
+                if attempt == 2:
+                    raise
+            except ClientError as error:
+                if attempt == 2 and failures.aws_code(error) == "NoSuchEntity":
+                    return
+                raise
     except Exception as error:
         who = f" --user-name {user}" if user else ""
         raise ActionError(

@@ -10,6 +10,7 @@ caller's thread, bounded per socket read only.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import queue
 import threading
 import time
@@ -104,9 +105,11 @@ def call_within(
     seconds = deadline.remaining() - reserve
     outcome: _Outcome[T] = _Outcome()
 
+    context = contextvars.copy_context()  # the worker acts for this invocation (its step log)
+
     def work() -> None:
         try:
-            value = call()
+            value = context.run(call)
         except BaseException as error:  # handed to the waiting thread, re-raised there
             outcome.error = error
             outcome.done.set()

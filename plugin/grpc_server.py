@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import math
@@ -55,7 +56,8 @@ class Options:
 
 
 class StepLog(logging.Handler):
-    """The records one ExecuteAction writes in its own thread, for log_buffer, redacted.
+    """The records one ExecuteAction writes (in its thread, or in the workers that make its AWS
+    calls under a deadline: they run in its context), for log_buffer, redacted.
 
     Secrets guarded by value are masked as each record arrives (while the invocation still
     guards them); secret-named fields once, over the whole text (the regular expressions cost
@@ -64,13 +66,12 @@ class StepLog(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
-        self.thread = threading.get_ident()
         self.started = time.time()
         self.lines: list[str] = []
         self.size = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread == self.thread
+        return _CURRENT_STEP.get(None) is self
 
     def emit(self, record: logging.LogRecord) -> None:
         message = redaction.redactor().redact_values(record.getMessage())
@@ -94,14 +95,19 @@ class StepLog(logging.Handler):
 
 @contextlib.contextmanager
 def step_log() -> Iterator[StepLog]:
-    """Collect the plugin's own log records (not botocore's wire log) of this thread."""
+    """Collect the plugin's own log records (not botocore's wire log) of this invocation."""
     handler = StepLog()
+    token = _CURRENT_STEP.set(handler)
     logger = logging.getLogger("plugin")
     logger.addHandler(handler)
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
+        _CURRENT_STEP.reset(token)
+
+
+_CURRENT_STEP: contextvars.ContextVar[StepLog] = contextvars.ContextVar("step_log")
 
 
 class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]

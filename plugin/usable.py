@@ -40,7 +40,7 @@ def wait_until_usable(
     if it is not accepted in time, and let any other refusal through."""
     started = time.monotonic()
     if deadline.enforced:
-        window = max(0.0, deadline.remaining() - min(TIME_KEPT_TO_DELETE, deadline.seconds / 4))
+        window = max(0.0, deadline.remaining() - min(TIME_KEPT_TO_DELETE, deadline.seconds / 3))
     else:
         window = DEFAULT_SECONDS
     probe_deadline = Deadline(window) if deadline.enforced else Deadline(None)

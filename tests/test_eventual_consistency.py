@@ -221,7 +221,7 @@ def test_a_vault_is_not_written_for_a_key_that_never_worked(
     proxy.inject("GetCallerIdentity", *[NOT_YET] * 100)
     mark = proxy.mark()
 
-    response = run(iam, proxy, timeout=2, user_name=user, wait_until_usable=True, vault="ssm:/x")
+    response = run(iam, proxy, timeout=3, user_name=user, wait_until_usable=True, vault="ssm:/x")
 
     assert response["error_code"] == 4
     assert "PutParameter" not in actions(proxy, mark)

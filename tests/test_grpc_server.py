@@ -573,11 +573,12 @@ def test_no_secret_in_the_servers_output_even_under_debug(iam: LocalIAM, proxy: 
 
 
 def test_the_step_log_is_redacted_and_bounded() -> None:
-    """log_buffer: this thread's plugin records only, secrets masked, at most 64 KiB."""
+    """log_buffer: this step's plugin records only, secrets masked, at most 64 KiB."""
     import logging
     import threading
 
     from plugin import redaction
+    from plugin.deadline import Deadline, call_within
     from plugin.grpc_server import MAX_LOG_BYTES, step_log
 
     plugin_log = logging.getLogger("plugin.test")
@@ -589,6 +590,7 @@ def test_the_step_log_is_redacted_and_bounded() -> None:
         other = threading.Thread(target=lambda: plugin_log.info("from another step's thread"))
         other.start()
         other.join()
+        call_within(lambda: plugin_log.info("from this step's deadline worker"), Deadline(30))
         for index in range(20_000):
             plugin_log.info("line %d of a long step", index)
     text = step.text().decode()
@@ -596,6 +598,7 @@ def test_the_step_log_is_redacted_and_bounded() -> None:
     assert guarded not in text
     assert '"SecretAccessKey": "***"' in text
     assert "another step's thread" not in text
+    assert "this step's deadline worker" in text
     assert len(step.text()) <= MAX_LOG_BYTES
     assert "line 0 of a long step" in text
 

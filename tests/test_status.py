@@ -81,3 +81,29 @@ def test_bad_status_input_sends_nothing(
     iam: LocalIAM, proxy: FaultProxy, parameters: dict[str, object], expected: str
 ) -> None:
     assert_refused_before_sending(iam, proxy, parameters, expected)
+
+
+@pytest.mark.parametrize(
+    "lost_delete",
+    [faults.DROP_AFTER_FORWARD, faults.Fault("reset before IAM", forward=False, drop=True)],
+    ids=["reset-after-iam-deleted", "reset-before-iam"],
+)
+def test_a_lost_delete_of_an_undeliverable_key_is_tried_once_more(
+    iam: LocalIAM, proxy: FaultProxy, lost_delete: faults.Fault
+) -> None:
+    user = iam.new_user()
+    proxy.inject("UpdateAccessKey", faults.DENY)
+    proxy.inject("DeleteAccessKey", lost_delete)
+    mark = proxy.mark()
+
+    response = execute(
+        {
+            "parameters": {"user_name": user, "status": "Inactive"},
+            "connection": iam.connection(endpoint_url=proxy.url),
+        }
+    )
+
+    assert response["error_code"] == 3
+    assert response["error_message"].endswith("was deleted, so nothing is left behind")
+    assert [e.action for e in proxy.since(mark)].count("DeleteAccessKey") == 2
+    assert iam.key_ids(user) == []
