@@ -105,6 +105,12 @@ def create_access_key(
             pause = random.uniform(0, BACKOFF_SECONDS * 2**attempts)  # noqa: S311 (jitter)
             if deadline.remaining() - reserve - pause < MIN_ATTEMPT_SECONDS:
                 break  # no time for another attempt and its reconciliation
+            log.info(
+                "CreateAccessKey attempt %d failed (%s); trying again in %.2fs",
+                attempts,
+                _ambiguity(last) if last is not None else "no answer",
+                pause,
+            )
             sleep(pause)
         attempts += 1
         sent_at = time.monotonic()

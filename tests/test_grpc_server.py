@@ -117,6 +117,22 @@ def test_the_chain_create_user_then_execute_action(
     assert ADMIN_SECRET not in log
 
 
+def test_the_step_log_tells_of_waits_and_retries(
+    stub: Any, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    user = iam.new_user()
+    proxy.inject("CreateAccessKey", faults.refuse("NoSuchEntity", 404), faults.THROTTLE)
+
+    response = stub.ExecuteAction(
+        execute_request({"user_name": user}, iam.connection(endpoint_url=proxy.url)), timeout=30
+    )
+
+    key_of(response)
+    log = response.log_buffer.decode()
+    assert "IAM does not show the user yet (NoSuchEntity); trying again in" in log
+    assert "CreateAccessKey attempt 1 failed (IAM answered 400 Throttling); trying again" in log
+
+
 def test_display_names_and_parameters_as_json(stub: Any, iam: LocalIAM, proxy: FaultProxy) -> None:
     by_display = stub.ExecuteAction(
         execute_request(
