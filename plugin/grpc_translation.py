@@ -16,9 +16,13 @@ from typing import Any
 from . import json_input, manifest, resources
 from .errors import ActionError, Category
 
-CONNECTION_TYPE = "aws"
 PARAMETERS_AS_JSON = "parameters_as_json"
 PROVIDER = "aws"
+
+
+def connection_type() -> str:
+    """The connection type the manifest names (`aws`)."""
+    return str(resources.manifest()["connection"]["type"])
 
 
 def plugin_description(pb: Any) -> Any:
@@ -30,7 +34,7 @@ def plugin_description(pb: Any) -> Any:
         tags=["aws", "iam"],
         provider=PROVIDER,
         actions=[action_message(pb)],
-        connections={CONNECTION_TYPE: connection_message(pb)},
+        connections={connection_type(): connection_message(pb)},
         version=str(document["version"]),
         is_connection_optional=True,  # no connection: the runner's own AWS identity
     )
@@ -49,7 +53,7 @@ def action_message(pb: Any) -> Any:
             for parameter in manifest.parameters()
         ],
         output=pb.Output(table="AccessKey", fields=_output_fields(pb)),
-        connections={CONNECTION_TYPE: connection_message(pb)},
+        connections={connection_type(): connection_message(pb)},
         is_connection_optional="true",
     )
 
@@ -62,7 +66,7 @@ def connection_message(pb: Any) -> Any:
     for index, (name, rules) in enumerate(schema["properties"].items(), start=1):
         described = {"name": name, "required": name in required, **rules}
         fields[name] = pb.ConnectionField(field=_form_field(pb, described, index))
-    return pb.Connection(name=CONNECTION_TYPE, fields=fields)
+    return pb.Connection(name=connection_type(), fields=fields)
 
 
 def _form_field(pb: Any, parameter: Mapping[str, Any], index: int) -> Any:
@@ -156,13 +160,13 @@ def _parameters(given: Mapping[str, str]) -> dict[str, Any]:
 
 def connection_fields(connections: Mapping[str, Any]) -> dict[str, str]:
     """The `aws` connection's fields; none at all means the runner's own identity."""
-    if CONNECTION_TYPE in connections:
-        return dict(connections[CONNECTION_TYPE].data)
+    if connection_type() in connections:
+        return dict(connections[connection_type()].data)
     if connections:
         others = ", ".join(sorted(shown(key) for key in connections)[:5])
         raise ActionError(
             f"Invalid input: connections: this action takes a connection of type "
-            f"{CONNECTION_TYPE}, not {others}",
+            f"{connection_type()}, not {others}",
             Category.INVALID_INPUT,
         )
     return {}
