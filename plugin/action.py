@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import (
     clients,
+    convert,
     dry_run,
     failures,
     idempotency,
@@ -61,12 +61,8 @@ def run(request: Request) -> dict[str, Any] | str:
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:
             session = sessions.signed_in(connection, guard)
-            home_region = connection.region or sessions.default_region(session)
-            plan = regions.plan(parameters.regions, home_region)
+            home_region, plan, client = _iam_for(session, request, deadline)
             log.info("partition %s, signing region %s", plan.partition, plan.signing_region)
-            client = clients.iam_client(
-                session, plan.signing_region, connection.endpoint_url, deadline
-            )
             if parameters.check_only:
                 return _checked(
                     dry_run.report(session, client, connection, parameters, deadline, head), head
@@ -156,22 +152,27 @@ def withdraw(request: Request, result: dict[str, Any] | str) -> str | None:
     hung up): nobody would ever hold its secret. Returns the key's id, or None when there is
     nothing to delete (a check, or a vault that holds the secret)."""
     if isinstance(result, str):
-        found = re.search(r"<(?:[\w.-]+:)?AccessKeyId>(\w+)</", result)
-        key_id = found.group(1) if found else None
+        key_id = convert.key_id_of(result)
     elif "Vault" in result or "AccessKey" not in result:
         return None
     else:
         key_id = result["AccessKey"]["AccessKeyId"]
     if key_id is None:
         return None
-    parameters, connection = request.parameters, request.connection
-    session = sessions.session_for(connection)
-    plan = regions.plan(parameters.regions, connection.region or sessions.default_region(session))
-    client = clients.iam_client(
-        session, plan.signing_region, connection.endpoint_url, Deadline(None)
-    )
-    _delete_undelivered(client, key_id, parameters.user_name)
+    _, _, client = _iam_for(sessions.session_for(request.connection), request, Deadline(None))
+    _delete_undelivered(client, key_id, request.parameters.user_name)
     return key_id
+
+
+def _iam_for(
+    session: Any, request: Request, deadline: Deadline
+) -> tuple[str | None, regions.RegionPlan, Any]:
+    """The connection's home region, the region plan and the IAM client it signs with."""
+    connection = request.connection
+    home_region = connection.region or sessions.default_region(session)
+    plan = regions.plan(request.parameters.regions, home_region)
+    client = clients.iam_client(session, plan.signing_region, connection.endpoint_url, deadline)
+    return home_region, plan, client
 
 
 def _checked(result: dict[str, Any], head: str) -> dict[str, Any]:

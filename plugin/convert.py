@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.parsers.expat import ExpatError
 
@@ -24,19 +25,12 @@ def access_key_document(body: bytes) -> dict[str, Any]:
 
     The reasons never quote the body: it carries the secret.
     """
-    import xmltodict
-
     try:
         body.decode("utf-8")  # the raw mode returns it as text: check before it is delivered
     except UnicodeDecodeError:
         raise UnreadableAnswer("it is not UTF-8") from None
     try:
-        # Entities off: a hostile endpoint must not expand a billion laughs in this process.
-        # Attributes off: IAM's answer has none but the namespace, which is not returned.
-        # Elements by their local names: some IAM-compatible endpoints prefix them (ns2:...).
-        document = xmltodict.parse(
-            body, disable_entities=True, xml_attribs=False, postprocessor=_local_name
-        )
+        document = _parse(body)
     except (ExpatError, ValueError):
         raise UnreadableAnswer("it is not well-formed XML") from None
     root = document.get(_ROOT) if isinstance(document, dict) else None
@@ -57,12 +51,8 @@ def access_key_document(body: bytes) -> dict[str, Any]:
 
 def create_dates(body: bytes) -> dict[str, str]:
     """Key id to CreateDate, as IAM wrote them in a ListAccessKeys answer ({} if unreadable)."""
-    import xmltodict
-
     try:
-        document = xmltodict.parse(
-            body, disable_entities=True, xml_attribs=False, postprocessor=_local_name
-        )
+        document = _parse(body)
         members = document["ListAccessKeysResponse"]["ListAccessKeysResult"]["AccessKeyMetadata"]
         members = members["member"] if isinstance(members, dict) else []
     except (ExpatError, ValueError, KeyError, TypeError):
@@ -74,6 +64,31 @@ def create_dates(body: bytes) -> dict[str, str]:
         for m in members
         if isinstance(m, dict) and "AccessKeyId" in m and "CreateDate" in m
     }
+
+
+def key_id_of(body: bytes | str) -> str | None:
+    """The AccessKeyId in a CreateAccessKey answer, found without parsing it (it may be one
+    that could not be read, or IAM's raw XML returned as text)."""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    found = _KEY_ID.search(raw)
+    return found.group(1).decode() if found else None
+
+
+_KEY_ID = re.compile(rb"<(?:[\w.-]+:)?AccessKeyId>(\w+)</")
+
+
+def _parse(body: bytes) -> Any:
+    """IAM's XML as a dict.
+
+    Entities off: a hostile endpoint must not expand a billion laughs in this process.
+    Attributes off: IAM's answers have none but the namespace, which is not returned.
+    Elements by their local names: some IAM-compatible endpoints prefix them (ns2:...).
+    """
+    import xmltodict
+
+    return xmltodict.parse(
+        body, disable_entities=True, xml_attribs=False, postprocessor=_local_name
+    )
 
 
 def _local_name(path: Any, name: str, value: Any) -> tuple[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -235,10 +234,9 @@ def _ambiguity(error: Exception) -> str:
 
 def _discard_late_key(client: IAMClient, user_name: str | None, body: bytes) -> None:
     """A create that answered after it was given up on: nobody will receive its secret."""
-    found = re.search(rb"<(?:[\w.-]+:)?AccessKeyId>(\w+)</", body)
-    if not found:
+    key_id = convert.key_id_of(body)
+    if key_id is None:
         return
-    key_id = found.group(1).decode()
     try:
         client.delete_access_key(AccessKeyId=key_id, **reconcile.user_arguments(user_name))
         log.warning("deleted key %s: IAM created it after the call was given up on", key_id)

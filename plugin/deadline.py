@@ -14,7 +14,7 @@ import contextvars
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -43,6 +43,14 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0.0
+
+
+def backoff_pauses(first: float = 0.25, longest: float = 2.0) -> Iterator[float]:
+    """Pauses between tries of something that is not ready yet: doubling, then steady."""
+    pause = first
+    while True:
+        yield pause
+        pause = min(pause * 2, longest)
 
 
 class _Workers:

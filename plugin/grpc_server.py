@@ -127,13 +127,11 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
 
     def TestCredentials(self, request: Any, context: Any) -> Any:
         try:
-            connection = grpc_translation.connection_fields(request.connections)
+            engine_request = grpc_translation.credentials_request(
+                request, _time_for_the_call(0, context)
+            )
         except ActionError as error:
             return grpc_translation.credentials_response(pb, engine.failure(error))
-        timeout = _time_for_the_call(0, context)
-        engine_request: dict[str, Any] = {"connection": connection}
-        if timeout is not None:
-            engine_request["timeout"] = timeout
         return grpc_translation.credentials_response(pb, engine.test_connection(engine_request))
 
     def ExecuteAction(self, request: Any, context: Any) -> Any:

@@ -132,6 +132,15 @@ def engine_request(message: Any, timeout: float | None) -> dict[str, Any]:
         "parameters": _parameters(message.parameters),
         "connection": connection_fields(message.connections),
     }
+    return _with_timeout(request, timeout)
+
+
+def credentials_request(message: Any, timeout: float | None) -> dict[str, Any]:
+    """The engine request a TestCredentialsRequest means (its connection only)."""
+    return _with_timeout({"connection": connection_fields(message.connections)}, timeout)
+
+
+def _with_timeout(request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
     if timeout is not None:
         request["timeout"] = timeout
     return request

@@ -15,15 +15,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .clients import USER_AGENT, refuse_clear_text
-from .deadline import Deadline, DeadlineExceeded, call_within
+from .deadline import Deadline, DeadlineExceeded, backoff_pauses, call_within
 from .errors import ActionError, Category
 from .failures import TRANSIENT_CODES, aws_code, aws_reason, http_status
 
 # What STS answers for a key it does not know yet.
 NOT_YET_CODES = frozenset({"InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidAccessKeyId"})
 DEFAULT_SECONDS = 60.0  # without a request timeout
-FIRST_PAUSE = 0.25
-LONGEST_PAUSE = 2.0
 TIME_KEPT_TO_DELETE = 5.0  # of a request's timeout, for deleting a key that never worked
 
 
@@ -58,8 +56,8 @@ def wait_until_usable(
         ),
     )
     refuse_clear_text(client.meta.endpoint_url)
-    pause = FIRST_PAUSE
     last = "no answer"
+    pauses = backoff_pauses()
     while True:
         try:
             identity = call_within(client.get_caller_identity, probe_deadline)
@@ -70,14 +68,13 @@ def wait_until_usable(
             last = aws_reason(error)
         except (BotoCoreError, DeadlineExceeded) as error:
             last = type(error).__name__
-        waited = time.monotonic() - started
+        waited, pause = time.monotonic() - started, next(pauses)
         if waited + pause > window:
             raise ActionError(
                 f"STS did not accept the new key within {waited:.1f}s (last answer: {last})",
                 Category.TRANSIENT,
             )
         sleep(pause)
-        pause = min(pause * 2, LONGEST_PAUSE)
 
 
 def _not_yet(error: ClientError) -> bool:

@@ -16,15 +16,14 @@ from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
-from .deadline import Deadline
+from . import resources
+from .deadline import Deadline, backoff_pauses
 from .errors import ActionError
 from .failures import aws_code, translate
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-FIRST_PAUSE = 0.25
-LONGEST_PAUSE = 2.0
 TIME_KEPT_FOR_THE_CALL = 1.0  # a retry is not started with less of the deadline left than this
 
 
@@ -39,7 +38,7 @@ def retrying_while_missing(
     (and within the deadline). With `seconds` 0 it is one attempt. When the window runs out
     the error is IAM's NoSuchEntity, saying how long it waited."""
     started = time.monotonic()
-    pause = FIRST_PAUSE
+    pauses = backoff_pauses()
     while True:
         try:
             return call()
@@ -47,18 +46,18 @@ def retrying_while_missing(
             if aws_code(error) != "NoSuchEntity" or seconds <= 0:
                 raise
             waited = time.monotonic() - started
-            wait = min(pause, seconds - waited) * random.uniform(0.8, 1.0)  # noqa: S311 (jitter)
+            wait = min(next(pauses), seconds - waited) * random.uniform(0.8, 1.0)  # noqa: S311 (jitter)
             if wait <= 0 or deadline.remaining() - wait < TIME_KEPT_FOR_THE_CALL:
                 raise _gave_up(error, waited, head) from None
             log.info("IAM does not show the user yet (NoSuchEntity); trying again in %.2fs", wait)
             sleep(wait)
-            pause = min(pause * 2, LONGEST_PAUSE)
 
 
 def _gave_up(error: ClientError, waited: float, head: str) -> ActionError:
     refusal = translate(error, head)
+    longest = resources.schema("input")["properties"]["wait_for_user"]["maximum"]
     refusal.message += (
         f" (waited {waited:.1f}s for IAM to show the user; Wait For A New User allows up to "
-        "60 seconds)"
+        f"{longest} seconds)"
     )
     return refusal
