@@ -117,7 +117,7 @@ def clear_the_way(client: IAMClient, user_name: str, earlier: Earlier, head: str
         )
     if earlier.stale_tags:
         _call("UntagUser", client.untag_user, user_name, TagKeys=list(earlier.stale_tags))
-    marker = PENDING + earlier.iam_now.strftime(_IAM_TIME)
+    marker = pending_marker(earlier.iam_now)
     _call("TagUser", client.tag_user, user_name, Tags=[{"Key": earlier.tag, "Value": marker}])
     return replaced
 
@@ -125,6 +125,11 @@ def clear_the_way(client: IAMClient, user_name: str, earlier: Earlier, head: str
 def record(client: IAMClient, user_name: str, earlier: Earlier, key_id: str) -> None:
     """Remember that this token made `key_id`."""
     _call("TagUser", client.tag_user, user_name, Tags=[{"Key": earlier.tag, "Value": key_id}])
+
+
+def pending_marker(moment: dt.datetime) -> str:
+    """The tag value of an attempt under way since `moment` (IAM's clock)."""
+    return PENDING + moment.strftime(_IAM_TIME)
 
 
 def _pending_since(value: str) -> dt.datetime | None:

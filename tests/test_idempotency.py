@@ -5,6 +5,7 @@ Against moto (which implements user tags), through the fault proxy that counts w
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from plugin import execute
-from plugin.idempotency import tag_key
+from plugin.idempotency import pending_marker, tag_key
 from tests import fault_proxy as faults
 from tests.conftest import ROOT, assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
@@ -135,12 +136,19 @@ def test_a_process_killed_while_iam_creates_the_key_leaves_one_key_after_the_ret
     assert iam.key_ids(user) == [result["AccessKey"]["AccessKeyId"]]
 
 
+def mark_pending(iam: LocalIAM, user: str, token: str, seconds_ago: float) -> None:
+    """What an attempt that died while creating its key leaves on the user."""
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)
+    iam.admin.tag_user(
+        UserName=user, Tags=[{"Key": tag_key(token), "Value": pending_marker(since)}]
+    )
+
+
 def test_two_keys_since_a_pending_marker_are_never_guessed_between(
     iam: LocalIAM, proxy: FaultProxy
 ) -> None:
     user = iam.new_user()
-    marker = "pending:" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
-    iam.admin.tag_user(UserName=user, Tags=[{"Key": tag_key("t-two"), "Value": marker}])
+    mark_pending(iam, user, "t-two", seconds_ago=60)
     ids = [iam.admin.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"] for _ in range(2)]
     mark = proxy.mark()
 
@@ -196,8 +204,7 @@ def test_a_key_made_long_after_a_pending_marker_is_not_taken_for_its_orphan(
 ) -> None:
     """An attempt that died a day ago made its key within its own hour; today's key is not it."""
     user = iam.new_user()
-    marker = "pending:" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
-    iam.admin.tag_user(UserName=user, Tags=[{"Key": tag_key("t-day"), "Value": marker}])
+    mark_pending(iam, user, "t-day", seconds_ago=86400)
     someone_elses = iam.admin.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
 
     response = attempt(iam, proxy, user, "t-day")
