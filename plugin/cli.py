@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import redaction, resources, validation
@@ -177,27 +177,34 @@ def _run(arguments: argparse.Namespace) -> int:
     if arguments.timeout is not None:
         request["timeout"] = arguments.timeout
     if arguments.output_file is None:
-        return _run_to(request, sys.stdout)
+        return _run_to(request, sys.stdout.write)
     from .output_file import reserved
 
     with reserved(arguments.output_file) as reservation:
-        status = _run_to(request, reservation.stream)
-        if status == 0:
-            reservation.keep()
+        status = _run_to(request, reservation.deliver)
     if status == 0:
         print(f"{PROG}: the result is in {arguments.output_file} (mode 0600)", file=sys.stderr)
     return status
 
 
-def _run_to(request: dict[str, Any], stream: Any) -> int:
-    """Run the action; write the result alone to `stream`, or report the error."""
-    from .engine import execute
+def _run_to(request: dict[str, Any], deliver: Callable[[str], object]) -> int:
+    """Run the action; hand the result alone to `deliver`, or report the error. A result that
+    cannot be delivered is withdrawn: its key is deleted (or named, if that fails)."""
+    from .engine import execute, withdraw
 
     response = execute(request)
     if response["error_code"]:
         return _fail_response(response)
     result = response["result"]
-    print(result if isinstance(result, str) else json.dumps(result, indent=2), file=stream)
+    try:
+        deliver((result if isinstance(result, str) else json.dumps(result, indent=2)) + "\n")
+    except ActionError as error:
+        try:
+            key_id = withdraw(request, response)
+        except ActionError as left:
+            return _fail(ActionError(f"{error.message}; {left.message}", left.category))
+        gone = f"; key {key_id} was deleted, so nothing is left behind" if key_id else ""
+        return _fail(ActionError(f"{error.message}{gone}", error.category))
     return 0
 
 

@@ -19,13 +19,25 @@ MODE = 0o600
 
 
 class Reservation:
-    """The new file's stream; the file is kept only if `keep()` is called."""
+    """The new file; it is kept only once `deliver()` has written and synced the result."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, path: str, stream: IO[str]) -> None:
+        self.path = path
         self.stream = stream
         self.kept = False
 
-    def keep(self) -> None:
+    def deliver(self, text: str) -> None:
+        """Write `text`, flush and fsync it, then keep the file; ActionError if any of that
+        fails (a full disk, a file size limit): the result is then not delivered."""
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+        except OSError as error:
+            raise ActionError(
+                f"--output-file {self.path} could not be written ({error.strerror})",
+                Category.TRANSIENT,
+            ) from None
         self.kept = True
 
 
@@ -47,12 +59,11 @@ def reserved(path: str) -> Iterator[Reservation]:
             Category.INVALID_INPUT,
         ) from None
     os.fchmod(descriptor, MODE)  # exactly 0600, whatever the umask
-    reservation = Reservation(os.fdopen(descriptor, "w", encoding="utf-8"))
+    reservation = Reservation(path, os.fdopen(descriptor, "w", encoding="utf-8"))
     try:
-        with reservation.stream:
-            yield reservation
-            reservation.stream.flush()
-            os.fsync(reservation.stream.fileno())
+        yield reservation
     finally:
+        with contextlib.suppress(OSError):  # what could not be flushed was not delivered
+            reservation.stream.close()
         if not reservation.kept:
             Path(path).unlink(missing_ok=True)

@@ -6,17 +6,20 @@ Two nets, because neither alone is enough:
   query string. This catches botocore's wire log of the response body, which is written before
   the plugin has seen the new secret.
 - by value: while an invocation runs, the connection's secrets and the new secret are known, and
-  any record containing one of them verbatim is masked (a session token travels in a header).
+  any record that invocation writes containing one of them verbatim is masked (a session token
+  travels in a header). The values belong to the invocation (a context variable, which follows
+  it into the workers that make its calls under a deadline), never to the process: under
+  `serve`, one tenant's secrets must not mask another tenant's lines, nor the server's own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import logging
 import re
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -72,20 +75,41 @@ def _patterns(names: Iterable[str]) -> list[re.Pattern[str]]:
     ]
 
 
+class _Guarded:
+    """The values one invocation guards (and those of the invocation around it, if any)."""
+
+    def __init__(self, outer: _Guarded | None) -> None:
+        self.outer = outer
+        self.values: list[str] = []
+        self.lock = threading.Lock()
+
+    def all(self) -> list[str]:
+        found: list[str] = []
+        guarded: _Guarded | None = self
+        while guarded is not None:
+            with guarded.lock:
+                found += guarded.values
+            guarded = guarded.outer
+        return sorted(set(found), key=len, reverse=True)  # a longer value before its parts
+
+
+_GUARDED: contextvars.ContextVar[_Guarded | None] = contextvars.ContextVar(
+    "redaction_guarded", default=None
+)
+
+
 class Redactor(logging.Filter):
     """A logging filter that masks secrets in the message, its arguments and its traceback."""
 
     def __init__(self, field_names: Iterable[str]) -> None:
         super().__init__("")
         self._patterns = _patterns(field_names)
-        self._values: Counter[str] = Counter()
-        self._lock = threading.Lock()
 
     def redact(self, text: str) -> str:
         return self.redact_fields(self.redact_values(text))
 
     def redact_values(self, text: str) -> str:
-        """Mask the values guarded now (cheap: do it while the invocation runs)."""
+        """Mask the values the current invocation guards (cheap: do it while it runs)."""
         for value in self._current_values():
             text = text.replace(value, MASK)
         return text
@@ -109,32 +133,33 @@ class Redactor(logging.Filter):
 
     @contextlib.contextmanager
     def guarding(self, *values: str | None) -> Iterator[Callable[[str], None]]:
-        """Mask these values verbatim in every record until the block ends.
+        """Mask these values verbatim in every record this invocation writes until the block
+        ends (in its thread, and in the workers that run in its context).
 
         The block receives a function that guards one more value learnt inside it (the new
         secret); everything guarded is forgotten when the block ends, so no secret stays in
         this process's memory longer than its invocation.
         """
-        held: list[str] = []
+        guarded = _Guarded(_GUARDED.get())
 
         def hold(value: str | None) -> None:
             if value:
-                with self._lock:
-                    self._values[value] += 1
-                held.append(value)
+                with guarded.lock:
+                    guarded.values.append(value)
 
         for value in values:
             hold(value)
+        token = _GUARDED.set(guarded)
         try:
             yield hold
         finally:
-            with self._lock:
-                self._values.subtract(held)
-                self._values = +self._values  # drop the values no invocation guards any more
+            _GUARDED.reset(token)
+            with guarded.lock:
+                guarded.values.clear()
 
     def _current_values(self) -> list[str]:
-        with self._lock:
-            return sorted(self._values, key=len, reverse=True)
+        guarded = _GUARDED.get()
+        return [] if guarded is None else guarded.all()
 
 
 def redactor_field_names() -> tuple[str, ...]:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests import fault_proxy as faults
+from tests.conftest import ROOT, run_cli
+from tests.fault_proxy import FaultProxy
 from tests.local_iam import ADMIN_SECRET, LocalIAM
 from tests.test_manifest import EXPECTED_PARAMETERS
 
@@ -276,6 +281,66 @@ def test_output_file_is_removed_when_the_action_fails(
         env=cli_env,
     )
     assert completed.returncode == 3
+    assert not target.exists()
+
+
+def _run_with_no_room_for_files(
+    arguments: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`run` under `ulimit -f 0`: every write to a file fails (EFBIG), pipes still work."""
+
+    def no_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    return subprocess.run(
+        [sys.executable, "-m", "plugin", "run", *arguments],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+        preexec_fn=no_file_size,  # the child sets its own limit before exec
+    )
+
+
+def test_an_output_file_that_cannot_be_written_deletes_the_key(
+    iam: LocalIAM, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Deliver or delete: the flush fails, so the key goes; no empty file is left."""
+    user = iam.new_user()
+    target = tmp_path / "key.json"
+
+    completed = _run_with_no_room_for_files(
+        ["--user-name", user, "--output-file", str(target)], cli_env
+    )
+
+    assert completed.returncode == 4, completed.stderr
+    assert f"--output-file {target} could not be written (File too large)" in completed.stderr
+    assert "was deleted, so nothing is left behind" in completed.stderr
+    assert iam.key_ids(user) == []
+    assert not target.exists()
+    assert completed.stdout == ""
+
+
+def test_an_output_file_that_cannot_be_written_names_a_key_it_cannot_delete(
+    iam: LocalIAM, proxy: FaultProxy, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    user = iam.new_user()
+    target = tmp_path / "key.json"
+    proxy.inject("DeleteAccessKey", faults.DENY)
+
+    completed = _run_with_no_room_for_files(
+        ["--user-name", user, "--output-file", str(target)],
+        {**cli_env, "AWS_ENDPOINT_URL_IAM": proxy.url},
+    )
+
+    (key_id,) = iam.key_ids(user)
+    assert completed.returncode == 4, completed.stderr
+    assert f"key {key_id} was created but cannot be delivered" in completed.stderr
+    assert f"aws iam delete-access-key --access-key-id {key_id} --user-name {user}" in (
+        completed.stderr
+    )
     assert not target.exists()
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from plugin import redaction
+from plugin.deadline import Deadline, call_within
 
 SECRET = "unit-test-secret-value-Kx93Lp0Qz"
 
@@ -67,6 +69,38 @@ def test_masks_a_guarded_value_anywhere_then_forgets_it(
         logger.info("learnt-inside-the-block-0001")
     assert "learnt-inside-the-block-0001" not in stream.getvalue()
     assert "learnt-inside-the-block-0001" not in redaction.redactor()._current_values()
+
+
+def test_a_guarded_value_masks_only_its_own_invocations_records(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    """Two tenants at once: one guards a short value; the other's lines (and the server's own,
+    written outside any invocation) are left whole, while its own records are masked."""
+    logger, stream = captured
+    inside = threading.Event()
+    done = threading.Event()
+
+    def short_secret_tenant() -> None:
+        with redaction.redactor().guarding("A") as guard:
+            guard("e")
+            inside.set()
+            done.wait(10)
+            logger.info("tenant-one says A and e")
+
+    tenant = threading.Thread(target=short_secret_tenant)
+    tenant.start()
+    assert inside.wait(10)
+    with redaction.redactor().guarding(SECRET):
+        logger.info("created access key AKIAIOSFODNN7EXAMPLE for tenant-two")
+        call_within(lambda: logger.info("worker of tenant-two: %s", SECRET), Deadline(10))
+    logger.warning("the caller hung up before the answer: deleted key AKIAIOSFODNN7EXAMPLE")
+    done.set()
+    tenant.join(10)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "created access key AKIAIOSFODNN7EXAMPLE for tenant-two"
+    assert lines[1] == "worker of tenant-two: ***"
+    assert lines[2] == "the caller hung up before the answer: deleted key AKIAIOSFODNN7EXAMPLE"
+    assert lines[3] == "t***nant-on*** says *** and ***"
 
 
 def test_masks_a_traceback(captured: tuple[logging.Logger, io.StringIO]) -> None:
