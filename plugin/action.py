@@ -47,6 +47,7 @@ class _Delivery:
     client: Any
     plan: regions.RegionPlan
     vault_region: str
+    vault_target: vault.Target | None
     deadline: Deadline
     head: str
     guard: Callable[[str], None]
@@ -77,6 +78,9 @@ def run(request: Request) -> dict[str, Any] | str:
                 replaced = idempotency.clear_the_way(
                     client, parameters.user_name or "", earlier, head
                 )
+            place = None
+            if parameters.vault:  # before the key: a target that is not ours is refused now
+                place = vault.ensure_ours(session, connection, vault_region, parameters.vault)
             created, deleted = _create_making_room(client, parameters, deadline, head)
         except Exception as error:
             # `from None`: the cause may quote a response body or a credential.
@@ -90,7 +94,16 @@ def run(request: Request) -> dict[str, Any] | str:
             ):
                 idempotency.record(client, parameters.user_name or "", earlier, key["AccessKeyId"])
         delivery = _Delivery(
-            parameters, connection, session, client, plan, vault_region, deadline, head, guard
+            parameters,
+            connection,
+            session,
+            client,
+            plan,
+            vault_region,
+            place,
+            deadline,
+            head,
+            guard,
         )
         document = _finish(key, delivery)
     if parameters.disable_xml_to_json:
@@ -243,10 +256,14 @@ def _finish(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
             for clear, sealed in _SEALED_AS.items():
                 if clear in key:
                     key[sealed] = seal.seal(key.pop(clear), parameters.seal_secret_to)
-    elif parameters.vault:
+    elif delivery.vault_target is not None:
         with _deleted_if_it_fails(client, key, head, f"writing to {parameters.vault}"):
             extra["Vault"] = vault.hand_over(
-                delivery.session, delivery.connection, delivery.vault_region, parameters.vault, key
+                delivery.session,
+                delivery.connection,
+                delivery.vault_region,
+                delivery.vault_target,
+                key,
             )
         for clear in _SEALED_AS:
             key.pop(clear, None)

@@ -2,10 +2,15 @@
 
 The key id and secret are written as one JSON document in the same invocation; the result says
 only where. The caller deletes the key if the write fails (see action.py): nothing orphaned.
+
+The hand-off never overwrites what it did not create: it writes a new secret or parameter
+(tagged as this action's), or a new version of one that carries that tag. Any other existing
+target is refused before the key is created (`ensure_ours`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -13,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .clients import USER_AGENT, refuse_clear_text
+from .errors import ActionError, Category
 from .failures import aws_code
 from .request import Connection
 
@@ -20,6 +26,17 @@ SECRETS_MANAGER = "secretsmanager"
 SSM = "ssm"
 # What the vault document holds of the AccessKey: its id and every secret derived with it.
 VAULTED = ("AccessKeyId", "SecretAccessKey", "SesSmtpPasswordV4")
+# The tag that marks a secret or parameter as this action's to write new versions of.
+OWNER_TAG = {"Key": "created-by", "Value": "iam-create-access-key"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where the secret goes, and whether that place exists already (then it is ours)."""
+
+    service: str
+    name: str
+    exists: bool
 
 
 def target(text: str) -> tuple[str, str]:
@@ -68,6 +85,35 @@ def holding(
     return where, secrets
 
 
+def ensure_ours(session: Any, connection: Connection, region: str, text: str) -> Target:
+    """The vault target, checked before anything is created: new, or an existing one that
+    carries OWNER_TAG. Any other existing target is refused (ActionError, code 3)."""
+    service, name = target(text)
+    client = _client(session, connection, region, service)
+    if service == SSM:
+        found = client.describe_parameters(
+            ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
+        )["Parameters"]
+        if not found:
+            return Target(service, name, exists=False)
+        tags = client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+    else:
+        try:
+            tags = client.describe_secret(SecretId=name).get("Tags", [])
+        except ClientError as error:
+            if aws_code(error) != "ResourceNotFoundException":
+                raise
+            return Target(service, name, exists=False)
+    if OWNER_TAG not in tags:
+        raise ActionError(
+            f"parameters.vault: {text} exists and was not created by this action (it has no tag "
+            f"{OWNER_TAG['Key']}={OWNER_TAG['Value']}); it is never overwritten, so nothing was "
+            "created: name a new secret or parameter",
+            Category.REJECTED,
+        )
+    return Target(service, name, exists=True)
+
+
 def _client(session: Any, connection: Connection, region: str, service: str) -> Any:
     client = session.create_client(
         service,
@@ -80,22 +126,25 @@ def _client(session: Any, connection: Connection, region: str, service: str) -> 
 
 
 def hand_over(
-    session: Any, connection: Connection, region: str, text: str, key: dict[str, Any]
+    session: Any, connection: Connection, region: str, place: Target, key: dict[str, Any]
 ) -> dict[str, Any]:
     """Write {"AccessKeyId", "SecretAccessKey"} (and "SesSmtpPasswordV4", when the key has one)
-    to the vault; return where (the Vault shape)."""
-    service, name = target(text)
-    client = _client(session, connection, region, service)
+    to the vault target `ensure_ours` returned; return where (the Vault shape). A target made
+    by someone else since the check is refused by AWS itself (never overwritten)."""
+    client = _client(session, connection, region, place.service)
     document = json.dumps({field: key[field] for field in VAULTED if field in key})
-    if service == SSM:
-        written = client.put_parameter(
-            Name=name, Value=document, Type="SecureString", Overwrite=True
-        )
-        return {"ParameterName": name, "ParameterVersion": int(written["Version"])}
-    try:
-        written = client.put_secret_value(SecretId=name, SecretString=document)
-    except ClientError as error:
-        if aws_code(error) != "ResourceNotFoundException":
-            raise
-        written = client.create_secret(Name=name, SecretString=document)
+    if place.service == SSM:
+        if place.exists:
+            written = client.put_parameter(
+                Name=place.name, Value=document, Type="SecureString", Overwrite=True
+            )
+        else:  # Overwrite=False: AWS refuses if the name was taken meanwhile
+            written = client.put_parameter(
+                Name=place.name, Value=document, Type="SecureString", Tags=[OWNER_TAG]
+            )
+        return {"ParameterName": place.name, "ParameterVersion": int(written["Version"])}
+    if place.exists:
+        written = client.put_secret_value(SecretId=place.name, SecretString=document)
+    else:
+        written = client.create_secret(Name=place.name, SecretString=document, Tags=[OWNER_TAG])
     return {"SecretArn": written["ARN"], "VersionId": written["VersionId"]}

@@ -42,8 +42,10 @@ def test_secrets_manager_holds_the_key_and_the_result_only_says_where(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     name = f"ci/{uuid.uuid4().hex[:8]}"
-    if existing:
-        admin(iam, "secretsmanager").create_secret(Name=name, SecretString="{}")
+    if existing:  # made by an earlier run of the action: a new version of it is written
+        earlier = hand_over(iam, proxy, iam.new_user(), f"secretsmanager:{name}")
+        assert earlier["error_code"] == 0, earlier["error_message"]
+        caplog.clear()
     user = iam.new_user()
     mark = proxy.mark()
 
@@ -62,6 +64,68 @@ def test_secrets_manager_holds_the_key_and_the_result_only_says_where(
     assert where == {"SecretArn": stored["ARN"], "VersionId": stored["VersionId"]}
     assert secret not in json.dumps(response)
     assert secret not in logged
+    tags = admin(iam, "secretsmanager").describe_secret(SecretId=name)["Tags"]
+    assert {"Key": "created-by", "Value": "iam-create-access-key"} in tags
+
+
+def _put_foreign(iam: LocalIAM, service: str, name: str, tagged_otherwise: bool) -> None:
+    """A secret or parameter somebody else made (untagged, or tagged by another tool)."""
+    tags = [{"Key": "created-by", "Value": "terraform"}] if tagged_otherwise else []
+    if service == "ssm":
+        admin(iam, "ssm").put_parameter(
+            Name=name,
+            Value="db-password-v1",
+            Type="SecureString",
+            **({"Tags": tags} if tags else {}),
+        )
+    else:
+        admin(iam, "secretsmanager").create_secret(
+            Name=name, SecretString="db-password-v1", **({"Tags": tags} if tags else {})
+        )
+
+
+def _read_foreign(iam: LocalIAM, service: str, name: str) -> tuple[str, object]:
+    if service == "ssm":
+        parameter = admin(iam, "ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        return parameter["Value"], parameter["Version"]
+    secret = admin(iam, "secretsmanager").get_secret_value(SecretId=name)
+    versions = admin(iam, "secretsmanager").list_secret_version_ids(SecretId=name)["Versions"]
+    return secret["SecretString"], len(versions)
+
+
+@pytest.mark.parametrize("tagged_otherwise", [False, True], ids=["untagged", "another-tools-tag"])
+@pytest.mark.parametrize("service", ["ssm", "secretsmanager"])
+def test_a_target_the_action_did_not_create_is_refused_before_the_key(
+    iam: LocalIAM, proxy: FaultProxy, cli_env: dict[str, str], service: str, tagged_otherwise: bool
+) -> None:
+    """ssm:/prod/db/password must never become a version holding the key JSON."""
+    name = f"/prod/{uuid.uuid4().hex[:8]}/password"
+    _put_foreign(iam, service, name, tagged_otherwise)
+    before = _read_foreign(iam, service, name)
+    user = iam.new_user()
+    mark = proxy.mark()
+
+    response = hand_over(iam, proxy, user, f"{service}:{name}")
+    completed = run_cli(
+        "run",
+        "--user-name",
+        user,
+        "--vault",
+        f"{service}:{name}",
+        env={**cli_env, "AWS_ENDPOINT_URL": iam.url},
+    )
+
+    assert response["error_code"] == 3
+    assert completed.returncode == 3
+    refusal = (
+        f"parameters.vault: {service}:{name} exists and was not created by this action (it has "
+        "no tag created-by=iam-create-access-key); it is never overwritten, so nothing was created"
+    )
+    assert refusal in response["error_message"]
+    assert refusal in completed.stderr
+    assert "CreateAccessKey" not in [exchange.action for exchange in proxy.since(mark)]
+    assert iam.key_ids(user) == []
+    assert _read_foreign(iam, service, name) == before
 
 
 def test_ssm_securestring_holds_the_key(iam: LocalIAM, proxy: FaultProxy) -> None:
