@@ -16,6 +16,7 @@ from . import (
     dry_run,
     failures,
     idempotency,
+    key_witness,
     limit,
     reconcile,
     redaction,
@@ -86,6 +87,7 @@ def run(request: Request) -> dict[str, Any] | str:
             # `from None`: the cause may quote a response body or a credential.
             raise failures.translate(error, head) from None
         guard(str(created.document["AccessKey"]["SecretAccessKey"]))
+        key_witness.report(key_witness.CREATED, created.document["AccessKey"]["AccessKeyId"])
         log.info("created access key %s", created.document["AccessKey"]["AccessKeyId"])
         key = dict(created.document["AccessKey"])
         if earlier is not None:
@@ -307,12 +309,14 @@ def _delete_undelivered(client: Any, key_id: str, user: str | None) -> None:
         for attempt in (1, 2):
             try:
                 client.delete_access_key(AccessKeyId=key_id, **reconcile.user_arguments(user))
+                key_witness.report(key_witness.DELETED, key_id)
                 return
             except BotoCoreError:
                 if attempt == 2:
                     raise
             except ClientError as error:
                 if attempt == 2 and failures.aws_code(error) == "NoSuchEntity":
+                    key_witness.report(key_witness.DELETED, key_id)
                     return
                 raise
     except Exception as error:

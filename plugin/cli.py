@@ -102,21 +102,10 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
         "serve",
         parents=[common],
         help="serve the Blink plugin protocol (gRPC integration_pack.Plugin) to a runner",
+        description="Serve the action to a runner. See the README's Security model: who may "
+        "call, whose AWS identity signs, and what a caller can reach.",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=1337, help="port to listen on (1337)")
-    serve.add_argument("--tls-cert", metavar="PEM", help="the server's certificate (chain)")
-    serve.add_argument("--tls-key", metavar="PEM", help="the server's private key")
-    serve.add_argument(
-        "--tls-client-ca", metavar="PEM", help="mutual TLS: accept clients certified by this CA"
-    )
-    serve.add_argument(
-        "--grace",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="on SIGTERM/SIGINT, time the calls in flight have to finish (60)",
-    )
+    _add_serve_flags(serve)
     serve.set_defaults(command=_serve)
 
     demo = commands.add_parser(
@@ -257,22 +246,143 @@ def _describe(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
+    from .serve_defaults import (
+        DEFAULT_GRACE_SECONDS,
+        DEFAULT_HOST,
+        DEFAULT_MAX_CALL_SECONDS,
+        DEFAULT_MAX_CALLS,
+        DEFAULT_PORT,
+        LEND_CHOICES,
+        LEND_NONE,
+    )
+
+    listen = serve.add_argument_group("where it listens, and who may call")
+    listen.add_argument("--host", default=DEFAULT_HOST, help=f"address ({DEFAULT_HOST})")
+    listen.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
+    listen.add_argument(
+        "--unix", metavar="PATH", help="listen on a Unix socket instead (made mode 0600)"
+    )
+    listen.add_argument("--tls-cert", metavar="PEM", help="the server's certificate (chain)")
+    listen.add_argument("--tls-key", metavar="PEM", help="the server's private key")
+    listen.add_argument(
+        "--tls-client-ca", metavar="PEM", help="mutual TLS: clients certified by this CA..."
+    )
+    listen.add_argument(
+        "--tls-client-name",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="...whose certificate names this DNS name or URI (repeatable; required with "
+        "--tls-client-ca)",
+    )
+    listen.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="listen in plaintext off loopback, on a network closed to all but the runner",
+    )
+    lend = serve.add_argument_group("whose AWS identity, and what a caller can reach")
+    lend.add_argument(
+        "--lend-identity",
+        choices=LEND_CHOICES,
+        default=LEND_NONE,
+        help="a call whose connection has no access key acts with the server's own identity: "
+        f"never ({LEND_NONE}, the default), only to assume an allowed role, or always",
+    )
+    lend.add_argument(
+        "--allow-role-arn",
+        metavar="PATTERN",
+        action="append",
+        default=[],
+        help="with --lend-identity assume-role: a role ARN (or pattern with *) it may assume "
+        "(repeatable)",
+    )
+    lend.add_argument(
+        "--allow-endpoint",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="an endpoint_url a connection may name (a URL, or scheme://host:* for any port; "
+        "repeatable); none by default",
+    )
+    lend.add_argument(
+        "--vault-prefix",
+        metavar="PREFIX",
+        action="append",
+        default=[],
+        help="the vault names a call may write start with this (repeatable)",
+    )
+    load = serve.add_argument_group("load and stopping")
+    load.add_argument(
+        "--max-calls",
+        type=int,
+        default=DEFAULT_MAX_CALLS,
+        help=f"ExecuteAction/TestCredentials calls at once; more are refused ({DEFAULT_MAX_CALLS})",
+    )
+    load.add_argument(
+        "--max-call-seconds",
+        type=float,
+        default=DEFAULT_MAX_CALL_SECONDS,
+        metavar="SECONDS",
+        help=f"every call ends within this, deadline or not ({DEFAULT_MAX_CALL_SECONDS:g})",
+    )
+    load.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE_SECONDS,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, time the calls in flight have to finish; the process exits "
+        f"soon after, whatever they wait on ({DEFAULT_GRACE_SECONDS:g})",
+    )
+
+
 def _serve(arguments: argparse.Namespace) -> int:
     from pathlib import Path
 
+    # main() turns the collector off for a short process; a server runs for days, and a call
+    # given up on at its deadline leaves reference cycles (an exception and its frames).
+    gc.enable()
+
     from .grpc_server import Options, serve
+    from .serve_defaults import LEND_ASSUME_ROLE
+    from .serve_policy import Policy, allowed_endpoint
 
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
 
+    if arguments.allow_role_arn and arguments.lend_identity != LEND_ASSUME_ROLE:
+        raise ActionError(
+            "--allow-role-arn goes with --lend-identity assume-role", Category.INVALID_INPUT
+        )
+    if arguments.lend_identity == LEND_ASSUME_ROLE and not arguments.allow_role_arn:
+        raise ActionError(
+            "--lend-identity assume-role needs --allow-role-arn: the roles it may assume",
+            Category.INVALID_INPUT,
+        )
+    try:
+        endpoints = tuple(allowed_endpoint(text) for text in arguments.allow_endpoint)
+    except ValueError as error:
+        raise ActionError(str(error), Category.INVALID_INPUT) from None
+    policy = Policy(
+        lend_identity=arguments.lend_identity,
+        allow_role_arns=tuple(arguments.allow_role_arn),
+        allow_endpoints=endpoints,
+        vault_prefixes=tuple(arguments.vault_prefix),
+    )
     return serve(
         Options(
             host=arguments.host,
             port=arguments.port,
+            unix=path(arguments.unix),
             tls_cert=path(arguments.tls_cert),
             tls_key=path(arguments.tls_key),
             tls_client_ca=path(arguments.tls_client_ca),
+            tls_client_names=tuple(arguments.tls_client_name),
+            insecure_plaintext=arguments.insecure_plaintext,
             grace=arguments.grace,
+            max_calls=arguments.max_calls,
+            max_call_seconds=arguments.max_call_seconds,
+            policy=policy,
         )
     )
 

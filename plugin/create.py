@@ -28,7 +28,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from . import convert, reconcile
+from . import convert, key_witness, reconcile
 from .deadline import Deadline, DeadlineExceeded, call_within
 from .errors import ActionError, Category
 from .failures import THROTTLING_CODES, aws_code, aws_reason, http_status, may_exist, translate
@@ -237,8 +237,10 @@ def _discard_late_key(client: IAMClient, user_name: str | None, body: bytes) -> 
     key_id = convert.key_id_of(body)
     if key_id is None:
         return
+    key_witness.report(key_witness.CREATED, key_id)
     try:
         client.delete_access_key(AccessKeyId=key_id, **reconcile.user_arguments(user_name))
+        key_witness.report(key_witness.DELETED, key_id)
         log.warning("deleted key %s: IAM created it after the call was given up on", key_id)
     except ClientError as error:
         if aws_code(error) != "NoSuchEntity":  # already deleted by the reconciliation

@@ -45,6 +45,37 @@ class Deadline:
         return self.remaining() <= 0.0
 
 
+# Set when the caller of the invocation is gone (a runner that cancelled or hung up): waits for
+# a user or for a usable key stop instead of going on for nobody. Unset outside `serve`.
+_CALLER_GONE: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "caller_gone", default=None
+)
+
+
+@contextlib.contextmanager
+def caller_gone_when(event: threading.Event) -> Iterator[None]:
+    """Within the block, `event` being set means the invocation's caller is gone."""
+    token = _CALLER_GONE.set(event)
+    try:
+        yield
+    finally:
+        _CALLER_GONE.reset(token)
+
+
+def caller_gone() -> bool:
+    gone = _CALLER_GONE.get()
+    return gone is not None and gone.is_set()
+
+
+def pause(seconds: float) -> None:
+    """Sleep between tries; cut short when the caller is gone (then check caller_gone())."""
+    gone = _CALLER_GONE.get()
+    if gone is None:
+        time.sleep(seconds)
+    else:
+        gone.wait(seconds)
+
+
 def backoff_pauses(first: float = 0.25, longest: float = 2.0) -> Iterator[float]:
     """Pauses between tries of something that is not ready yet: doubling, then steady."""
     pause = first
@@ -87,6 +118,45 @@ class _Workers:
 _WORKERS = _Workers()
 
 
+class Lease:
+    """Held while an invocation, or any worker still running one of its calls, is under way.
+
+    A host that bounds the calls in flight (serve's slots) frees a slot only when the lease is
+    let go by all: a call given up on at its deadline may still hold a worker thread, blocked
+    on an endpoint that drips its answer, and counts until that worker is done.
+    """
+
+    def __init__(self, on_free: Callable[[], None]) -> None:
+        self._holders = 1  # the invocation itself
+        self._lock = threading.Lock()
+        self._on_free = on_free
+
+    def hold(self) -> None:
+        with self._lock:
+            self._holders += 1
+
+    def let_go(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            free = self._holders == 0
+        if free:
+            self._on_free()
+
+
+_LEASE: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("lease", default=None)
+
+
+@contextlib.contextmanager
+def leased(lease: Lease) -> Iterator[None]:
+    """Run an invocation under `lease`; its workers hold it too, while they run."""
+    token = _LEASE.set(lease)
+    try:
+        yield
+    finally:
+        _LEASE.reset(token)
+        lease.let_go()
+
+
 class _Outcome(Generic[T]):
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -114,20 +184,27 @@ def call_within(
     outcome: _Outcome[T] = _Outcome()
 
     context = contextvars.copy_context()  # the worker acts for this invocation (its step log)
+    lease = _LEASE.get()
+    if lease is not None:
+        lease.hold()
 
     def work() -> None:
         try:
-            value = context.run(call)
-        except BaseException as error:  # handed to the waiting thread, re-raised there
-            outcome.error = error
-            outcome.done.set()
-            return
-        with outcome.lock:
-            outcome.value = value
-            late = outcome.abandoned
-            outcome.done.set()
-        if late and on_late_result is not None:
-            on_late_result(value)
+            try:
+                value = context.run(call)
+            except BaseException as error:  # handed to the waiting thread, re-raised there
+                outcome.error = error
+                outcome.done.set()
+                return
+            with outcome.lock:
+                outcome.value = value
+                late = outcome.abandoned
+                outcome.done.set()
+            if late and on_late_result is not None:
+                context.run(on_late_result, value)  # the invocation's witness sees it
+        finally:
+            if lease is not None:
+                lease.let_go()
 
     _WORKERS.run(work)
     finished = outcome.done.wait(seconds)

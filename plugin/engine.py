@@ -13,30 +13,38 @@ from .request import Request, parse_request
 log = logging.getLogger(__name__)
 
 
-def execute(request: Any) -> dict[str, Any]:
+# A host's own rule for checked requests (serve's policy): raises ActionError to refuse one.
+Admit = Callable[[Request], None]
+
+
+def execute(request: Any, admit: Admit | None = None) -> dict[str, Any]:
     """Run the action for an engine.
 
     `request` is {"parameters": {...}, "connection": {...}, "timeout": seconds}; the answer is
     {"error_code": int, "result": ..., "error_message": str}, after the Blink plugin SDK's
     ExecuteAction response. error_code 0 is success; see errors.Category for the others.
+    `admit`, if given, sees the checked request before anything is sent, and may refuse it.
     """
-    return _answer(action.run, request)
+    return _answer(action.run, request, admit)
 
 
-def test_connection(request: Any) -> dict[str, Any]:
+def test_connection(request: Any, admit: Admit | None = None) -> dict[str, Any]:  # noqa: PT028
     """Check the request's connection without creating anything.
 
     The answer's result is {"Account", "Arn", "UserId"} of the identity the action would sign
     as (after assuming the connection's role, if it names one).
     """
-    return _answer(check.caller_identity, request)
+    return _answer(check.caller_identity, request, admit)
 
 
-def _answer(run: Callable[[Request], Any], request: Any) -> dict[str, Any]:
+def _answer(run: Callable[[Request], Any], request: Any, admit: Admit | None) -> dict[str, Any]:
     """The error boundary: a response mapping for anything, never an exception."""
     redaction.install(logging.getLogger("botocore"), logging.getLogger("urllib3"))
     try:
-        result = run(parse_request(request))
+        checked = parse_request(request)
+        if admit is not None:
+            admit(checked)
+        result = run(checked)
     except ActionError as error:
         return failure(error)
     except Exception:

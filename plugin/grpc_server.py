@@ -2,8 +2,9 @@
 
 A thin adapter: the servicer hands each message to grpc_translation and the engine functions,
 and adds only what a server must: the step's own log (log_buffer), the call's deadline, a caller
-that hung up, TLS, the health services and a graceful stop. grpc is imported only here, so the
-`run` path never pays for it.
+that hung up, who may call and what they may ask (grpc_listener, serve_policy), how many calls
+at once (grpc_calls), the health services and a stop that ends within its grace. grpc is
+imported only here, so the `run` path never pays for it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextvars
 import dataclasses
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -25,34 +27,54 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from . import engine, grpc_translation, redaction
-from .clients import is_loopback
+from . import engine, grpc_listener, grpc_translation, key_witness, redaction
+from .deadline import caller_gone_when, leased
 from .errors import ActionError, Category
+from .grpc_calls import Flight, Flights, Slots, unfinished_report
+from .grpc_translation import (
+    MAX_ANSWER_BYTES,
+    MAX_CONTEXT_BYTES,
+    MAX_LOG_BYTES,
+    MAX_MESSAGE_BYTES,
+)
 from .protocol import integration_pack_pb2 as pb
 from .protocol import integration_pack_pb2_grpc as pb_grpc
 from .request import MAX_TIMEOUT_SECONDS
+from .serve_defaults import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_HOST,
+    DEFAULT_MAX_CALL_SECONDS,
+    DEFAULT_MAX_CALLS,
+    DEFAULT_PORT,
+)
+from .serve_policy import Policy
 
 log = logging.getLogger(__name__)
 
 SERVICE = "integration_pack.Plugin"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 1337
-DEFAULT_GRACE_SECONDS = 60.0
-MAX_MESSAGE_BYTES = 5 * 1024 * 1024  # as the Blink plugin SDK's server
-MAX_LOG_BYTES = 64 * 1024
-WORKERS = 64
+# Threads beyond the call slots: health, HealthProbe, Describe and GetActions always find one,
+# and so does a call that is refused because every slot is taken.
+RESERVE_THREADS = 8
 # Kept back from a call's deadline, to answer (or to delete a key nobody could receive).
 ANSWER_MARGIN = 0.5
+# After the grace, what the calls still running get before the process exits regardless.
+EXIT_MARGIN_SECONDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    unix: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    tls_client_names: tuple[str, ...] = ()
+    insecure_plaintext: bool = False
     grace: float = DEFAULT_GRACE_SECONDS
+    max_calls: int = DEFAULT_MAX_CALLS
+    max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS
+    policy: Policy = dataclasses.field(default_factory=Policy)
 
 
 class StepLog(logging.Handler):
@@ -113,8 +135,11 @@ _CURRENT_STEP: contextvars.ContextVar[StepLog] = contextvars.ContextVar("step_lo
 class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
     """integration_pack.Plugin: messages in, the engine's request out, its answer back."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: Options) -> None:
         self.last_use = 0
+        self.options = options
+        self.slots = Slots(options.max_calls)
+        self.flights = Flights()
 
     def HealthProbe(self, request: Any, context: Any) -> Any:
         return pb.HealthStatus(last_use=self.last_use)
@@ -126,79 +151,157 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
         return pb.ActionList(actions=[grpc_translation.action_message(pb)])
 
     def TestCredentials(self, request: Any, context: Any) -> Any:
-        try:
-            engine_request = grpc_translation.credentials_request(
-                request, _time_for_the_call(0, context)
-            )
-        except ActionError as error:
-            return grpc_translation.credentials_response(pb, engine.failure(error))
-        return grpc_translation.credentials_response(pb, engine.test_connection(engine_request))
-
-    def ExecuteAction(self, request: Any, context: Any) -> Any:
-        self.last_use = int(time.time())
-        started = time.monotonic()
-        with step_log() as step:
-            step.note(
-                f"ExecuteAction {grpc_translation.shown(request.name)} at "
-                + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            )
+        with self._slot(context, "testing a connection") as flight:
             try:
-                engine_request = grpc_translation.engine_request(
-                    request, _time_for_the_call(request.timeout, context)
+                engine_request = grpc_translation.credentials_request(
+                    request, self._time_for(0, context)
                 )
             except ActionError as error:
                 response = engine.failure(error)
             else:
-                response = engine.execute(engine_request)
+                response = engine.test_connection(engine_request, self.options.policy.admit)
+            log.debug("call %s finished: error code %s", flight.call_id, response["error_code"])
+        return grpc_translation.credentials_response(pb, response)
+
+    def ExecuteAction(self, request: Any, context: Any) -> Any:
+        self.last_use = int(time.time())
+        started = time.monotonic()
+        user = request.parameters.get("user_name") or request.parameters.get("User Name")
+        subject = f'user "{grpc_translation.shown(user)}"' if user else "the signing identity"
+        with self._slot(context, subject) as flight, step_log() as step:
+            step.note(
+                f"call {flight.call_id}: ExecuteAction {grpc_translation.shown(request.name)} at "
+                + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            )
+            engine_request: dict[str, Any] | None = None
+            try:
+                engine_request = grpc_translation.engine_request(
+                    request, self._time_for(request.timeout, context)
+                )
+            except ActionError as error:
+                response = engine.failure(error)
+            else:
+                response = engine.execute(engine_request, self.options.policy.admit)
                 if not context.is_active():
-                    _withdraw(engine_request, response)
+                    _withdraw(engine_request, response, flight, HUNG_UP)
             step.note(
                 f"finished in {(time.monotonic() - started) * 1000:.0f} ms: error code "
                 f"{response['error_code']}"
                 + (f" ({response['error_message']})" if response["error_code"] else "")
             )
-        return grpc_translation.execute_response(pb, response, request.context, step.text())
+            # A context too large to carry back is refused (code 2) and not echoed.
+            echoed = request.context if len(request.context) <= MAX_CONTEXT_BYTES else b""
+            answer = grpc_translation.execute_response(pb, response, echoed, step.text())
+            if engine_request is not None and answer.ByteSize() > MAX_ANSWER_BYTES:
+                # Sized beforehand (context, log, error), so a bug; even then no live key.
+                _withdraw(engine_request, response, flight, "the answer was too large to send")
+                answer = grpc_translation.execute_response(pb, response, b"", step.text())
+        return answer
+
+    @contextlib.contextmanager
+    def _slot(self, context: Any, subject: str) -> Iterator[Flight]:
+        """A call slot, or RESOURCE_EXHAUSTED at once; the call's id and witness while it runs."""
+        lease = self.slots.take()
+        if lease is None:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"all {self.slots.size} call slots of this plugin are busy; try again shortly",
+            )
+            raise AssertionError("context.abort returns only by raising")
+        flight = self.flights.begin(subject)
+        gone = threading.Event()
+        context.add_callback(gone.set)  # the RPC ended: cancelled, hung up, or answered
+        try:
+            with (
+                leased(lease),
+                key_witness.witnessed_by(flight.witness),
+                caller_gone_when(gone),
+            ):
+                yield flight
+        finally:
+            self.flights.end(flight)
+
+    def _time_for(self, timeout: int, context: Any) -> float:
+        return _time_for_the_call(timeout, context, self.options.max_call_seconds)
 
 
-def _time_for_the_call(timeout: int, context: Any) -> float | None:
-    """The invocation's time: the earlier of the message's timeout and the call's deadline (less
-    a margin to answer). Above a second it is cut to whole seconds, so that calls with nearly
-    the same deadline share the clients a warm worker keeps (they are sized by the budget)."""
-    limits = [float(timeout)] if timeout > 0 else []
+def _time_for_the_call(timeout: int, context: Any, cap: float) -> float:
+    """The invocation's time: the earliest of the message's timeout, the call's deadline (less
+    a margin to answer) and the server's cap. Above a second it is cut to whole seconds, so
+    that calls with nearly the same deadline share the clients a warm worker keeps (they are
+    sized by the budget)."""
+    limits = [cap, float(MAX_TIMEOUT_SECONDS)]
+    if timeout > 0:
+        limits.append(float(timeout))
     remaining = context.time_remaining()
     if remaining is not None and remaining < MAX_TIMEOUT_SECONDS:  # else: no deadline to keep
         limits.append(remaining - ANSWER_MARGIN)
-    if not limits:
-        return None
-    budget = min(*limits, MAX_TIMEOUT_SECONDS)  # a runner's longer timeout: the action's longest
+    budget = min(limits)
     return float(math.floor(budget)) if budget >= 1 else max(0.1, budget)
 
 
-def _withdraw(engine_request: dict[str, Any], response: dict[str, Any]) -> None:
-    """The caller hung up (cancelled, disconnected or out of time): its key must not outlive it."""
+HUNG_UP = "the caller hung up before the answer could be sent"
+
+
+def _withdraw(
+    engine_request: dict[str, Any], response: dict[str, Any], flight: Flight, why: str
+) -> None:
+    """The answer cannot reach the caller (it hung up: cancelled, disconnected or out of time):
+    its key must not outlive the call."""
     try:
         withdrawn = engine.withdraw(engine_request, response)
     except ActionError as error:
-        log.error("the caller hung up and its key could not be deleted: %s", error)
+        log.error("call %s: %s, and its key could not be deleted: %s", flight.call_id, why, error)
     except Exception as error:  # a bug; the key id is in the step's own log above
-        log.error("the caller hung up and deleting its key failed (%s)", type(error).__name__)
+        log.error(
+            "call %s: %s, and deleting its key failed (%s)",
+            flight.call_id,
+            why,
+            type(error).__name__,
+        )
     else:
         if withdrawn:
-            log.warning("the caller hung up before the answer: deleted key %s", withdrawn)
-    response.update(
-        engine.failure(
-            ActionError("the caller hung up before the answer could be sent", Category.TRANSIENT)
-        )
-    )
+            log.warning("call %s: %s: deleted key %s", flight.call_id, why, withdrawn)
+    response.update(engine.failure(ActionError(why, Category.TRANSIENT)))
 
 
 def serve(options: Options) -> int:
-    """Serve until SIGTERM or SIGINT; then finish the calls in flight (within the grace)."""
-    credentials = _credentials(options)
+    """Serve until SIGTERM or SIGINT; then finish the calls in flight within the grace, and
+    exit soon after it whatever they are blocked on, naming the keys they leave behind."""
+    listening = grpc_listener.plan(
+        host=options.host,
+        port=options.port,
+        unix=options.unix,
+        tls_cert=options.tls_cert,
+        tls_key=options.tls_key,
+        tls_client_ca=options.tls_client_ca,
+        tls_client_names=options.tls_client_names,
+        insecure_plaintext=options.insecure_plaintext,
+    )
+    if options.policy.lends() and not listening.authenticated:
+        raise ActionError(
+            f"--lend-identity {options.policy.lend_identity}: this listener ({listening.mode} on "
+            f"{listening.address}) does not authenticate its callers, and anyone reaching it "
+            "would act with this server's AWS identity; listen on loopback or --unix, use "
+            "mutual TLS (--tls-client-ca, --tls-client-name), or --insecure-plaintext on a "
+            "closed network",
+            Category.INVALID_INPUT,
+        )
+    if options.max_calls < 1 or options.max_call_seconds <= 0 or options.grace < 0:
+        raise ActionError(
+            "--max-calls must be at least 1, --max-call-seconds more than 0, --grace not negative",
+            Category.INVALID_INPUT,
+        )
     _log_warnings_redacted()
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
+    interceptors = (
+        [grpc_listener.ClientNames(options.tls_client_names)] if options.tls_client_names else []
+    )
     server = grpc.server(
-        concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="plugin"),
+        concurrent.futures.ThreadPoolExecutor(
+            max_workers=options.max_calls + RESERVE_THREADS, thread_name_prefix="plugin"
+        ),
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -207,26 +310,11 @@ def serve(options: Options) -> int:
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_PluginServicer_to_server(PluginServicer(), server)
+    servicer = PluginServicer(options)
+    pb_grpc.add_PluginServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    address = (
-        f"[{options.host}]:{options.port}"
-        if ":" in options.host
-        else f"{options.host}:{options.port}"
-    )
-    try:
-        if credentials is None:
-            port = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, credentials)
-    except RuntimeError:
-        port = 0
-    if port == 0:
-        raise ActionError(
-            f"cannot listen on {address} (in use, or not an address of this machine)",
-            Category.REJECTED,
-        )
+    port = grpc_listener.bind(server, listening)
     server.start()
     for service in ("", SERVICE):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -237,12 +325,14 @@ def serve(options: Options) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    mode = "plaintext, loopback only" if credentials is None else _tls_mode(options)
+    where = listening.address if options.unix else f"{options.host}:{port}"
     print(
-        f"iam-create-access-key: serving {SERVICE} on {options.host}:{port} ({mode})",
+        f"iam-create-access-key: serving {SERVICE} on {where} ({listening.mode})",
         file=sys.stderr,
         flush=True,
     )
+    if listening.warning:
+        print(f"iam-create-access-key: warning: {listening.warning}", file=sys.stderr, flush=True)
     while not stopping.wait(3600):
         pass
     health_servicer.enter_graceful_shutdown()
@@ -253,7 +343,25 @@ def serve(options: Options) -> int:
         flush=True,
     )
     server.stop(options.grace).wait()
-    return 0
+    return _exit_now(servicer.flights, options)
+
+
+def _exit_now(flights: Flights, options: Options) -> int:
+    """Give the calls grpc has cancelled a moment to finish, name what the rest leave behind,
+    and leave: the executor's threads would otherwise hold the process open for as long as
+    they are blocked (Python joins them at exit)."""
+    ends = time.monotonic() + EXIT_MARGIN_SECONDS
+    while flights.under_way() and time.monotonic() < ends:
+        time.sleep(0.05)
+    for flight in flights.under_way():
+        log.error("%s", unfinished_report(flight))
+    if options.unix is not None:
+        with contextlib.suppress(OSError):
+            options.unix.unlink()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 def _log_warnings_redacted() -> None:
@@ -266,35 +374,3 @@ def _log_warnings_redacted() -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root.addHandler(handler)
     redaction.install(logging.getLogger("botocore"), logging.getLogger("urllib3"))
-
-
-def _credentials(options: Options) -> Any:
-    """TLS credentials, or None for loopback in clear; refuse clear text anywhere else."""
-    if options.tls_cert is None and options.tls_key is None:
-        if options.tls_client_ca is not None:
-            raise ActionError(
-                "--tls-client-ca needs --tls-cert and --tls-key", Category.INVALID_INPUT
-            )
-        if not is_loopback(options.host.strip("[]")):
-            raise ActionError(
-                f"serving on {options.host} needs TLS (--tls-cert and --tls-key): the answers "
-                "carry new secret keys, which never cross a network in clear",
-                Category.INVALID_INPUT,
-            )
-        return None
-    if options.tls_cert is None or options.tls_key is None:
-        raise ActionError("--tls-cert and --tls-key go together", Category.INVALID_INPUT)
-    try:
-        pair = (options.tls_key.read_bytes(), options.tls_cert.read_bytes())
-        client_ca = options.tls_client_ca.read_bytes() if options.tls_client_ca else None
-    except OSError as error:
-        raise ActionError(
-            f"cannot read a TLS file: {error.strerror} ({error.filename})", Category.INVALID_INPUT
-        ) from None
-    return grpc.ssl_server_credentials(
-        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
-    )
-
-
-def _tls_mode(options: Options) -> str:
-    return "mutual TLS" if options.tls_client_ca else "TLS"

@@ -19,6 +19,23 @@ from .errors import ActionError, Category
 PARAMETERS_AS_JSON = "parameters_as_json"
 PROVIDER = "aws"
 
+MAX_MESSAGE_BYTES = 5 * 1024 * 1024  # as the Blink plugin SDK's server, both ways
+# An answer must also fit what a gRPC client receives unless it says otherwise (4 MiB, in Go
+# and Python alike): an answer the runner refuses is a key delivered to nobody.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+MAX_LOG_BYTES = 64 * 1024
+MAX_ERROR_BYTES = 16 * 1024
+# What an answer may carry besides the caller's context: the result (a key, a check's report or
+# IAM's XML: a few KiB), the step's log and the error, with room to spare.
+ANSWER_RESERVE_BYTES = MAX_LOG_BYTES + MAX_ERROR_BYTES + 64 * 1024
+MAX_CONTEXT_BYTES = MAX_ANSWER_BYTES - ANSWER_RESERVE_BYTES
+# Sized before anything is parsed: far more entries than the manifest has parameters, or a
+# JSON document far larger than any form could fill, is refused at once (code 2).
+MAX_PARAMETER_ENTRIES = 64
+MAX_PARAMETER_BYTES = 64 * 1024
+MAX_CONNECTIONS = 8
+MAX_CONNECTION_BYTES = 64 * 1024
+
 
 def connection_type() -> str:
     """The connection type the manifest names (`aws`)."""
@@ -128,6 +145,7 @@ def engine_request(message: Any, timeout: float | None) -> dict[str, Any]:
             f"Invalid input: this plugin serves the action {name}, not {shown(message.name)}",
             Category.INVALID_INPUT,
         )
+    _refuse_oversized(message)
     request: dict[str, Any] = {
         "parameters": _parameters(message.parameters),
         "connection": connection_fields(message.connections),
@@ -137,7 +155,51 @@ def engine_request(message: Any, timeout: float | None) -> dict[str, Any]:
 
 def credentials_request(message: Any, timeout: float | None) -> dict[str, Any]:
     """The engine request a TestCredentialsRequest means (its connection only)."""
+    _refuse_oversized_connections(message.connections)
     return _with_timeout({"connection": connection_fields(message.connections)}, timeout)
+
+
+def _refuse_oversized(message: Any) -> None:
+    """Count and size what the runner sent before a byte of it is parsed, and make sure the
+    answer, which echoes `context`, will fit the message cap (so a key is never made for an
+    answer that cannot be sent)."""
+    parameters = message.parameters
+    if len(parameters) > MAX_PARAMETER_ENTRIES:
+        raise ActionError(
+            f"Invalid input: parameters: {len(parameters)} entries; this action takes at most "
+            f"{MAX_PARAMETER_ENTRIES}",
+            Category.INVALID_INPUT,
+        )
+    size = sum(len(key) + len(value) for key, value in parameters.items())
+    if size > MAX_PARAMETER_BYTES:
+        raise ActionError(
+            f"Invalid input: parameters: {size} characters in all (names and values, "
+            f"{PARAMETERS_AS_JSON} included); at most {MAX_PARAMETER_BYTES}",
+            Category.INVALID_INPUT,
+        )
+    if len(message.context) > MAX_CONTEXT_BYTES:
+        raise ActionError(
+            f"Invalid input: context: {len(message.context)} bytes; at most {MAX_CONTEXT_BYTES}, "
+            f"so that the answer, which carries it back, fits in {MAX_ANSWER_BYTES} bytes",
+            Category.INVALID_INPUT,
+        )
+    _refuse_oversized_connections(message.connections)
+
+
+def _refuse_oversized_connections(connections: Mapping[str, Any]) -> None:
+    if len(connections) > MAX_CONNECTIONS:
+        raise ActionError(
+            f"Invalid input: connections: {len(connections)} entries; at most {MAX_CONNECTIONS}",
+            Category.INVALID_INPUT,
+        )
+    for connection in connections.values():
+        size = sum(len(key) + len(value) for key, value in connection.data.items())
+        if size > MAX_CONNECTION_BYTES:
+            raise ActionError(
+                f"Invalid input: connections: {size} characters in one connection; at most "
+                f"{MAX_CONNECTION_BYTES}",
+                Category.INVALID_INPUT,
+            )
 
 
 def _with_timeout(request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
@@ -208,9 +270,17 @@ def execute_response(pb: Any, response: Mapping[str, Any], context: bytes, log: 
         error_code=int(response["error_code"]),
         result=body,
         context=context,
-        log_buffer=log,
-        error_message=response["error_message"],
+        log_buffer=log[:MAX_LOG_BYTES],
+        error_message=_bounded(response["error_message"], MAX_ERROR_BYTES),
     )
+
+
+def _bounded(text: str, limit: int) -> str:
+    """At most `limit` bytes of UTF-8, cut at a character."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode("utf-8", "ignore") + "..."
 
 
 def credentials_response(pb: Any, response: Mapping[str, Any]) -> Any:

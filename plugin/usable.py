@@ -15,7 +15,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .clients import USER_AGENT, refuse_clear_text
-from .deadline import Deadline, DeadlineExceeded, backoff_pauses, call_within
+from .deadline import (
+    Deadline,
+    DeadlineExceeded,
+    backoff_pauses,
+    call_within,
+    caller_gone,
+    pause,
+)
 from .errors import ActionError, Category
 from .failures import TRANSIENT_CODES, aws_code, aws_reason, http_status
 
@@ -32,7 +39,7 @@ def wait_until_usable(
     signing_region: str,
     endpoint_url: str | None,
     deadline: Deadline,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = pause,
 ) -> dict[str, Any]:
     """Probe until STS accepts the key; {"Arn", "AfterSeconds"}. Raise a TRANSIENT ActionError
     if it is not accepted in time, and let any other refusal through."""
@@ -68,13 +75,13 @@ def wait_until_usable(
             last = aws_reason(error)
         except (BotoCoreError, DeadlineExceeded) as error:
             last = type(error).__name__
-        waited, pause = time.monotonic() - started, next(pauses)
-        if waited + pause > window:
+        waited, wait = time.monotonic() - started, next(pauses)
+        if waited + wait > window or caller_gone():
             raise ActionError(
                 f"STS did not accept the new key within {waited:.1f}s (last answer: {last})",
                 Category.TRANSIENT,
             )
-        sleep(pause)
+        sleep(wait)
 
 
 def _not_yet(error: ClientError) -> bool:

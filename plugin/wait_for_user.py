@@ -17,7 +17,7 @@ from typing import TypeVar
 from botocore.exceptions import ClientError
 
 from . import resources
-from .deadline import Deadline, backoff_pauses
+from .deadline import Deadline, backoff_pauses, caller_gone, pause
 from .errors import ActionError
 from .failures import aws_code, translate
 
@@ -32,7 +32,7 @@ def retrying_while_missing(
     seconds: float,
     deadline: Deadline,
     head: str,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = pause,
 ) -> T:
     """Run `call`; while it raises NoSuchEntity, try again with backoff for up to `seconds`
     (and within the deadline). With `seconds` 0 it is one attempt. When the window runs out
@@ -51,6 +51,8 @@ def retrying_while_missing(
                 raise _gave_up(error, waited, head) from None
             log.info("IAM does not show the user yet (NoSuchEntity); trying again in %.2fs", wait)
             sleep(wait)
+            if caller_gone():  # nobody to create the key for any more
+                raise _gave_up(error, time.monotonic() - started, head) from None
 
 
 def _gave_up(error: ClientError, waited: float, head: str) -> ActionError:

@@ -279,7 +279,14 @@ def _grpc(endpoint: str, calls: int, scale_calls: int) -> dict[str, float]:
 
     port = _free_port()
     server = subprocess.Popen(
-        [str(BIN / "iam-create-access-key"), "serve", "--port", str(port)],
+        [
+            str(BIN / "iam-create-access-key"),
+            "serve",
+            "--port",
+            str(port),
+            "--allow-endpoint",
+            endpoint,
+        ],
         stderr=subprocess.PIPE,
         cwd=Path(__file__).parent.parent,
     )

@@ -31,6 +31,14 @@ def proxy_server(iam: LocalIAM) -> Iterator[FaultProxy]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, bytes, str, str]]:
+    """A CA, a server certificate and client certificates (see tests/pki.py), as files and PEM."""
+    from tests.pki import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
 @pytest.fixture
 def proxy(proxy_server: FaultProxy) -> Iterator[FaultProxy]:
     """The fault proxy in front of the local endpoint, with no fault left from another test."""

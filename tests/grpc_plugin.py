@@ -19,10 +19,21 @@ from tests.conftest import ROOT
 READY = re.compile(r"serving integration_pack\.Plugin on ([\w.:]+):(\d+) \(([^)]*)\)")
 
 
-class PluginProcess:
-    """The server on a free loopback port; its stderr is kept for the tests to read."""
+# The local IAM endpoint and the fault proxy listen on loopback ports the tests choose.
+LOCAL_ENDPOINTS = ("--allow-endpoint", "http://127.0.0.1:*")
 
-    def __init__(self, *arguments: str, env: dict[str, str] | None = None) -> None:
+
+class PluginProcess:
+    """The server on a free loopback port; its stderr is kept for the tests to read. Unless
+    told otherwise, it lets connections name the tests' local endpoints."""
+
+    def __init__(
+        self,
+        *arguments: str,
+        env: dict[str, str] | None = None,
+        local_endpoints: bool = True,
+        port: str = "0",
+    ) -> None:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         environment.update(
             AWS_CONFIG_FILE=os.devnull,
@@ -31,7 +42,16 @@ class PluginProcess:
             **(env or {}),
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "plugin", "serve", "--port", "0", *arguments],
+            [
+                sys.executable,
+                "-m",
+                "plugin",
+                "serve",
+                "--port",
+                port,
+                *(LOCAL_ENDPOINTS if local_endpoints else ()),
+                *arguments,
+            ],
             cwd=ROOT,
             env=environment,
             stdout=subprocess.PIPE,

@@ -252,8 +252,10 @@ def test_test_credentials_answers_valid_or_not(stub: Any, iam: LocalIAM) -> None
     assert json.loads(good.raw_validation_response)["Arn"].startswith("arn:aws:")
     assert bad.are_credentials_valid is False
     refused = json.loads(bad.raw_validation_response)
-    assert refused["error_code"] == 2
-    assert "not https" in refused["error_message"]
+    assert refused["error_code"] == 3  # not on the server's --allow-endpoint list
+    assert (
+        "http://example.com:80 is not an endpoint this server allows" in (refused["error_message"])
+    )
 
 
 def test_health_probe_says_when_it_was_last_used(iam: LocalIAM, proxy: FaultProxy) -> None:
@@ -392,22 +394,38 @@ def _megabyte_values(iam: LocalIAM) -> Any:
 
 
 def _deep_json(iam: LocalIAM) -> Any:
-    return execute_request({"parameters_as_json": "[" * 100_000 + "]" * 100_000}, None)
+    return execute_request({"parameters_as_json": "[" * 30_000 + "]" * 30_000}, None)
 
 
 def _deep_json_object(iam: LocalIAM) -> Any:
-    return execute_request({"parameters_as_json": '{"a":' * 100_000 + "1" + "}" * 100_000}, None)
+    return execute_request({"parameters_as_json": '{"a":' * 10_000 + "1" + "}" * 10_000}, None)
+
+
+def _json_of_300k_keys(iam: LocalIAM) -> Any:
+    """4 MiB of JSON: parsed, it would cost hundreds of MB; it is sized first."""
+    document = json.dumps({f"k{i}": "v" for i in range(300_000)})
+    return execute_request({"parameters_as_json": document}, iam.connection())
 
 
 @pytest.mark.parametrize(
     ("build", "expected"),
     [
-        (_many_parameters, "unknown field"),
-        (_megabyte_values, "parameters.user_name: must be at most 64 characters long"),
+        (_many_parameters, "parameters: 5000 entries; this action takes at most 64"),
+        (_megabyte_values, "parameters: 4000016 characters in all (names and values"),
         (_deep_json, "parameters_as_json is not a JSON object (it is nested more than 32 deep)"),
         (_deep_json_object, "parameters_as_json is not a JSON object"),
+        (
+            _json_of_300k_keys,
+            "characters in all (names and values, parameters_as_json included); at most 65536",
+        ),
     ],
-    ids=["5000-parameters", "megabyte-values", "json-100000-deep", "object-100000-deep"],
+    ids=[
+        "5000-parameters",
+        "megabyte-values",
+        "json-30000-deep",
+        "object-10000-deep",
+        "json-4-mib",
+    ],
 )
 def test_hostile_messages_are_code_2_and_the_next_call_is_served(
     stub: Any, iam: LocalIAM, build: Any, expected: str
@@ -465,68 +483,6 @@ def test_a_non_loopback_host_without_tls_is_refused(cli_env: dict[str, str]) -> 
 # ---- TLS -------------------------------------------------------------------------------------
 
 
-def _certificate(name: str, issuer: Any = None, *, ca: bool = False) -> tuple[Any, Any]:
-    """A key and certificate for `name` (127.0.0.1 and localhost), signed by `issuer` or self."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    signer_key, signer_name = (key, subject) if issuer is None else (issuer[0], issuer[1].subject)
-    now = dt.datetime.now(dt.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(signer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    return key, builder.sign(signer_key, hashes.SHA256())
-
-
-def _pem(key: Any, certificate: Any) -> tuple[bytes, bytes]:
-    from cryptography.hazmat.primitives import serialization
-
-    return (
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        certificate.public_bytes(serialization.Encoding.PEM),
-    )
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A CA, a server certificate and a client certificate, as files and PEM bytes."""
-    folder = tmp_path_factory.mktemp("pki")
-    ca = _certificate("test CA", ca=True)
-    made = {"ca": ca, "server": _certificate("127.0.0.1", ca), "client": _certificate("runner", ca)}
-    pki: dict[str, Any] = {}
-    for name, (key, certificate) in made.items():
-        key_pem, cert_pem = _pem(key, certificate)
-        (folder / f"{name}.key").write_bytes(key_pem)
-        (folder / f"{name}.pem").write_bytes(cert_pem)
-        pki[name] = (key_pem, cert_pem, str(folder / f"{name}.key"), str(folder / f"{name}.pem"))
-    return pki
-
-
 def test_tls_serves_a_client_that_trusts_the_certificate(pki: dict[str, Any]) -> None:
     _, _, key_file, cert_file = pki["server"]
     process = PluginProcess("--tls-cert", cert_file, "--tls-key", key_file)
@@ -544,7 +500,14 @@ def test_tls_serves_a_client_that_trusts_the_certificate(pki: dict[str, Any]) ->
 def test_mutual_tls_refuses_a_client_without_a_certificate(pki: dict[str, Any]) -> None:
     _, _, key_file, cert_file = pki["server"]
     process = PluginProcess(
-        "--tls-cert", cert_file, "--tls-key", key_file, "--tls-client-ca", pki["ca"][3]
+        "--tls-cert",
+        cert_file,
+        "--tls-key",
+        key_file,
+        "--tls-client-ca",
+        pki["ca"][3],
+        "--tls-client-name",
+        "runner.blink.svc",
     )
     try:
         assert process.mode == "mutual TLS"
@@ -631,20 +594,20 @@ def test_a_port_in_use_is_refused_not_shared(
 @pytest.mark.parametrize(
     ("timeout", "remaining", "expected"),
     [
-        (0, None, None),  # neither: bounded per socket read only
+        (0, None, 300.0),  # neither: the server's cap (--max-call-seconds)
         (30, None, 30.0),
         (0, 10.3, 9.0),  # the deadline less half a second to answer, in whole seconds
         (5, 29.9, 5.0),  # the earlier of the two
         (0, 0.4, 0.1),  # no time at all: the action says so instead of trying
-        (7200, None, 3600.0),  # a runner's longer timeout: the action's longest
-        (0, 1e9, None),  # a call without a deadline reports a huge one
+        (7200, None, 300.0),  # a runner's longer timeout: the server's cap
+        (0, 1e9, 300.0),  # a call without a deadline reports a huge one
     ],
 )
-def test_the_time_for_a_call(timeout: int, remaining: float | None, expected: float | None) -> None:
+def test_the_time_for_a_call(timeout: int, remaining: float | None, expected: float) -> None:
     from plugin.grpc_server import _time_for_the_call
 
     class Context:
         def time_remaining(self) -> float | None:
             return remaining
 
-    assert _time_for_the_call(timeout, Context()) == expected
+    assert _time_for_the_call(timeout, Context(), 300.0) == expected

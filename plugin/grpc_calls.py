@@ -1,0 +1,85 @@
+"""The calls `serve` has in flight: a bounded number of slots, an id for each call, and the
+keys each one made, so that a server stopped mid-create can say which keys it leaves behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import threading
+import time
+
+from . import key_witness
+from .deadline import Lease
+
+
+class Slots:
+    """At most `size` ExecuteAction/TestCredentials calls at once; one more is refused at
+    once (never queued). A slot is free again when its call and every worker still running
+    one of its AWS calls are done (deadline.Lease)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free = threading.BoundedSemaphore(size)
+
+    def take(self) -> Lease | None:
+        if not self._free.acquire(blocking=False):
+            return None
+        return Lease(self._free.release)
+
+
+@dataclasses.dataclass
+class Flight:
+    """One call: its id (in its log_buffer and every server line about it), its user, and the
+    keys it made (key id -> created | deleted)."""
+
+    call_id: str
+    user: str
+    started: float = dataclasses.field(default_factory=time.time)
+    keys: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def witness(self, event: str, key_id: str) -> None:
+        self.keys[key_id] = event
+
+    def undelivered(self) -> list[str]:
+        return [key for key, event in self.keys.items() if event == key_witness.CREATED]
+
+
+class Flights:
+    """The calls under way, by id."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        self._prefix = f"{os.getpid():x}"
+        self._open: dict[str, Flight] = {}
+        self._lock = threading.Lock()
+
+    def begin(self, user: str) -> Flight:
+        flight = Flight(f"{self._prefix}-{next(self._numbers)}", user)
+        with self._lock:
+            self._open[flight.call_id] = flight
+        return flight
+
+    def end(self, flight: Flight) -> None:
+        with self._lock:
+            self._open.pop(flight.call_id, None)
+
+    def under_way(self) -> list[Flight]:
+        with self._lock:
+            return list(self._open.values())
+
+
+def unfinished_report(flight: Flight) -> str:
+    """One line for the operator about a call the server stopped before it finished."""
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(flight.started))
+    keys = flight.undelivered()
+    if keys:
+        return (
+            f"call {flight.call_id} for {flight.user} was stopped before its answer: key(s) "
+            f"{', '.join(keys)} were created and not delivered; delete them (aws iam "
+            "delete-access-key --access-key-id ...)"
+        )
+    return (
+        f"call {flight.call_id} for {flight.user} (started {started}) was stopped before it "
+        "finished; if its CreateAccessKey reached IAM, a key made since then is nobody's"
+    )

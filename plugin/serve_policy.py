@@ -1,0 +1,157 @@
+"""What a caller of `serve` may ask for: whose AWS identity signs, which endpoints and vault
+names it reaches. The operator decides with serve's flags; a caller never does.
+
+A caller that brings credentials of its own (an access key in the connection) acts as itself.
+A caller without one would act with the server's own identity (its environment, profile or
+instance role): that is lent only on purpose (`--lend-identity`), and with `assume-role` only to
+assume roles the operator allows, with no external ID of the caller's choosing (the external ID
+is the defence against a confused deputy: the deputy, not the caller, must set it).
+
+Every check reads the validated request, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from urllib.parse import urlsplit
+
+from . import vault
+from .clients import is_loopback
+from .errors import ActionError, Category
+from .request import Request
+from .serve_defaults import LEND_ALL, LEND_NONE
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+ANY_PORT = "*"
+
+
+@dataclasses.dataclass(frozen=True)
+class Origin:
+    """scheme://host:port, the port None for any port of the host."""
+
+    scheme: str
+    host: str
+    port: int | None
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}:{ANY_PORT if self.port is None else self.port}"
+
+
+def allowed_endpoint(text: str) -> Origin:
+    """An --allow-endpoint entry: a URL, or scheme://host:* for any port of that host.
+
+    ValueError (said in words for the operator) if it is not one, or if it is plain http to
+    another machine (the answers carry secrets, which never cross a network in clear).
+    """
+    any_port = text.endswith(":" + ANY_PORT)
+    origin = _origin(text[: -len(ANY_PORT)] + "0" if any_port else text)
+    if origin is None:
+        raise ValueError(f"--allow-endpoint {text}: not an http(s) URL or scheme://host:*")
+    if origin.scheme == "http" and not is_loopback(origin.host):
+        raise ValueError(
+            f"--allow-endpoint {text}: plain http is allowed to loopback only (the answers carry "
+            "secrets)"
+        )
+    return dataclasses.replace(origin, port=None) if any_port else origin
+
+
+def _origin(url: str) -> Origin | None:
+    """The origin a URL names, or None if it names none (or hides a user name in it)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.username is not None:
+        return None
+    return Origin(scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme])
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """The operator's answer to "whose identity, and what may a caller reach"."""
+
+    lend_identity: str = LEND_NONE
+    allow_role_arns: tuple[str, ...] = ()
+    allow_endpoints: tuple[Origin, ...] = ()
+    vault_prefixes: tuple[str, ...] = ()
+
+    def admit(self, request: Request) -> None:
+        """Refuse (ActionError, code 3; nothing sent) what this server does not allow."""
+        problems = [
+            problem
+            for problem in (
+                self._endpoint_problem(request),
+                self._identity_problem(request),
+                self._vault_problem(request),
+            )
+            if problem
+        ]
+        if problems:
+            raise ActionError(
+                "Refused by this server: " + "; ".join(problems) + " (nothing was sent)",
+                Category.REJECTED,
+            )
+
+    def _endpoint_problem(self, request: Request) -> str | None:
+        url = request.connection.endpoint_url
+        if url is None:
+            return None
+        origin = _origin(url)
+        if origin is not None and any(
+            (allowed.scheme, allowed.host) == (origin.scheme, origin.host)
+            and allowed.port in (None, origin.port)
+            for allowed in self.allow_endpoints
+        ):
+            return None
+        shown = str(origin) if origin is not None else "an endpoint that is not an http(s) URL"
+        return (
+            f"connection.endpoint_url: {shown} is not an endpoint this server allows "
+            "(the operator names them with --allow-endpoint)"
+        )
+
+    def _identity_problem(self, request: Request) -> str | None:
+        connection = request.connection
+        if connection.access_key_id is not None:
+            return None  # the caller's own credentials: it acts as itself
+        if self.lend_identity == LEND_ALL:
+            return None
+        if self.lend_identity == LEND_NONE:
+            return (
+                "connection: no access key, so the call would act with this server's own AWS "
+                "identity, which it lends to nobody (give the connection access_key_id and "
+                "secret_access_key, or the operator starts serve with --lend-identity)"
+            )
+        if connection.role_arn is None:
+            return (
+                "connection: no access key and no role_arn; this server lends its own AWS "
+                "identity only to assume a role it allows (--lend-identity assume-role)"
+            )
+        if not any(fnmatch.fnmatchcase(connection.role_arn, p) for p in self.allow_role_arns):
+            return (
+                f"connection.role_arn: {connection.role_arn} is not a role this server assumes "
+                "with its own identity (the operator names them with --allow-role-arn)"
+            )
+        if connection.external_id is not None:
+            return (
+                "connection.external_id: a caller cannot choose the external ID this server "
+                "assumes a role with (it is the defence against a confused deputy)"
+            )
+        return None
+
+    def _vault_problem(self, request: Request) -> str | None:
+        given = request.parameters.vault
+        if given is None or not self.vault_prefixes:
+            return None
+        _, name = vault.target(given)
+        if any(name.startswith(prefix) for prefix in self.vault_prefixes):
+            return None
+        return (
+            f"parameters.vault: {given} is outside the names this server writes "
+            f"(--vault-prefix {', '.join(self.vault_prefixes)})"
+        )
+
+    def lends(self) -> bool:
+        return self.lend_identity != LEND_NONE
