@@ -179,6 +179,15 @@ def withdraw(request: Request, result: dict[str, Any] | str) -> str | None:
     return key_id
 
 
+def keys_created_since(request: Request, since: float, seconds: float) -> list[str]:
+    """The ids of the keys IAM shows on the request's user created since `since` (monotonic
+    clock, by IAM's own), looked up within `seconds`: what an unfinished call may have made."""
+    deadline = Deadline(seconds)
+    _, _, client = _iam_for(sessions.session_for(request.connection), request, deadline)
+    orphans = reconcile.find_orphans(client, request.parameters.user_name, since, deadline)
+    return [orphan.access_key_id for orphan in orphans]
+
+
 def _iam_for(
     session: Any, request: Request, deadline: Deadline
 ) -> tuple[str | None, regions.RegionPlan, Any]:

@@ -64,5 +64,15 @@ def withdraw(request: Any, response: dict[str, Any]) -> str | None:
     return action.withdraw(parse_request(request), response["result"])
 
 
+def keys_created_since(request: Any, since: float, seconds: float) -> list[str] | None:
+    """The keys on the request's user made since `since` (time.monotonic()), looked up within
+    `seconds`; None if they cannot be listed (for a server that stops mid-create)."""
+    try:
+        return action.keys_created_since(parse_request(request), since, seconds)
+    except Exception:  # said as "could not be listed" by the caller; never raised at exit
+        log.debug("listing the keys of an unfinished call failed", exc_info=True)
+        return None
+
+
 def failure(error: ActionError) -> dict[str, Any]:
     return {"error_code": error.error_code, "result": None, "error_message": str(error)}

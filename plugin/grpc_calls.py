@@ -8,6 +8,7 @@ import itertools
 import os
 import threading
 import time
+from typing import Any
 
 from . import key_witness
 from .deadline import Lease
@@ -30,12 +31,14 @@ class Slots:
 
 @dataclasses.dataclass
 class Flight:
-    """One call: its id (in its log_buffer and every server line about it), its user, and the
-    keys it made (key id -> created | deleted)."""
+    """One call: its id (in its log_buffer and every server line about it), whom it is for,
+    its engine request once read, and the keys it made (key id -> created | deleted)."""
 
     call_id: str
-    user: str
+    subject: str
     started: float = dataclasses.field(default_factory=time.time)
+    started_monotonic: float = dataclasses.field(default_factory=time.monotonic)
+    request: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
     keys: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def witness(self, event: str, key_id: str) -> None:
@@ -54,8 +57,8 @@ class Flights:
         self._open: dict[str, Flight] = {}
         self._lock = threading.Lock()
 
-    def begin(self, user: str) -> Flight:
-        flight = Flight(f"{self._prefix}-{next(self._numbers)}", user)
+    def begin(self, subject: str) -> Flight:
+        flight = Flight(f"{self._prefix}-{next(self._numbers)}", subject)
         with self._lock:
             self._open[flight.call_id] = flight
         return flight
@@ -69,17 +72,27 @@ class Flights:
             return list(self._open.values())
 
 
-def unfinished_report(flight: Flight) -> str:
-    """One line for the operator about a call the server stopped before it finished."""
+def unfinished_report(flight: Flight, listed: list[str] | None) -> str:
+    """One line for the operator about a call the server stopped before it finished: the keys
+    it made and did not deliver, or else those IAM shows on its user since it started
+    (`listed`; None when they could not be listed)."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(flight.started))
+    head = f"call {flight.call_id} for {flight.subject} (started {started}) was stopped before"
     keys = flight.undelivered()
     if keys:
         return (
-            f"call {flight.call_id} for {flight.user} was stopped before its answer: key(s) "
-            f"{', '.join(keys)} were created and not delivered; delete them (aws iam "
-            "delete-access-key --access-key-id ...)"
+            f"{head} its answer: key {', '.join(keys)} was created and not delivered; delete it "
+            "(aws iam delete-access-key --access-key-id ...)"
         )
+    if listed:
+        return (
+            f"{head} it finished, while IAM was creating its key: IAM shows key "
+            f"{', '.join(listed)} on the user since then, whose secret nobody received unless "
+            "another call made it; delete it (aws iam delete-access-key --access-key-id ...)"
+        )
+    if listed == []:
+        return f"{head} it finished; IAM shows no key made on the user since then"
     return (
-        f"call {flight.call_id} for {flight.user} (started {started}) was stopped before it "
-        "finished; if its CreateAccessKey reached IAM, a key made since then is nobody's"
+        f"{head} it finished; if its CreateAccessKey reached IAM, a key made on the user since "
+        "then is nobody's (the keys could not be listed)"
     )

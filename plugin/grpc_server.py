@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -57,8 +57,10 @@ SERVICE = "integration_pack.Plugin"
 RESERVE_THREADS = 8
 # Kept back from a call's deadline, to answer (or to delete a key nobody could receive).
 ANSWER_MARGIN = 0.5
-# After the grace, what the calls still running get before the process exits regardless.
-EXIT_MARGIN_SECONDS = 2.0
+# After the grace, what the calls still running get before the process exits regardless, and
+# then what listing the keys of those that did not finish may take.
+EXIT_MARGIN_SECONDS = 1.5
+EXIT_LISTING_SECONDS = 2.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +153,7 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
         return pb.ActionList(actions=[grpc_translation.action_message(pb)])
 
     def TestCredentials(self, request: Any, context: Any) -> Any:
-        with self._slot(context, "testing a connection") as flight:
+        with self._slot(context, "testing a connection"):
             try:
                 engine_request = grpc_translation.credentials_request(
                     request, self._time_for(0, context)
@@ -160,15 +162,12 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
                 response = engine.failure(error)
             else:
                 response = engine.test_connection(engine_request, self.options.policy.admit)
-            log.debug("call %s finished: error code %s", flight.call_id, response["error_code"])
         return grpc_translation.credentials_response(pb, response)
 
     def ExecuteAction(self, request: Any, context: Any) -> Any:
         self.last_use = int(time.time())
         started = time.monotonic()
-        user = request.parameters.get("user_name") or request.parameters.get("User Name")
-        subject = f'user "{grpc_translation.shown(user)}"' if user else "the signing identity"
-        with self._slot(context, subject) as flight, step_log() as step:
+        with self._slot(context, "an ExecuteAction not yet read") as flight, step_log() as step:
             step.note(
                 f"call {flight.call_id}: ExecuteAction {grpc_translation.shown(request.name)} at "
                 + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -181,6 +180,8 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
             except ActionError as error:
                 response = engine.failure(error)
             else:
+                flight.request = engine_request
+                flight.subject = _subject(engine_request)
                 response = engine.execute(engine_request, self.options.policy.admit)
                 if not context.is_active():
                     _withdraw(engine_request, response, flight, HUNG_UP)
@@ -223,6 +224,14 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
 
     def _time_for(self, timeout: int, context: Any) -> float:
         return _time_for_the_call(timeout, context, self.options.max_call_seconds)
+
+
+def _subject(engine_request: dict[str, Any]) -> str:
+    """Whom a call creates a key for, as the server's lines name it."""
+    user = engine_request["parameters"].get("user_name")
+    if isinstance(user, str) and user:
+        return f'user "{grpc_translation.shown(user)}"'
+    return "the signing identity"
 
 
 def _time_for_the_call(timeout: int, context: Any, cap: float) -> float:
@@ -346,15 +355,17 @@ def serve(options: Options) -> int:
     return _exit_now(servicer.flights, options)
 
 
-def _exit_now(flights: Flights, options: Options) -> int:
+def _exit_now(flights: Flights, options: Options) -> NoReturn:
     """Give the calls grpc has cancelled a moment to finish, name what the rest leave behind,
     and leave: the executor's threads would otherwise hold the process open for as long as
     they are blocked (Python joins them at exit)."""
     ends = time.monotonic() + EXIT_MARGIN_SECONDS
     while flights.under_way() and time.monotonic() < ends:
         time.sleep(0.05)
-    for flight in flights.under_way():
-        log.error("%s", unfinished_report(flight))
+    unfinished = flights.under_way()
+    listed = _keys_of_unfinished(unfinished)
+    for flight in unfinished:
+        log.error("%s", unfinished_report(flight, listed.get(flight.call_id)))
     if options.unix is not None:
         with contextlib.suppress(OSError):
             options.unix.unlink()
@@ -362,6 +373,31 @@ def _exit_now(flights: Flights, options: Options) -> int:
     sys.stderr.flush()
     logging.shutdown()
     os._exit(0)
+
+
+def _keys_of_unfinished(unfinished: list[Flight]) -> dict[str, list[str] | None]:
+    """For each unfinished call that made no key it knows of, the keys IAM shows on its user
+    since it started: all looked up at once, within EXIT_LISTING_SECONDS."""
+    listed: dict[str, list[str] | None] = {}
+
+    def look(call_id: str, request: dict[str, Any], since: float) -> None:
+        listed[call_id] = engine.keys_created_since(request, since, EXIT_LISTING_SECONDS - 0.5)
+
+    lookups = [
+        threading.Thread(
+            target=look,
+            args=(flight.call_id, flight.request, flight.started_monotonic),
+            daemon=True,
+        )
+        for flight in unfinished
+        if flight.request is not None and not flight.undelivered()
+    ]
+    for lookup in lookups:
+        lookup.start()
+    ends = time.monotonic() + EXIT_LISTING_SECONDS
+    for lookup in lookups:
+        lookup.join(max(0.0, ends - time.monotonic()))
+    return dict(listed)
 
 
 def _log_warnings_redacted() -> None:
