@@ -16,6 +16,6 @@ test: $(PY)
 bench: $(PY)
 	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m tests.benchmark
 
-# The gRPC modules of the plugin protocol, from plugin/protocol/integration_pack.proto.
+# The gRPC modules of the plugin protocol, from plugin/serve/protocol/integration_pack.proto.
 proto: $(PY)
-	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. plugin/protocol/integration_pack.proto
+	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. plugin/serve/protocol/integration_pack.proto

@@ -247,7 +247,7 @@ def _describe(arguments: argparse.Namespace) -> int:
 
 
 def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
-    from .serve_defaults import (
+    from .serve.defaults import (
         DEFAULT_GRACE_SECONDS,
         DEFAULT_HOST,
         DEFAULT_MAX_CALL_SECONDS,
@@ -343,9 +343,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     # given up on at its deadline leaves reference cycles (an exception and its frames).
     gc.enable()
 
-    from .grpc_server import Options, serve
-    from .serve_defaults import LEND_ASSUME_ROLE
-    from .serve_policy import Policy, allowed_endpoint
+    from .serve.defaults import LEND_ASSUME_ROLE
+    from .serve.policy import Policy, allowed_endpoint
+    from .serve.server import Options, serve
 
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 from tests.local_iam import LocalIAM
 
-PROTOCOL = Path("plugin/protocol")
+PROTOCOL = Path("plugin/serve/protocol")
 GENERATED = ("integration_pack_pb2.py", "integration_pack_pb2_grpc.py")
 
 
@@ -36,7 +36,7 @@ def test_the_checked_in_modules_equal_a_fresh_generation(tmp_path: Path) -> None
 
 
 def test_the_proto_keeps_the_sdks_service_and_field_numbers() -> None:
-    from plugin.protocol import integration_pack_pb2 as pb
+    from plugin.serve.protocol import integration_pack_pb2 as pb
 
     service = pb.DESCRIPTOR.services_by_name["Plugin"]
     assert service.full_name == "integration_pack.Plugin"

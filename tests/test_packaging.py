@@ -43,9 +43,9 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             names
         )
         assert {
-            "plugin/protocol/integration_pack.proto",
-            "plugin/protocol/integration_pack_pb2.py",
-            "plugin/protocol/integration_pack_pb2_grpc.py",
+            "plugin/serve/protocol/integration_pack.proto",
+            "plugin/serve/protocol/integration_pack_pb2.py",
+            "plugin/serve/protocol/integration_pack_pb2_grpc.py",
         } <= set(names)
         assert not any(name.startswith("tests/") for name in names)
         archive.extractall(site)

@@ -27,27 +27,28 @@ from typing import Any, NoReturn
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from . import engine, grpc_listener, grpc_translation, key_witness, redaction
-from .deadline import caller_gone_when, leased
-from .errors import ActionError, Category
-from .grpc_calls import Flight, Flights, Slots, unfinished_report
-from .grpc_translation import (
-    MAX_ANSWER_BYTES,
-    MAX_CONTEXT_BYTES,
-    MAX_LOG_BYTES,
-    MAX_MESSAGE_BYTES,
-)
-from .protocol import integration_pack_pb2 as pb
-from .protocol import integration_pack_pb2_grpc as pb_grpc
-from .request import MAX_TIMEOUT_SECONDS
-from .serve_defaults import (
+from .. import engine, key_witness, redaction
+from ..deadline import caller_gone_when, leased
+from ..errors import ActionError, Category
+from ..request import MAX_TIMEOUT_SECONDS
+from . import listener, translation
+from .calls import Flight, Flights, Slots, unfinished_report
+from .defaults import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_HOST,
     DEFAULT_MAX_CALL_SECONDS,
     DEFAULT_MAX_CALLS,
     DEFAULT_PORT,
 )
-from .serve_policy import Policy
+from .policy import Policy
+from .protocol import integration_pack_pb2 as pb
+from .protocol import integration_pack_pb2_grpc as pb_grpc
+from .translation import (
+    MAX_ANSWER_BYTES,
+    MAX_CONTEXT_BYTES,
+    MAX_LOG_BYTES,
+    MAX_MESSAGE_BYTES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,34 +148,34 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
         return pb.HealthStatus(last_use=self.last_use)
 
     def Describe(self, request: Any, context: Any) -> Any:
-        return grpc_translation.plugin_description(pb)
+        return translation.plugin_description(pb)
 
     def GetActions(self, request: Any, context: Any) -> Any:
-        return pb.ActionList(actions=[grpc_translation.action_message(pb)])
+        return pb.ActionList(actions=[translation.action_message(pb)])
 
     def TestCredentials(self, request: Any, context: Any) -> Any:
         with self._slot(context, "testing a connection"):
             try:
-                engine_request = grpc_translation.credentials_request(
+                engine_request = translation.credentials_request(
                     request, self._time_for(0, context)
                 )
             except ActionError as error:
                 response = engine.failure(error)
             else:
                 response = engine.test_connection(engine_request, self.options.policy.admit)
-        return grpc_translation.credentials_response(pb, response)
+        return translation.credentials_response(pb, response)
 
     def ExecuteAction(self, request: Any, context: Any) -> Any:
         self.last_use = int(time.time())
         started = time.monotonic()
         with self._slot(context, "an ExecuteAction not yet read") as flight, step_log() as step:
             step.note(
-                f"call {flight.call_id}: ExecuteAction {grpc_translation.shown(request.name)} at "
+                f"call {flight.call_id}: ExecuteAction {translation.shown(request.name)} at "
                 + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             )
             engine_request: dict[str, Any] | None = None
             try:
-                engine_request = grpc_translation.engine_request(
+                engine_request = translation.engine_request(
                     request, self._time_for(request.timeout, context)
                 )
             except ActionError as error:
@@ -192,11 +193,11 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
             )
             # A context too large to carry back is refused (code 2) and not echoed.
             echoed = request.context if len(request.context) <= MAX_CONTEXT_BYTES else b""
-            answer = grpc_translation.execute_response(pb, response, echoed, step.text())
+            answer = translation.execute_response(pb, response, echoed, step.text())
             if engine_request is not None and answer.ByteSize() > MAX_ANSWER_BYTES:
                 # Sized beforehand (context, log, error), so a bug; even then no live key.
                 _withdraw(engine_request, response, flight, "the answer was too large to send")
-                answer = grpc_translation.execute_response(pb, response, b"", step.text())
+                answer = translation.execute_response(pb, response, b"", step.text())
         return answer
 
     @contextlib.contextmanager
@@ -230,7 +231,7 @@ def _subject(engine_request: dict[str, Any]) -> str:
     """Whom a call creates a key for, as the server's lines name it."""
     user = engine_request["parameters"].get("user_name")
     if isinstance(user, str) and user:
-        return f'user "{grpc_translation.shown(user)}"'
+        return f'user "{translation.shown(user)}"'
     return "the signing identity"
 
 
@@ -277,7 +278,7 @@ def _withdraw(
 def serve(options: Options) -> int:
     """Serve until SIGTERM or SIGINT; then finish the calls in flight within the grace, and
     exit soon after it whatever they are blocked on, naming the keys they leave behind."""
-    listening = grpc_listener.plan(
+    listening = listener.plan(
         host=options.host,
         port=options.port,
         unix=options.unix,
@@ -304,7 +305,7 @@ def serve(options: Options) -> int:
     _log_warnings_redacted()
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
     interceptors = (
-        [grpc_listener.ClientNames(options.tls_client_names)] if options.tls_client_names else []
+        [listener.ClientNames(options.tls_client_names)] if options.tls_client_names else []
     )
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(
@@ -323,7 +324,7 @@ def serve(options: Options) -> int:
     pb_grpc.add_PluginServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = grpc_listener.bind(server, listening)
+    port = listener.bind(server, listening)
     server.start()
     for service in ("", SERVICE):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)

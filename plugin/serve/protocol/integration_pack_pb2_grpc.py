@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from plugin.protocol import integration_pack_pb2 as plugin_dot_protocol_dot_integration__pack__pb2
+from plugin.serve.protocol import integration_pack_pb2 as plugin_dot_serve_dot_protocol_dot_integration__pack__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in plugin/protocol/integration_pack_pb2_grpc.py depends on'
+        + ' but the generated code in plugin/serve/protocol/integration_pack_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class PluginStub:
         """
         self.HealthProbe = channel.unary_unary(
                 '/integration_pack.Plugin/HealthProbe',
-                request_serializer=plugin_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
-                response_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.HealthStatus.FromString,
+                request_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
+                response_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.HealthStatus.FromString,
                 _registered_method=True)
         self.Describe = channel.unary_unary(
                 '/integration_pack.Plugin/Describe',
-                request_serializer=plugin_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
-                response_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.PluginDescription.FromString,
+                request_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
+                response_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.PluginDescription.FromString,
                 _registered_method=True)
         self.GetActions = channel.unary_unary(
                 '/integration_pack.Plugin/GetActions',
-                request_serializer=plugin_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
-                response_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.ActionList.FromString,
+                request_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
+                response_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.ActionList.FromString,
                 _registered_method=True)
         self.ExecuteAction = channel.unary_unary(
                 '/integration_pack.Plugin/ExecuteAction',
-                request_serializer=plugin_dot_protocol_dot_integration__pack__pb2.ExecuteActionRequest.SerializeToString,
-                response_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.ExecuteActionResponse.FromString,
+                request_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.ExecuteActionRequest.SerializeToString,
+                response_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.ExecuteActionResponse.FromString,
                 _registered_method=True)
         self.TestCredentials = channel.unary_unary(
                 '/integration_pack.Plugin/TestCredentials',
-                request_serializer=plugin_dot_protocol_dot_integration__pack__pb2.TestCredentialsRequest.SerializeToString,
-                response_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.TestCredentialsResponse.FromString,
+                request_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.TestCredentialsRequest.SerializeToString,
+                response_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.TestCredentialsResponse.FromString,
                 _registered_method=True)
 
 
@@ -99,28 +99,28 @@ def add_PluginServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'HealthProbe': grpc.unary_unary_rpc_method_handler(
                     servicer.HealthProbe,
-                    request_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.Empty.FromString,
-                    response_serializer=plugin_dot_protocol_dot_integration__pack__pb2.HealthStatus.SerializeToString,
+                    request_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.Empty.FromString,
+                    response_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.HealthStatus.SerializeToString,
             ),
             'Describe': grpc.unary_unary_rpc_method_handler(
                     servicer.Describe,
-                    request_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.Empty.FromString,
-                    response_serializer=plugin_dot_protocol_dot_integration__pack__pb2.PluginDescription.SerializeToString,
+                    request_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.Empty.FromString,
+                    response_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.PluginDescription.SerializeToString,
             ),
             'GetActions': grpc.unary_unary_rpc_method_handler(
                     servicer.GetActions,
-                    request_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.Empty.FromString,
-                    response_serializer=plugin_dot_protocol_dot_integration__pack__pb2.ActionList.SerializeToString,
+                    request_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.Empty.FromString,
+                    response_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.ActionList.SerializeToString,
             ),
             'ExecuteAction': grpc.unary_unary_rpc_method_handler(
                     servicer.ExecuteAction,
-                    request_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.ExecuteActionRequest.FromString,
-                    response_serializer=plugin_dot_protocol_dot_integration__pack__pb2.ExecuteActionResponse.SerializeToString,
+                    request_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.ExecuteActionRequest.FromString,
+                    response_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.ExecuteActionResponse.SerializeToString,
             ),
             'TestCredentials': grpc.unary_unary_rpc_method_handler(
                     servicer.TestCredentials,
-                    request_deserializer=plugin_dot_protocol_dot_integration__pack__pb2.TestCredentialsRequest.FromString,
-                    response_serializer=plugin_dot_protocol_dot_integration__pack__pb2.TestCredentialsResponse.SerializeToString,
+                    request_deserializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.TestCredentialsRequest.FromString,
+                    response_serializer=plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.TestCredentialsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -148,8 +148,8 @@ class Plugin:
             request,
             target,
             '/integration_pack.Plugin/HealthProbe',
-            plugin_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
-            plugin_dot_protocol_dot_integration__pack__pb2.HealthStatus.FromString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.HealthStatus.FromString,
             options,
             channel_credentials,
             insecure,
@@ -175,8 +175,8 @@ class Plugin:
             request,
             target,
             '/integration_pack.Plugin/Describe',
-            plugin_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
-            plugin_dot_protocol_dot_integration__pack__pb2.PluginDescription.FromString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.PluginDescription.FromString,
             options,
             channel_credentials,
             insecure,
@@ -202,8 +202,8 @@ class Plugin:
             request,
             target,
             '/integration_pack.Plugin/GetActions',
-            plugin_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
-            plugin_dot_protocol_dot_integration__pack__pb2.ActionList.FromString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.Empty.SerializeToString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.ActionList.FromString,
             options,
             channel_credentials,
             insecure,
@@ -229,8 +229,8 @@ class Plugin:
             request,
             target,
             '/integration_pack.Plugin/ExecuteAction',
-            plugin_dot_protocol_dot_integration__pack__pb2.ExecuteActionRequest.SerializeToString,
-            plugin_dot_protocol_dot_integration__pack__pb2.ExecuteActionResponse.FromString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.ExecuteActionRequest.SerializeToString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.ExecuteActionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -256,8 +256,8 @@ class Plugin:
             request,
             target,
             '/integration_pack.Plugin/TestCredentials',
-            plugin_dot_protocol_dot_integration__pack__pb2.TestCredentialsRequest.SerializeToString,
-            plugin_dot_protocol_dot_integration__pack__pb2.TestCredentialsResponse.FromString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.TestCredentialsRequest.SerializeToString,
+            plugin_dot_serve_dot_protocol_dot_integration__pack__pb2.TestCredentialsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,11 +16,11 @@ import dataclasses
 import fnmatch
 from urllib.parse import urlsplit
 
-from . import vault
-from .clients import is_loopback
-from .errors import ActionError, Category
-from .request import Request
-from .serve_defaults import LEND_ALL, LEND_NONE
+from .. import vault
+from ..clients import is_loopback
+from ..errors import ActionError, Category
+from ..request import Request
+from .defaults import LEND_ALL, LEND_NONE
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 ANY_PORT = "*"

@@ -17,8 +17,8 @@ from typing import Any
 
 import grpc
 
-from .clients import is_loopback
-from .errors import ActionError, Category
+from ..clients import is_loopback
+from ..errors import ActionError, Category
 
 SOCKET_MODE = 0o600
 

@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from . import json_input, manifest, resources
-from .errors import ActionError, Category
+from .. import json_input, manifest, resources
+from ..errors import ActionError, Category
 
 PARAMETERS_AS_JSON = "parameters_as_json"
 PROVIDER = "aws"

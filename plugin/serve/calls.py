@@ -10,8 +10,8 @@ import threading
 import time
 from typing import Any
 
-from . import key_witness
-from .deadline import Lease
+from .. import key_witness
+from ..deadline import Lease
 
 
 class Slots:
