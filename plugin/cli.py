@@ -108,6 +108,28 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
     _add_serve_flags(serve)
     serve.set_defaults(command=_serve)
 
+    health = commands.add_parser(
+        "health",
+        parents=[common],
+        help="probe a running serve (grpc.health.v1): one line; exit 0 when SERVING, else 1",
+    )
+    from .serve.defaults import BY_NAME
+
+    for name in ("host", "port", "unix"):
+        setting = BY_NAME[name]
+        health.add_argument(
+            setting.flag,
+            dest=name,
+            type=_TYPES.get(setting.kind, str),
+            metavar=setting.metavar,
+            default=None,
+            help=f"the server's {name} (env {setting.variable}; default {setting.default})",
+        )
+    health.add_argument(
+        "--timeout", type=float, default=3.0, metavar="SECONDS", help="wait this long (3)"
+    )
+    health.set_defaults(command=_health)
+
     demo = commands.add_parser(
         "demo", parents=[common], help="walk through the action on an embedded local IAM"
     )
@@ -247,93 +269,43 @@ def _describe(arguments: argparse.Namespace) -> int:
 
 
 def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
-    from .serve.defaults import (
-        DEFAULT_GRACE_SECONDS,
-        DEFAULT_HOST,
-        DEFAULT_MAX_CALL_SECONDS,
-        DEFAULT_MAX_CALLS,
-        DEFAULT_PORT,
-        LEND_CHOICES,
-        LEND_NONE,
-    )
+    """One flag per setting (serve.defaults); each also read from its variable."""
+    from .serve.defaults import LIST, SETTINGS, SWITCH
 
-    listen = serve.add_argument_group("where it listens, and who may call")
-    listen.add_argument("--host", default=DEFAULT_HOST, help=f"address ({DEFAULT_HOST})")
-    listen.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
-    listen.add_argument(
-        "--unix", metavar="PATH", help="listen on a Unix socket instead (made mode 0600)"
-    )
-    listen.add_argument("--tls-cert", metavar="PEM", help="the server's certificate (chain)")
-    listen.add_argument("--tls-key", metavar="PEM", help="the server's private key")
-    listen.add_argument(
-        "--tls-client-ca", metavar="PEM", help="mutual TLS: clients certified by this CA..."
-    )
-    listen.add_argument(
-        "--tls-client-name",
-        metavar="NAME",
-        action="append",
-        default=[],
-        help="...whose certificate names this DNS name or URI (repeatable; required with "
-        "--tls-client-ca)",
-    )
-    listen.add_argument(
-        "--insecure-plaintext",
-        action="store_true",
-        help="listen in plaintext off loopback, on a network closed to all but the runner",
-    )
-    lend = serve.add_argument_group("whose AWS identity, and what a caller can reach")
-    lend.add_argument(
-        "--lend-identity",
-        choices=LEND_CHOICES,
-        default=LEND_NONE,
-        help="a call whose connection has no access key acts with the server's own identity: "
-        f"never ({LEND_NONE}, the default), only to assume an allowed role, or always",
-    )
-    lend.add_argument(
-        "--allow-role-arn",
-        metavar="PATTERN",
-        action="append",
-        default=[],
-        help="with --lend-identity assume-role: a role ARN (or pattern with *) it may assume "
-        "(repeatable)",
-    )
-    lend.add_argument(
-        "--allow-endpoint",
-        metavar="URL",
-        action="append",
-        default=[],
-        help="an endpoint_url a connection may name (a URL, or scheme://host:* for any port; "
-        "repeatable); none by default",
-    )
-    lend.add_argument(
-        "--vault-prefix",
-        metavar="PREFIX",
-        action="append",
-        default=[],
-        help="the vault names a call may write start with this (repeatable)",
-    )
-    load = serve.add_argument_group("load and stopping")
-    load.add_argument(
-        "--max-calls",
-        type=int,
-        default=DEFAULT_MAX_CALLS,
-        help=f"ExecuteAction/TestCredentials calls at once; more are refused ({DEFAULT_MAX_CALLS})",
-    )
-    load.add_argument(
-        "--max-call-seconds",
-        type=float,
-        default=DEFAULT_MAX_CALL_SECONDS,
-        metavar="SECONDS",
-        help=f"every call ends within this, deadline or not ({DEFAULT_MAX_CALL_SECONDS:g})",
-    )
-    load.add_argument(
-        "--grace",
-        type=float,
-        default=DEFAULT_GRACE_SECONDS,
-        metavar="SECONDS",
-        help="on SIGTERM/SIGINT, time the calls in flight have to finish; the process exits "
-        f"soon after, whatever they wait on ({DEFAULT_GRACE_SECONDS:g})",
-    )
+    groups: dict[str, Any] = {}
+    for setting in SETTINGS:
+        group = groups.get(setting.group) or groups.setdefault(
+            setting.group, serve.add_argument_group(setting.group)
+        )
+        default = "" if setting.default in (None, [], False) else f"; default {setting.default}"
+        text = f"{setting.help} (env {setting.variable}{default})".replace("%", "%%")
+        if setting.kind == SWITCH:
+            group.add_argument(setting.flag, dest=setting.name, action="store_true",
+                               default=None, help=text)  # fmt: skip
+        else:
+            group.add_argument(
+                setting.flag,
+                dest=setting.name,
+                action="append" if setting.kind == LIST else "store",
+                type=_TYPES.get(setting.kind, str),
+                choices=setting.choices or None,
+                metavar=setting.metavar,
+                default=None,
+                help=text,
+            )
+
+
+_TYPES: dict[str, Callable[[str], Any]] = {"integer": int, "number": float}
+
+
+def _serve_settings(arguments: argparse.Namespace) -> dict[str, Any]:
+    """The settings the flags and the environment give; a flag wins over its variable."""
+    from .serve.defaults import resolve
+
+    try:
+        return resolve(vars(arguments), os.environ)
+    except ValueError as error:
+        raise ActionError(str(error), Category.INVALID_INPUT) from None
 
 
 def _serve(arguments: argparse.Namespace) -> int:
@@ -342,49 +314,73 @@ def _serve(arguments: argparse.Namespace) -> int:
     # main() turns the collector off for a short process; a server runs for days, and a call
     # given up on at its deadline leaves reference cycles (an exception and its frames).
     gc.enable()
-
+    try:
+        from .serve.server import Options, serve
+    except ImportError as error:
+        raise ActionError(
+            f"serve needs the [serve] extra ({error.name} is not installed): pip install "
+            "'iam-create-access-key[serve]'",
+            Category.INVALID_INPUT,
+        ) from None
     from .serve.defaults import LEND_ASSUME_ROLE
     from .serve.policy import Policy, allowed_endpoint
-    from .serve.server import Options, serve
 
-    def path(value: str | None) -> Path | None:
-        return Path(value) if value else None
+    settings = _serve_settings(arguments)
 
-    if arguments.allow_role_arn and arguments.lend_identity != LEND_ASSUME_ROLE:
+    def path(name: str) -> Path | None:
+        return Path(settings[name]) if settings[name] else None
+
+    if settings["allow_role_arn"] and settings["lend_identity"] != LEND_ASSUME_ROLE:
         raise ActionError(
             "--allow-role-arn goes with --lend-identity assume-role", Category.INVALID_INPUT
         )
-    if arguments.lend_identity == LEND_ASSUME_ROLE and not arguments.allow_role_arn:
+    if settings["lend_identity"] == LEND_ASSUME_ROLE and not settings["allow_role_arn"]:
         raise ActionError(
             "--lend-identity assume-role needs --allow-role-arn: the roles it may assume",
             Category.INVALID_INPUT,
         )
     try:
-        endpoints = tuple(allowed_endpoint(text) for text in arguments.allow_endpoint)
+        endpoints = tuple(allowed_endpoint(text) for text in settings["allow_endpoint"])
     except ValueError as error:
         raise ActionError(str(error), Category.INVALID_INPUT) from None
     policy = Policy(
-        lend_identity=arguments.lend_identity,
-        allow_role_arns=tuple(arguments.allow_role_arn),
+        lend_identity=settings["lend_identity"],
+        allow_role_arns=tuple(settings["allow_role_arn"]),
         allow_endpoints=endpoints,
-        vault_prefixes=tuple(arguments.vault_prefix),
+        vault_prefixes=tuple(settings["vault_prefix"]),
     )
     return serve(
         Options(
-            host=arguments.host,
-            port=arguments.port,
-            unix=path(arguments.unix),
-            tls_cert=path(arguments.tls_cert),
-            tls_key=path(arguments.tls_key),
-            tls_client_ca=path(arguments.tls_client_ca),
-            tls_client_names=tuple(arguments.tls_client_name),
-            insecure_plaintext=arguments.insecure_plaintext,
-            grace=arguments.grace,
-            max_calls=arguments.max_calls,
-            max_call_seconds=arguments.max_call_seconds,
+            host=settings["host"],
+            port=settings["port"],
+            unix=path("unix"),
+            tls_cert=path("tls_cert"),
+            tls_key=path("tls_key"),
+            tls_client_ca=path("tls_client_ca"),
+            tls_client_names=tuple(settings["tls_client_name"]),
+            insecure_plaintext=settings["insecure_plaintext"],
+            grace=settings["grace"],
+            max_calls=settings["max_calls"],
+            max_call_seconds=settings["max_call_seconds"],
             policy=policy,
         )
     )
+
+
+def _health(arguments: argparse.Namespace) -> int:
+    """A grpc.health.v1 check of a running `serve`: one line; 0 when SERVING, else 1."""
+    try:
+        from .serve.health_check import check
+    except ImportError as error:
+        raise ActionError(
+            f"health needs the [serve] extra ({error.name} is not installed): pip install "
+            "'iam-create-access-key[serve]'",
+            Category.INVALID_INPUT,
+        ) from None
+    settings = _serve_settings(arguments)
+    serving, line = check(settings["host"], settings["port"], settings["unix"], arguments.timeout)
+    print(line)
+    return 0 if serving else 1
 
 
 def _demo(arguments: argparse.Namespace) -> int:

@@ -63,6 +63,7 @@ def problems(kind: str, document: Any, where: str) -> list[str]:
 _READ = frozenset(
     {
         "$schema", "$id", "title", "description", "default", "examples", "writeOnly", "secret",
+        "format",  # an annotation only: jsonschema asserts no format here either
         "type", "properties", "additionalProperties", "required", "dependentRequired",
         "pattern", "minLength", "maxLength", "enum", "minimum", "maximum", "anyOf",
     }

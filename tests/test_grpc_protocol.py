@@ -35,31 +35,42 @@ def test_the_checked_in_modules_equal_a_fresh_generation(tmp_path: Path) -> None
         assert fresh == checked_in, f"{name} is stale or edited: run make proto"
 
 
-def test_the_proto_keeps_the_sdks_service_and_field_numbers() -> None:
+def _our_interface() -> list[str]:
+    """integration_pack.proto as the fixture spells the SDK's: one line a method or field."""
+    from google.protobuf.descriptor import FieldDescriptor
+
     from plugin.serve.protocol import integration_pack_pb2 as pb
 
-    service = pb.DESCRIPTOR.services_by_name["Plugin"]
-    assert service.full_name == "integration_pack.Plugin"
-    assert [method.name for method in service.methods] == [
-        "HealthProbe",
-        "Describe",
-        "GetActions",
-        "ExecuteAction",
-        "TestCredentials",
-    ]
-    numbers = {field.name: field.number for field in pb.ExecuteActionRequest.DESCRIPTOR.fields}
-    assert numbers == {"name": 1, "parameters": 2, "context": 3, "connections": 4, "timeout": 5}
-    numbers = {field.name: field.number for field in pb.ExecuteActionResponse.DESCRIPTOR.fields}
-    assert numbers == {
-        "error_code": 1,
-        "result": 2,
-        "rows": 3,
-        "context": 4,
-        "log_buffer": 5,
-        "error_message": 6,
+    scalar = {
+        value: name.removeprefix("TYPE_").lower()
+        for name, value in vars(FieldDescriptor).items()
+        if name.startswith("TYPE_")
     }
-    assert pb.ConnectionInstance.DESCRIPTOR.fields_by_name["data"].number == 6
-    assert pb.HealthStatus.DESCRIPTOR.fields_by_name["last_use"].number == 1
+    lines = [
+        f"service {service.name} {method.name} {method.input_type.name} {method.output_type.name}"
+        for service in pb.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    ]
+    for message in pb.DESCRIPTOR.message_types_by_name.values():
+        for field in message.fields:
+            named = field.message_type or field.enum_type
+            label = "repeated" if field.label == FieldDescriptor.LABEL_REPEATED else "optional"
+            lines.append(
+                f"{message.name} {field.name} {field.number} "
+                f"{named.name if named else scalar[field.type]} {label}"
+            )
+    return lines
+
+
+def test_the_proto_is_the_sdks_interface_message_by_message_field_by_field() -> None:
+    """Every method, message, field name, number, type and label of the SDK's current interface
+    (tests/fixtures/blink_sdk_interface.txt), and nothing else: a missing field cannot hide."""
+    fixture = ROOT / "tests" / "fixtures" / "blink_sdk_interface.txt"
+    sdk = [line for line in fixture.read_text().splitlines() if line and line[0] != "#"]
+    ours = _our_interface()
+    assert sorted(set(sdk) - set(ours)) == [], "in the SDK, not here"
+    assert sorted(set(ours) - set(sdk)) == [], "here, not in the SDK"
+    assert len(ours) == len(sdk) == 68
 
 
 def test_the_run_path_never_imports_grpc(iam: LocalIAM, cli_env: dict[str, str]) -> None:

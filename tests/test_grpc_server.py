@@ -73,6 +73,11 @@ def test_describe_and_get_actions_are_the_manifest(stub: Any) -> None:
         assert list(field.options) == [str(choice) for choice in parameter.get("enum", [])]
         default = parameter.get("default")
         assert field.default == ("" if default is None else json.dumps(default).strip('"'))
+        assert field.display_name == parameter["display_name"]  # what the runner's form shows
+        examples = parameter.get("examples", [])
+        assert field.placeholder == (str(examples[0]) if examples else "")
+    assert {f.display_name for f in fields} >= {"AWS Region(s)", "User Name"}
+    assert next(f for f in fields if f.name == "user_name").placeholder == "Bob"
     kinds = {field.name: field.input_type for field in fields}
     assert kinds["disable_xml_to_json"] == "checkbox"
     assert kinds["status"] == "dropdown"
@@ -86,6 +91,9 @@ def test_describe_and_get_actions_are_the_manifest(stub: Any) -> None:
     in_order = sorted(connection.fields.values(), key=lambda field: field.field.index)
     assert [f.field.name for f in in_order] == list(resources.schema("connection")["properties"])
     assert connection.fields["secret_access_key"].field.input_type == "password"
+    assert connection.fields["access_key_id"].field.display_name == "Access Key ID"
+    assert connection.fields["endpoint_url"].field.format == "uri"
+    assert all(field.field.display_name for field in connection.fields.values())
 
 
 def test_the_chain_create_user_then_execute_action(
@@ -258,16 +266,35 @@ def test_test_credentials_answers_valid_or_not(stub: Any, iam: LocalIAM) -> None
     )
 
 
-def test_health_probe_says_when_it_was_last_used(iam: LocalIAM, proxy: FaultProxy) -> None:
+def test_health_probe_says_when_it_was_last_used_in_nanoseconds(iam: LocalIAM) -> None:
+    """As the SDK computes last_use: the start until the first call, now while a call is in
+    flight, else when the last call began or ended; Unix nanoseconds."""
+    before_start = time.time_ns()
     process = PluginProcess()
     try:
         stub = process.stub()
-        assert stub.HealthProbe(pb.Empty(), timeout=10).last_use == 0
-        before = int(time.time())
-        stub.ExecuteAction(
-            execute_request({"user_name": iam.new_user()}, iam.connection()), timeout=30
+        started = stub.HealthProbe(pb.Empty(), timeout=10).last_use
+        assert before_start <= started <= time.time_ns()
+        time.sleep(0.3)
+        assert stub.HealthProbe(pb.Empty(), timeout=10).last_use == started  # idle: unchanged
+
+        waiting = stub.ExecuteAction.future(
+            execute_request(
+                {"user_name": f"ghost-{time.time_ns()}", "wait_for_user": "3"},
+                iam.connection(),
+            ),
+            timeout=30,
         )
-        assert before <= stub.HealthProbe(pb.Empty(), timeout=10).last_use <= int(time.time())
+        time.sleep(0.5)
+        during = [stub.HealthProbe(pb.Empty(), timeout=10).last_use for _ in range(2)]
+        assert started < during[0] < during[1] <= time.time_ns()  # now, while in flight
+        waiting.result()
+        ended = time.time_ns()
+        after = stub.HealthProbe(pb.Empty(), timeout=10).last_use
+        assert during[1] < after <= ended  # the call's end
+        time.sleep(0.3)
+        assert stub.HealthProbe(pb.Empty(), timeout=10).last_use == after
+
         health = health_pb2_grpc.HealthStub(process.channel())
         for service in ("", "integration_pack.Plugin"):
             answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
@@ -490,7 +517,7 @@ def test_tls_serves_a_client_that_trusts_the_certificate(pki: dict[str, Any]) ->
         assert process.mode == "TLS"
         trusting = grpc.ssl_channel_credentials(root_certificates=pki["ca"][1])
         stub = process.stub(trusting)
-        assert stub.HealthProbe(pb.Empty(), timeout=10).last_use == 0
+        assert stub.HealthProbe(pb.Empty(), timeout=10).last_use > 0
         with pytest.raises(grpc.RpcError):
             process.stub().HealthProbe(pb.Empty(), timeout=5)  # in clear: refused
     finally:
@@ -515,7 +542,7 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(pki: dict[str, Any]) 
         with_certificate = grpc.ssl_channel_credentials(
             root_certificates=pki["ca"][1], private_key=client_key, certificate_chain=client_cert
         )
-        assert process.stub(with_certificate).HealthProbe(pb.Empty(), timeout=10).last_use == 0
+        assert process.stub(with_certificate).HealthProbe(pb.Empty(), timeout=10).last_use > 0
         without = grpc.ssl_channel_credentials(root_certificates=pki["ca"][1])
         with pytest.raises(grpc.RpcError) as raised:
             process.stub(without).HealthProbe(pb.Empty(), timeout=5)

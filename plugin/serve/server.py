@@ -139,13 +139,19 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
     """integration_pack.Plugin: messages in, the engine's request out, its answer back."""
 
     def __init__(self, options: Options) -> None:
-        self.last_use = 0
         self.options = options
         self.slots = Slots(options.max_calls)
         self.flights = Flights()
+        self._last_use = time.time_ns()  # the server's start, until the first call
+        self._in_flight = 0
+        self._use_lock = threading.Lock()
 
     def HealthProbe(self, request: Any, context: Any) -> Any:
-        return pb.HealthStatus(last_use=self.last_use)
+        """last_use as the SDK computes it (Unix nanoseconds): now while a call is in flight,
+        else when the last one began or ended (the server's start before any)."""
+        with self._use_lock:
+            last_use = time.time_ns() if self._in_flight else self._last_use
+        return pb.HealthStatus(last_use=last_use)
 
     def Describe(self, request: Any, context: Any) -> Any:
         return translation.plugin_description(pb)
@@ -166,7 +172,6 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
         return translation.credentials_response(pb, response)
 
     def ExecuteAction(self, request: Any, context: Any) -> Any:
-        self.last_use = int(time.time())
         started = time.monotonic()
         with self._slot(context, "an ExecuteAction not yet read") as flight, step_log() as step:
             step.note(
@@ -211,6 +216,7 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
             )
             raise AssertionError("context.abort returns only by raising")
         flight = self.flights.begin(subject)
+        self._used(+1)
         gone = threading.Event()
         context.add_callback(gone.set)  # the RPC ended: cancelled, hung up, or answered
         try:
@@ -222,6 +228,13 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
                 yield flight
         finally:
             self.flights.end(flight)
+            self._used(-1)
+
+    def _used(self, change: int) -> None:
+        """A call began (+1) or ended (-1): the time last_use reports once none is in flight."""
+        with self._use_lock:
+            self._in_flight += change
+            self._last_use = time.time_ns()
 
     def _time_for(self, timeout: int, context: Any) -> float:
         return _time_for_the_call(timeout, context, self.options.max_call_seconds)

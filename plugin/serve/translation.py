@@ -100,16 +100,22 @@ def _form_field(pb: Any, parameter: Mapping[str, Any], index: int) -> Any:
     else:
         input_type = "text"
     default = parameter.get("default")
+    examples = parameter.get("examples", [])
     return pb.FormField(
         name=parameter["name"],
+        # an action parameter's from the manifest; a connection field's from its schema title
+        display_name=parameter.get("display_name") or parameter.get("title", ""),
         type=kind,
         input_type=input_type,
         required=bool(parameter.get("required")),
         description=parameter.get("description", ""),
+        placeholder=_as_text(examples[0]) if examples else "",
         default="" if default is None else _as_text(default),
         pattern=parameter.get("pattern", ""),
         options=options,
         index=index,
+        format=parameter.get("format", ""),
+        is_multi=False,  # every field holds one value (AWS Region(s) is one comma list)
     )
 
 

@@ -1,0 +1,20 @@
+"""`iam-create-access-key health`: ask a running `serve` whether it is SERVING, as a container's
+HEALTHCHECK does (grpc.health.v1.Health/Check, the whole server's status)."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def check(host: str, port: int, unix: str | None, timeout: float) -> tuple[bool, str]:
+    """(serving, one line saying so) for the server at host:port, or on the Unix socket."""
+    target = f"unix:{unix}" if unix else (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError as error:
+            return False, f"{target}: not serving ({error.code().name})"
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+    return answer.status == health_pb2.HealthCheckResponse.SERVING, f"{target}: {status}"
