@@ -58,8 +58,12 @@ def run(request: Request) -> dict[str, Any] | str:
     """Create exactly one access key; return {"AccessKey": ...} or IAM's raw XML document."""
     parameters, connection = request.parameters, request.connection
     deadline = Deadline(request.timeout)
-    head = failures.headline(parameters.user_name)
-    log.info("input checked; creating a key for %s", failures.subject(parameters.user_name))
+    if parameters.check_only:
+        head = failures.headline(parameters.user_name, failures.CHECK_ONLY)
+        doing = "checking, creating nothing (Check Only),"
+    else:
+        head, doing = failures.headline(parameters.user_name), "creating a key"
+    log.info("input checked; %s for %s", doing, failures.subject(parameters.user_name))
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:
             session = sessions.signed_in(connection, guard)
@@ -127,7 +131,7 @@ def _earlier_attempts(
         parameters.user_name or "",
         parameters.idempotency_key or "",
         lambda call: wait_for_user.retrying_while_missing(
-            call, parameters.wait_for_user, deadline, head
+            call, parameters.user_wait_seconds(), deadline, head
         ),
     )
 
@@ -216,7 +220,7 @@ def _create_making_room(
     def create() -> Created:
         return wait_for_user.retrying_while_missing(
             lambda: create_access_key(client, parameters.user_name, deadline, head),
-            parameters.wait_for_user,
+            parameters.user_wait_seconds(),
             deadline,
             head,
         )
@@ -329,6 +333,7 @@ def _delete_undelivered(client: Any, key_id: str, user: str | None) -> None:
                     return
                 raise
     except Exception as error:
+        key_witness.report(key_witness.LEFT, key_id)
         who = f" --user-name {user}" if user else ""
         raise ActionError(
             f"key {key_id} was created but cannot be delivered, and deleting it failed "

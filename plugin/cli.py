@@ -150,8 +150,19 @@ def _add_parameter_flag(
     """One flag per parameter: --user-name for user_name, a switch for a boolean."""
     flag = "--" + name.replace("_", "-")
     text = help_text.replace("%", "%%") if help_text else None
+    choices = [str(choice) for choice in rules.get("enum", [])]
     if rules.get("type") == "boolean":
         parser.add_argument(flag, dest=name, action="store_true", help=text)
+    elif choices:  # the form's values, in any case on the command line (active = Active)
+        by_folded = {choice.casefold(): choice for choice in choices}
+        parser.add_argument(
+            flag,
+            dest=name,
+            type=lambda value: by_folded.get(value.casefold(), value),
+            choices=choices,
+            metavar="{" + ",".join(choices) + "}",
+            help=text,
+        )
     else:
         parser.add_argument(flag, dest=name, metavar="VALUE", help=text)
 
@@ -159,7 +170,8 @@ def _add_parameter_flag(
 _CONNECTION_FLAGS = {
     "role_arn": "a role to assume before acting",
     "external_id": "the external ID the role's trust policy asks for",
-    "endpoint_url": "a custom IAM and STS endpoint (https, or http on loopback)",
+    "endpoint_url": "one custom endpoint for every AWS call: IAM, STS, and the vault's SSM or "
+    "Secrets Manager, as LocalStack and moto serve them (https, or http on loopback)",
 }
 
 
@@ -363,6 +375,9 @@ def _serve(arguments: argparse.Namespace) -> int:
             max_calls=settings["max_calls"],
             max_call_seconds=settings["max_call_seconds"],
             policy=policy,
+            log_format=settings["log_format"],
+            metrics_host=settings["metrics_host"],
+            metrics_port=settings["metrics_port"],
         )
     )
 

@@ -82,8 +82,9 @@ def refuse_clear_text(endpoint_url: str) -> None:
         return
     if parts.scheme == "http" and is_loopback(parts.hostname or ""):
         return
+    where = parts.netloc.rpartition("@")[2]  # host and port as given, never a user name
     raise ActionError(
-        f"the endpoint {parts.scheme}://{parts.hostname} is not https, and the answers would "
+        f"the endpoint {parts.scheme}://{where} is not https, and the answers would "
         "carry secrets in clear (plain http is allowed to loopback only)",
         Category.INVALID_INPUT,
     )

@@ -244,6 +244,8 @@ def _discard_late_key(client: IAMClient, user_name: str | None, body: bytes) -> 
         log.warning("deleted key %s: IAM created it after the call was given up on", key_id)
     except ClientError as error:
         if aws_code(error) != "NoSuchEntity":  # already deleted by the reconciliation
+            key_witness.report(key_witness.LEFT, key_id)
             log.warning("key %s, created after the call was given up on, is left", key_id)
     except Exception:
+        key_witness.report(key_witness.LEFT, key_id)
         log.warning("key %s, created after the call was given up on, is left", key_id)

@@ -33,7 +33,7 @@ def report(
     keys = (
         wait_for_user.retrying_while_missing(
             lambda: limit.keys_of(client, parameters.user_name, quietly=False),
-            parameters.wait_for_user,
+            parameters.user_wait_seconds(),
             deadline,
             head,
         )

@@ -53,9 +53,13 @@ def subject(user_name: str | None) -> str:
     return f'user "{user_name}"' if user_name else "the signing identity"
 
 
-def headline(user_name: str | None) -> str:
-    """How every error message of an invocation starts."""
-    return f"{OPERATION} failed for {subject(user_name)}"
+CHECK_ONLY = "Check Only"
+
+
+def headline(user_name: str | None, operation: str = OPERATION) -> str:
+    """How every error message of an invocation starts (a check names itself, not the create
+    it does not make)."""
+    return f"{operation} failed for {subject(user_name)}"
 
 
 def may_exist(user_name: str | None) -> str:

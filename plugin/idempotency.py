@@ -112,9 +112,7 @@ def clear_the_way(client: IAMClient, user_name: str, earlier: Earlier, head: str
         except ClientError as error:
             if aws_code(error) != "NoSuchEntity":
                 raise
-        log.info(
-            "deleted key %s: an earlier attempt made it and its secret was never received", replaced
-        )
+        log.info("deleted key %s: an earlier attempt with this idempotency key made it", replaced)
     if earlier.stale_tags:
         _call("UntagUser", client.untag_user, user_name, TagKeys=list(earlier.stale_tags))
     marker = pending_marker(earlier.iam_now)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from . import key_witness
 from .deadline import Deadline, call_within
 from .errors import ActionError, Category
 from .failures import aws_code
@@ -86,6 +87,7 @@ def remove_orphans(
             Category.TRANSIENT,
         )
     orphan = orphans[0]
+    key_witness.report(key_witness.CREATED, orphan.access_key_id)
     try:
         call_within(
             lambda: client.delete_access_key(
@@ -96,7 +98,9 @@ def remove_orphans(
     except ClientError as error:
         code = aws_code(error) or "Unknown"
         if code == "NoSuchEntity":  # already gone: nothing is orphaned
+            key_witness.report(key_witness.DELETED, orphan.access_key_id)
             return [orphan.access_key_id]
+        key_witness.report(key_witness.LEFT, orphan.access_key_id)
         raise ActionError(
             f"{head}: the request's answer was lost after IAM created key {orphan.access_key_id}, "
             f"whose secret nobody received, and deleting it failed ({code}). Delete it "
@@ -104,5 +108,6 @@ def remove_orphans(
             Category.TRANSIENT,
             aws_code=code,
         ) from None
+    key_witness.report(key_witness.DELETED, orphan.access_key_id)
     log.info("deleted orphan key %s (its secret was never received)", orphan.access_key_id)
     return [orphan.access_key_id]

@@ -57,6 +57,11 @@ class Parameters:
     ses_smtp_region: str | None = None
     idempotency_key: str | None = None
 
+    def user_wait_seconds(self) -> int:
+        """Wait For A New User applies to a named user. With none, the key is for the identity
+        that signs, which exists; NoSuchEntity then means something else (an unknown key id)."""
+        return self.wait_for_user if self.user_name else 0
+
 
 @dataclasses.dataclass(frozen=True)
 class Request:

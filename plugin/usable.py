@@ -7,6 +7,7 @@ has reached AWS's authentication systems; it is not a promise for every service 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import key_witness
 from .clients import USER_AGENT, refuse_clear_text
 from .deadline import (
     Deadline,
@@ -25,6 +27,8 @@ from .deadline import (
 )
 from .errors import ActionError, Category
 from .failures import TRANSIENT_CODES, aws_code, aws_reason, http_status
+
+log = logging.getLogger(__name__)
 
 # What STS answers for a key it does not know yet.
 NOT_YET_CODES = frozenset({"InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidAccessKeyId"})
@@ -65,18 +69,26 @@ def wait_until_usable(
     refuse_clear_text(client.meta.endpoint_url)
     last = "no answer"
     pauses = backoff_pauses()
+    probes = 0
     while True:
+        probes += 1
         try:
             identity = call_within(client.get_caller_identity, probe_deadline)
-            return {"Arn": identity["Arn"], "AfterSeconds": round(time.monotonic() - started, 2)}
         except ClientError as error:
             if not _not_yet(error):
                 raise
             last = aws_reason(error)
         except (BotoCoreError, DeadlineExceeded) as error:
             last = type(error).__name__
+        else:
+            after = round(time.monotonic() - started, 2)
+            key_witness.report(key_witness.WAITED_UNTIL_USABLE, after)
+            log.info("STS accepted the new key after %.2fs (%d probe(s))", after, probes)
+            return {"Arn": identity["Arn"], "AfterSeconds": after}
         waited, wait = time.monotonic() - started, next(pauses)
         if waited + wait > window or caller_gone():
+            key_witness.report(key_witness.WAITED_UNTIL_USABLE, waited)
+            log.info("STS did not accept the new key: %d probe(s) in %.2fs", probes, waited)
             raise ActionError(
                 f"STS did not accept the new key within {waited:.1f}s (last answer: {last})",
                 Category.TRANSIENT,

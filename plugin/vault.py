@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from typing import Any
 
 from botocore.config import Config
@@ -26,6 +27,8 @@ SECRETS_MANAGER = "secretsmanager"
 SSM = "ssm"
 # What the vault document holds of the AccessKey: its id and every secret derived with it.
 VAULTED = ("AccessKeyId", "SecretAccessKey", "SesSmtpPasswordV4")
+log = logging.getLogger(__name__)
+
 # The tag that marks a secret or parameter as this action's to write new versions of.
 OWNER_TAG = {"Key": "created-by", "Value": "iam-create-access-key"}
 
@@ -142,9 +145,21 @@ def hand_over(
             written = client.put_parameter(
                 Name=place.name, Value=document, Type="SecureString", Tags=[OWNER_TAG]
             )
+        log.info(
+            "the key is in ssm:%s, version %s (%s)",
+            place.name,
+            written["Version"],
+            "a new version" if place.exists else "a new parameter",
+        )
         return {"ParameterName": place.name, "ParameterVersion": int(written["Version"])}
     if place.exists:
         written = client.put_secret_value(SecretId=place.name, SecretString=document)
     else:
         written = client.create_secret(Name=place.name, SecretString=document, Tags=[OWNER_TAG])
+    log.info(
+        "the key is in secretsmanager:%s, version %s (%s)",
+        place.name,
+        written["VersionId"],
+        "a new version" if place.exists else "a new secret",
+    )
     return {"SecretArn": written["ARN"], "VersionId": written["VersionId"]}

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
-from . import resources
+from . import key_witness
 from .deadline import Deadline, backoff_pauses, caller_gone, pause
 from .errors import ActionError
 from .failures import aws_code, translate
@@ -35,31 +35,47 @@ def retrying_while_missing(
     sleep: Callable[[float], None] = pause,
 ) -> T:
     """Run `call`; while it raises NoSuchEntity, try again with backoff for up to `seconds`
-    (and within the deadline). With `seconds` 0 it is one attempt. When the window runs out
-    the error is IAM's NoSuchEntity, saying how long it waited."""
+    (and within the deadline). With `seconds` 0 it is one attempt. When the window or the
+    step's time runs out the error is IAM's NoSuchEntity, saying how long it waited and which
+    of the two ran out."""
     started = time.monotonic()
     pauses = backoff_pauses()
+    slept = False  # whether it waited at all
     while True:
         try:
-            return call()
+            result = call()
         except ClientError as error:
             if aws_code(error) != "NoSuchEntity" or seconds <= 0:
+                _report_wait(started, slept)
                 raise
             waited = time.monotonic() - started
             wait = min(next(pauses), seconds - waited) * random.uniform(0.8, 1.0)  # noqa: S311 (jitter)
-            if wait <= 0 or deadline.remaining() - wait < TIME_KEPT_FOR_THE_CALL:
-                raise _gave_up(error, waited, head) from None
+            if wait <= 0:
+                window = f"Wait For A New User was {seconds:g} s"
+                raise _gave_up(error, started, slept, head, window) from None
+            if deadline.remaining() - wait < TIME_KEPT_FOR_THE_CALL:
+                had = f"the step's time ran out first: it had {deadline.seconds:g} s"
+                raise _gave_up(error, started, slept, head, had) from None
             log.info("IAM does not show the user yet (NoSuchEntity); trying again in %.2fs", wait)
             sleep(wait)
+            slept = True
             if caller_gone():  # nobody to create the key for any more
-                raise _gave_up(error, time.monotonic() - started, head) from None
+                raise _gave_up(error, started, slept, head, "the caller is gone") from None
+        else:
+            _report_wait(started, slept)
+            return result
 
 
-def _gave_up(error: ClientError, waited: float, head: str) -> ActionError:
+def _report_wait(started: float, slept: bool) -> None:
+    """A wait that happened, for the host's operator."""
+    if slept:
+        key_witness.report(key_witness.WAITED_FOR_USER, time.monotonic() - started)
+
+
+def _gave_up(error: ClientError, started: float, slept: bool, head: str, why: str) -> ActionError:
+    _report_wait(started, slept)
     refusal = translate(error, head)
-    longest = resources.schema("input")["properties"]["wait_for_user"]["maximum"]
     refusal.message += (
-        f" (waited {waited:.1f}s for IAM to show the user; Wait For A New User allows up to "
-        f"{longest} seconds)"
+        f" (waited {time.monotonic() - started:.1f}s for IAM to show the user; {why})"
     )
     return refusal

@@ -42,6 +42,7 @@ class Fault:
     body: bytes | None = None  # answer with this body instead of upstream's
     drip: float = 0.0  # send the body one byte at a time, this far apart
     rewrite: Callable[[bytes], bytes] | None = None  # send upstream's body changed by this
+    meanwhile: Callable[[], object] | None = None  # run after forwarding, before answering
 
 
 DROP_AFTER_FORWARD = Fault("reset after IAM acted", forward=True, drop=True)
@@ -172,6 +173,8 @@ class FaultProxy:
         if fault is None:
             self._send(request, *upstream)
             return
+        if fault.meanwhile is not None:
+            fault.meanwhile()
         if fault.hold:
             time.sleep(fault.hold)
         if fault.drop:
@@ -180,7 +183,7 @@ class FaultProxy:
             return
         if fault.rewrite is not None:
             status, headers, payload = upstream
-            self._send(request, status, headers, fault.rewrite(payload))
+            self._send(request, status, headers, fault.rewrite(payload), fault.drip)
         elif fault.body is not None:
             self._send(request, 200, [("Content-Type", "text/xml")], fault.body, fault.drip)
         elif fault.status and target:  # a JSON-protocol service: its error shape

@@ -58,10 +58,13 @@ def test_at_the_limit_it_says_what_the_policy_would_do(iam: LocalIAM, proxy: Fau
 def test_a_missing_user_fails_the_check(iam: LocalIAM, proxy: FaultProxy) -> None:
     response = check(iam, proxy, user_name="ghost", wait_for_user="1")
     assert response["error_code"] == 3
-    assert response["error_message"].startswith(
-        'CreateAccessKey failed for user "ghost": NoSuchEntity'
+    assert response["error_message"].startswith(  # the check's own words: nothing is created
+        'Check Only failed for user "ghost": NoSuchEntity'
     )
-    assert re.search(r"\(waited [01]\.\ds for IAM to show the user", response["error_message"])
+    assert re.search(
+        r"\(waited [01]\.\ds for IAM to show the user; Wait For A New User was 1 s\)",
+        response["error_message"],
+    )
 
 
 def test_check_only_with_raw_xml_is_refused(iam: LocalIAM, proxy: FaultProxy) -> None:

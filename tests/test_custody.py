@@ -7,6 +7,7 @@ left no key behind (or, where deletion was refused, named exactly the key it lef
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -121,13 +122,24 @@ def test_throttling_is_retried_without_reconciling(iam: LocalIAM, proxy: FaultPr
 def test_two_candidates_are_both_named_and_neither_deleted(
     iam: LocalIAM, proxy: FaultProxy
 ) -> None:
-    """A key made by someone else in the call's window: the call cannot tell which is its own."""
+    """A key made by someone else in the call's window: the call cannot tell which is its own.
+
+    The other key is made inside the window on purpose (while IAM answers the call's create),
+    so the premise holds however busy the machine is."""
     user = iam.new_user()
-    other = iam.admin.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
-    proxy.inject("CreateAccessKey", faults.DROP_AFTER_FORWARD)
+    made: list[str] = []
+
+    def another_key() -> None:
+        made.append(iam.admin.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"])
+
+    proxy.inject(
+        "CreateAccessKey",
+        dataclasses.replace(faults.DROP_AFTER_FORWARD, meanwhile=another_key),
+    )
     mark = proxy.mark()
 
     response = run_action(iam, proxy, user)
+    (other,) = made
 
     (orphan,) = issued(proxy, mark)
     assert response["error_code"] == 4
@@ -147,7 +159,7 @@ def test_the_timeout_bounds_the_whole_invocation(iam: LocalIAM, proxy: FaultProx
     response = run_action(iam, proxy, user, timeout=2)
 
     elapsed = time.monotonic() - started
-    assert elapsed < 2.5
+    assert elapsed < 3.5  # within the 2 s timeout (and margin for a busy machine), not the holds
     assert response["error_code"] == 4
     message = response["error_message"]
     made = issued(proxy, mark)

@@ -605,8 +605,9 @@ def test_sigterm_exits_within_the_grace_whatever_the_calls_wait_on(
     for user in users:  # each call, its user, and the key IAM made for it, by its id
         (key_id,) = iam.key_ids(user)
         assert re.search(
-            rf'call \S+ for user "{user}" \(started [^)]+\) was stopped before it finished, '
-            rf"while IAM was creating its key: IAM shows key {key_id} on the user since then",
+            rf'\[call \S+\] the call for user "{user}" \(started [^)]+\) was stopped before '
+            rf"it finished, while IAM was creating its key: IAM shows key {key_id} on the user "
+            "since then",
             text,
         ), text
     for call in calls:

@@ -36,16 +36,28 @@ class Flight:
 
     call_id: str
     subject: str
+    hung_up: bool = False  # its answer can no longer be delivered
     started: float = dataclasses.field(default_factory=time.time)
     started_monotonic: float = dataclasses.field(default_factory=time.monotonic)
     request: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
     keys: dict[str, str] = dataclasses.field(default_factory=dict)
 
-    def witness(self, event: str, key_id: str) -> None:
-        self.keys[key_id] = event
+    def witness(self, event: str, detail: str | float) -> str | None:
+        """Note what happened to one of its keys; return what was known of it before (a key
+        deleted stays deleted, whatever a late report says)."""
+        if event not in _KEY_EVENTS or not isinstance(detail, str):
+            return None
+        before = self.keys.get(detail)
+        if not (event == key_witness.CREATED and before is not None):
+            self.keys[detail] = event
+        return before
 
     def undelivered(self) -> list[str]:
-        return [key for key, event in self.keys.items() if event == key_witness.CREATED]
+        """Keys it made that nobody received and that are still there."""
+        return [key for key, event in self.keys.items() if event != key_witness.DELETED]
+
+
+_KEY_EVENTS = (key_witness.CREATED, key_witness.DELETED, key_witness.LEFT)
 
 
 class Flights:
@@ -77,7 +89,7 @@ def unfinished_report(flight: Flight, listed: list[str] | None) -> str:
     it made and did not deliver, or else those IAM shows on its user since it started
     (`listed`; None when they could not be listed)."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(flight.started))
-    head = f"call {flight.call_id} for {flight.subject} (started {started}) was stopped before"
+    head = f"the call for {flight.subject} (started {started}) was stopped before"
     keys = flight.undelivered()
     if keys:
         return (

@@ -31,11 +31,13 @@ LEND_CHOICES = (LEND_NONE, LEND_ASSUME_ROLE, LEND_ALL)
 
 TEXT, INTEGER, NUMBER, SWITCH, LIST = "text", "integer", "number", "switch", "list"
 _WHAT = {SWITCH: "true or false", INTEGER: "a whole number", NUMBER: "a number"}
-LISTEN, LEND, LOAD = (
+LISTEN, LEND, LOAD, OPERATE = (
     "where it listens, and who may call",
     "whose AWS identity, and what a caller can reach",
     "load and stopping",
+    "what the operator sees",
 )
+LOG_FORMATS = ("text", "json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +163,31 @@ SETTINGS = (
         "4 s after, whatever they wait on",
         LOAD,
         "SECONDS",
+    ),
+    Setting(
+        "log_format",
+        TEXT,
+        "text",
+        "the server's own log on stderr: text, or one JSON object a line (time, level, "
+        "message, call id)",
+        OPERATE,
+        choices=LOG_FORMATS,
+    ),
+    Setting(
+        "metrics_port",
+        INTEGER,
+        None,
+        "serve Prometheus metrics on this port (off unless given)",
+        OPERATE,
+        "PORT",
+    ),
+    Setting(
+        "metrics_host",
+        TEXT,
+        DEFAULT_HOST,
+        "the address the metrics port listens on",
+        OPERATE,
+        "HOST",
     ),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}

@@ -31,7 +31,7 @@ from .. import engine, key_witness, redaction
 from ..deadline import caller_gone_when, leased
 from ..errors import ActionError, Category
 from ..request import MAX_TIMEOUT_SECONDS
-from . import listener, translation
+from . import listener, logs, translation
 from .calls import Flight, Flights, Slots, unfinished_report
 from .defaults import (
     DEFAULT_GRACE_SECONDS,
@@ -40,6 +40,7 @@ from .defaults import (
     DEFAULT_MAX_CALLS,
     DEFAULT_PORT,
 )
+from .metrics import Metrics
 from .policy import Policy
 from .protocol import integration_pack_pb2 as pb
 from .protocol import integration_pack_pb2_grpc as pb_grpc
@@ -78,6 +79,9 @@ class Options:
     max_calls: int = DEFAULT_MAX_CALLS
     max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS
     policy: Policy = dataclasses.field(default_factory=Policy)
+    log_format: str = logs.TEXT
+    metrics_host: str = DEFAULT_HOST
+    metrics_port: int | None = None  # no metrics unless given
 
 
 class StepLog(logging.Handler):
@@ -142,6 +146,7 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
         self.options = options
         self.slots = Slots(options.max_calls)
         self.flights = Flights()
+        self.metrics = Metrics()
         self._last_use = time.time_ns()  # the server's start, until the first call
         self._in_flight = 0
         self._use_lock = threading.Lock()
@@ -151,16 +156,19 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
         else when the last one began or ended (the server's start before any)."""
         with self._use_lock:
             last_use = time.time_ns() if self._in_flight else self._last_use
+        self.metrics.answered("HealthProbe", 0)
         return pb.HealthStatus(last_use=last_use)
 
     def Describe(self, request: Any, context: Any) -> Any:
+        self.metrics.answered("Describe", 0)
         return translation.plugin_description(pb)
 
     def GetActions(self, request: Any, context: Any) -> Any:
+        self.metrics.answered("GetActions", 0)
         return pb.ActionList(actions=[translation.action_message(pb)])
 
     def TestCredentials(self, request: Any, context: Any) -> Any:
-        with self._slot(context, "testing a connection"):
+        with self._slot(context, "TestCredentials", "testing a connection"):
             try:
                 engine_request = translation.credentials_request(
                     request, self._time_for(0, context)
@@ -169,11 +177,15 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
                 response = engine.failure(error)
             else:
                 response = engine.test_connection(engine_request, self.options.policy.admit)
+            self.metrics.answered("TestCredentials", response["error_code"])
         return translation.credentials_response(pb, response)
 
     def ExecuteAction(self, request: Any, context: Any) -> Any:
         started = time.monotonic()
-        with self._slot(context, "an ExecuteAction not yet read") as flight, step_log() as step:
+        with (
+            self._slot(context, "ExecuteAction", "an ExecuteAction not yet read") as flight,
+            step_log() as step,
+        ):
             step.note(
                 f"call {flight.call_id}: ExecuteAction {translation.shown(request.name)} at "
                 + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -203,13 +215,16 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
                 # Sized beforehand (context, log, error), so a bug; even then no live key.
                 _withdraw(engine_request, response, flight, "the answer was too large to send")
                 answer = translation.execute_response(pb, response, b"", step.text())
+            self.metrics.answered("ExecuteAction", response["error_code"])  # before the slot
+            self.metrics.duration.observe(time.monotonic() - started)  # is free again
         return answer
 
     @contextlib.contextmanager
-    def _slot(self, context: Any, subject: str) -> Iterator[Flight]:
+    def _slot(self, context: Any, rpc: str, subject: str) -> Iterator[Flight]:
         """A call slot, or RESOURCE_EXHAUSTED at once; the call's id and witness while it runs."""
         lease = self.slots.take()
         if lease is None:
+            self.metrics.refused.labels(rpc=rpc).inc()
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"all {self.slots.size} call slots of this plugin are busy; try again shortly",
@@ -217,18 +232,26 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
             raise AssertionError("context.abort returns only by raising")
         flight = self.flights.begin(subject)
         self._used(+1)
+        self.metrics.in_flight.inc()
+
+        def witness(event: str, detail: str | float) -> None:
+            before = flight.witness(event, detail)
+            self.metrics.witnessed(event, detail, before, flight.hung_up)
+
         gone = threading.Event()
         context.add_callback(gone.set)  # the RPC ended: cancelled, hung up, or answered
         try:
             with (
                 leased(lease),
-                key_witness.witnessed_by(flight.witness),
+                key_witness.witnessed_by(witness),
                 caller_gone_when(gone),
+                logs.about_call(flight.call_id),
             ):
                 yield flight
         finally:
             self.flights.end(flight)
             self._used(-1)
+            self.metrics.in_flight.dec()
 
     def _used(self, change: int) -> None:
         """A call began (+1) or ended (-1): the time last_use reports once none is in flight."""
@@ -271,20 +294,16 @@ def _withdraw(
 ) -> None:
     """The answer cannot reach the caller (it hung up: cancelled, disconnected or out of time):
     its key must not outlive the call."""
+    flight.hung_up = True
     try:
         withdrawn = engine.withdraw(engine_request, response)
     except ActionError as error:
-        log.error("call %s: %s, and its key could not be deleted: %s", flight.call_id, why, error)
+        log.error("%s, and its key could not be deleted: %s", why, error)
     except Exception as error:  # a bug; the key id is in the step's own log above
-        log.error(
-            "call %s: %s, and deleting its key failed (%s)",
-            flight.call_id,
-            why,
-            type(error).__name__,
-        )
+        log.error("%s, and deleting its key failed (%s)", why, type(error).__name__)
     else:
         if withdrawn:
-            log.warning("call %s: %s: deleted key %s", flight.call_id, why, withdrawn)
+            log.warning("%s: deleted key %s", why, withdrawn)
     response.update(engine.failure(ActionError(why, Category.TRANSIENT)))
 
 
@@ -315,7 +334,7 @@ def serve(options: Options) -> int:
             "--max-calls must be at least 1, --max-call-seconds more than 0, --grace not negative",
             Category.INVALID_INPUT,
         )
-    _log_warnings_redacted()
+    logs.install(options.log_format)
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
     interceptors = (
         [listener.ClientNames(options.tls_client_names)] if options.tls_client_names else []
@@ -356,6 +375,14 @@ def serve(options: Options) -> int:
     )
     if listening.warning:
         print(f"iam-create-access-key: warning: {listening.warning}", file=sys.stderr, flush=True)
+    if options.metrics_port is not None:
+        bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
+        where = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
+        print(
+            f"iam-create-access-key: metrics on http://{where}:{bound}/metrics",
+            file=sys.stderr,
+            flush=True,
+        )
     while not stopping.wait(3600):
         pass
     health_servicer.enter_graceful_shutdown()
@@ -379,7 +406,11 @@ def _exit_now(flights: Flights, options: Options) -> NoReturn:
     unfinished = flights.under_way()
     listed = _keys_of_unfinished(unfinished)
     for flight in unfinished:
-        log.error("%s", unfinished_report(flight, listed.get(flight.call_id)))
+        log.error(
+            "%s",
+            unfinished_report(flight, listed.get(flight.call_id)),
+            extra={"call_id": flight.call_id},
+        )
     if options.unix is not None:
         with contextlib.suppress(OSError):
             options.unix.unlink()
@@ -412,15 +443,3 @@ def _keys_of_unfinished(unfinished: list[Flight]) -> dict[str, list[str] | None]
     for lookup in lookups:
         lookup.join(max(0.0, ends - time.monotonic()))
     return dict(listed)
-
-
-def _log_warnings_redacted() -> None:
-    """The server's own log: warnings (a key deleted for a caller that hung up, ...) on stderr,
-    through the redactor; never a payload. --debug adds everything, still redacted."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setLevel(logging.WARNING)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        root.addHandler(handler)
-    redaction.install(logging.getLogger("botocore"), logging.getLogger("urllib3"))

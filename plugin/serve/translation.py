@@ -303,7 +303,8 @@ def credentials_response(pb: Any, response: Mapping[str, Any]) -> Any:
 
 
 def shown(name: str) -> str:
-    """A name from the wire, shown only if it looks like one (it could be anything)."""
-    if len(name) <= 64 and name.replace("_", "").replace("-", "").isalnum():
+    """A name from the wire, shown if it is short printable ASCII (it could be anything: a
+    megabyte, control characters that forge log lines)."""
+    if 0 < len(name) <= 64 and name.isascii() and name.isprintable():
         return name
-    return "(a name that is not shown)"
+    return "(a name that is not shown)" if name else "(no name)"
