@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench proto
+.PHONY: demo test bench proto shuffle-app
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -19,3 +19,7 @@ bench: $(PY)
 # The gRPC modules of the plugin protocol, from plugin/serve/protocol/integration_pack.proto.
 proto: $(PY)
 	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. plugin/serve/protocol/integration_pack.proto
+
+# The Shuffle app's api.yaml, from action.yaml and schemas/.
+shuffle-app: $(PY)
+	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m plugin.shuffle_app > shuffle/iam-create-access-key/0.1.0/api.yaml
