@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from .context import bound
+
 T = TypeVar("T")
 
 DEFAULT_SECONDS = 120.0  # an invocation with no timeout of its own still ends
@@ -55,11 +57,8 @@ _CALLER_GONE: contextvars.ContextVar[threading.Event | None] = contextvars.Conte
 @contextlib.contextmanager
 def caller_gone_when(event: threading.Event) -> Iterator[None]:
     """Within the block, `event` being set means the invocation's caller is gone."""
-    token = _CALLER_GONE.set(event)
-    try:
+    with bound(_CALLER_GONE, event):
         yield
-    finally:
-        _CALLER_GONE.reset(token)
 
 
 def caller_gone() -> bool:
@@ -149,11 +148,10 @@ _LEASE: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("lease", d
 @contextlib.contextmanager
 def leased(lease: Lease) -> Iterator[None]:
     """Run an invocation under `lease`; its workers hold it too, while they run."""
-    token = _LEASE.set(lease)
     try:
-        yield
+        with bound(_LEASE, lease):
+            yield
     finally:
-        _LEASE.reset(token)
         lease.let_go()
 
 

@@ -13,6 +13,8 @@ import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
 
+from .context import bound
+
 CREATED = "created"  # detail: the key id
 DELETED = "deleted"  # a key nobody could receive was deleted; detail: the key id
 LEFT = "left"  # such a key could not be deleted; detail: the key id
@@ -33,8 +35,5 @@ def report(event: str, detail: str | float) -> None:
 
 @contextlib.contextmanager
 def witnessed_by(witness: Witness) -> Iterator[None]:
-    token = _WITNESS.set(witness)
-    try:
+    with bound(_WITNESS, witness):
         yield
-    finally:
-        _WITNESS.reset(token)

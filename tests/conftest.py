@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, byte
     from tests.pki import make_pki
 
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def started() -> Iterator[list[Any]]:
+    """`serve` processes (tests/grpc_plugin.PluginProcess) a test starts, stopped whatever
+    happens to it."""
+    processes: list[Any] = []
+    yield processes
+    for process in processes:
+        process.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import re
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -27,14 +26,6 @@ from tests.grpc_plugin import PluginProcess, execute_request
 from tests.local_iam import LocalIAM
 
 METRICS_LINE = re.compile(r"metrics on (http://\S+/metrics)")
-
-
-@pytest.fixture
-def started() -> Iterator[list[PluginProcess]]:
-    processes: list[PluginProcess] = []
-    yield processes
-    for process in processes:
-        process.stop()
 
 
 def serve(started: list[PluginProcess], *arguments: str) -> PluginProcess:

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +49,6 @@ def ambient(iam: LocalIAM) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": iam.url,
     }
-
-
-@pytest.fixture
-def started() -> Iterator[list[PluginProcess]]:
-    """Servers a test starts, stopped whatever happens."""
-    processes: list[PluginProcess] = []
-    yield processes
-    for process in processes:
-        process.stop()
 
 
 def serve(started: list[PluginProcess], iam: LocalIAM, *arguments: str, **more: Any) -> Any:

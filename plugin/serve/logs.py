@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 
 from .. import redaction
+from ..context import bound
 
 TEXT, JSON = "text", "json"
 FORMATS = (TEXT, JSON)
@@ -23,11 +24,8 @@ _CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_id",
 @contextlib.contextmanager
 def about_call(call_id: str) -> Iterator[None]:
     """Within the block (and its workers), log lines are about this call."""
-    token = _CALL_ID.set(call_id)
-    try:
+    with bound(_CALL_ID, call_id):
         yield
-    finally:
-        _CALL_ID.reset(token)
 
 
 class _CallId(logging.Filter):

@@ -28,6 +28,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .. import engine, key_witness, redaction
+from ..context import bound
 from ..deadline import caller_gone_when, leased
 from ..errors import ActionError, Category
 from ..request import MAX_TIMEOUT_SECONDS
@@ -126,14 +127,13 @@ class StepLog(logging.Handler):
 def step_log() -> Iterator[StepLog]:
     """Collect the plugin's own log records (not botocore's wire log) of this invocation."""
     handler = StepLog()
-    token = _CURRENT_STEP.set(handler)
     logger = logging.getLogger("plugin")
     logger.addHandler(handler)
     try:
-        yield handler
+        with bound(_CURRENT_STEP, handler):
+            yield handler
     finally:
         logger.removeHandler(handler)
-        _CURRENT_STEP.reset(token)
 
 
 _CURRENT_STEP: contextvars.ContextVar[StepLog] = contextvars.ContextVar("step_log")
