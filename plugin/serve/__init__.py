@@ -5,6 +5,7 @@ engine (plugin.engine). Importing this package loads nothing of grpc; its module
 - translation: protocol messages to the engine's request and back;
 - listener, policy: who may call, whose AWS identity signs, what a caller can reach;
 - calls: call slots, call ids, the keys each call made;
+- metrics, logs: what the operator sees (Prometheus metrics; the server's own log lines);
 - defaults: flags' defaults and their environment variables (no grpc);
 - health_check: the `health` command (a grpc.health.v1 probe);
 - protocol: integration_pack.proto and its generated modules (`make proto`).
