@@ -345,7 +345,8 @@ def test_a_held_answer_ends_within_the_time_allowed(
     stub: Any, iam: LocalIAM, proxy: FaultProxy, bound: str
 ) -> None:
     user = iam.new_user()
-    proxy.inject("CreateAccessKey", *[faults.hold_after_forward(8)] * 3)
+    # every attempt is held (a retry after a read timeout that met no fault would succeed)
+    proxy.inject("CreateAccessKey", *[faults.hold_after_forward(8)] * 6)
     started = time.monotonic()
 
     if bound == "timeout":

@@ -517,9 +517,10 @@ def test_a_call_without_any_deadline_ends_within_the_servers_cap(
 ) -> None:
     process = serve(started, iam, "--max-call-seconds", "3")
     user = iam.new_user()
-    proxy.inject(
-        "CreateAccessKey", faults.answer("drips for minutes", b"<" * 1000, forward=True, drip=1)
-    )
+    # A byte every half second: no socket read ever times out, and every attempt drips (a
+    # retry after a read timeout would otherwise succeed, which is right but not this test).
+    dripping = faults.answer("drips for minutes", b"<" * 1000, forward=True, drip=0.5)
+    proxy.inject("CreateAccessKey", *[dripping] * 6)
     started_at = time.monotonic()
     response = process.stub().ExecuteAction(  # no grpc deadline, no timeout in the message
         execute_request({"user_name": user}, iam.connection(endpoint_url=proxy.url))
