@@ -284,7 +284,7 @@ def test_a_call_the_sdks_timeout_would_cut_leaves_no_key(
     deadline (2 s) comes first: it answers, and the key IAM made behind the held answer is
     found and deleted."""
     user = iam.new_user()
-    proxy.inject("CreateAccessKey", *[faults.hold_after_forward(6)] * 3)
+    proxy.inject("CreateAccessKey", *[faults.hold_after_forward(6)] * 6)  # every attempt
     mark = proxy.mark()
     started = time.monotonic()
     result, _ = standalone(
