@@ -165,11 +165,14 @@ def test_the_servers_log_as_json_lines_with_the_call_id(
 # ---- what a new user tripped on -------------------------------------------------------------
 
 
-def test_a_wait_cut_by_the_steps_time_says_so(iam: LocalIAM) -> None:
+def test_a_wait_cut_by_the_steps_time_says_so(iam: LocalIAM, proxy: FaultProxy) -> None:
+    """IAM does not show the user for longer than the step has (as real IAM, played by the
+    proxy: NoSuchEntity however often it is asked)."""
+    proxy.inject("CreateAccessKey", *[faults.refuse("NoSuchEntity", status=404)] * 50)
     response = execute(
         {
-            "parameters": {"user_name": f"ghost-{uuid.uuid4().hex[:6]}", "wait_for_user": "30"},
-            "connection": iam.connection(),
+            "parameters": {"user_name": iam.new_user(), "wait_for_user": "30"},
+            "connection": iam.connection(endpoint_url=proxy.url),
             "timeout": 3,
         }
     )
