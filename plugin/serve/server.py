@@ -1,10 +1,10 @@
 """`serve`: the action as a long-lived plugin that Blink's runner calls over gRPC.
 
-A thin adapter: the servicer hands each message to grpc_translation and the engine functions,
+A thin adapter: the servicer hands each message to `translation` and the engine functions,
 and adds only what a server must: the step's own log (log_buffer), the call's deadline, a caller
-that hung up, who may call and what they may ask (grpc_listener, serve_policy), how many calls
-at once (grpc_calls), the health services and a stop that ends within its grace. grpc is
-imported only here, so the `run` path never pays for it.
+that hung up, who may call and what they may ask (`listener`, `policy`), how many calls at once
+(`calls`), what the operator sees (`metrics`, `logs`), the health services and a stop that ends
+within its grace. grpc is imported only in this package, so the `run` path never pays for it.
 """
 
 from __future__ import annotations
