@@ -329,38 +329,18 @@ def _serve(arguments: argparse.Namespace) -> int:
     try:
         from .serve.server import Options, serve
     except ImportError as error:
-        raise ActionError(
-            f"serve needs the [serve] extra ({error.name} is not installed): pip install "
-            "'iam-create-access-key[serve]'",
-            Category.INVALID_INPUT,
-        ) from None
-    from .serve.defaults import LEND_ASSUME_ROLE
-    from .serve.policy import Policy, allowed_endpoint
+        raise _needs_the_serve_extra("serve", error) from None
+    from .serve.policy import Policy
 
     settings = _serve_settings(arguments)
 
     def path(name: str) -> Path | None:
         return Path(settings[name]) if settings[name] else None
 
-    if settings["allow_role_arn"] and settings["lend_identity"] != LEND_ASSUME_ROLE:
-        raise ActionError(
-            "--allow-role-arn goes with --lend-identity assume-role", Category.INVALID_INPUT
-        )
-    if settings["lend_identity"] == LEND_ASSUME_ROLE and not settings["allow_role_arn"]:
-        raise ActionError(
-            "--lend-identity assume-role needs --allow-role-arn: the roles it may assume",
-            Category.INVALID_INPUT,
-        )
     try:
-        endpoints = tuple(allowed_endpoint(text) for text in settings["allow_endpoint"])
+        policy = Policy.from_settings(settings)
     except ValueError as error:
         raise ActionError(str(error), Category.INVALID_INPUT) from None
-    policy = Policy(
-        lend_identity=settings["lend_identity"],
-        allow_role_arns=tuple(settings["allow_role_arn"]),
-        allow_endpoints=endpoints,
-        vault_prefixes=tuple(settings["vault_prefix"]),
-    )
     return serve(
         Options(
             host=settings["host"],
@@ -382,16 +362,20 @@ def _serve(arguments: argparse.Namespace) -> int:
     )
 
 
+def _needs_the_serve_extra(command: str, error: ImportError) -> ActionError:
+    return ActionError(
+        f"{command} needs the [serve] extra ({error.name} is not installed): pip install "
+        "'iam-create-access-key[serve]'",
+        Category.INVALID_INPUT,
+    )
+
+
 def _health(arguments: argparse.Namespace) -> int:
     """A grpc.health.v1 check of a running `serve`: one line; 0 when SERVING, else 1."""
     try:
         from .serve.health_check import check
     except ImportError as error:
-        raise ActionError(
-            f"health needs the [serve] extra ({error.name} is not installed): pip install "
-            "'iam-create-access-key[serve]'",
-            Category.INVALID_INPUT,
-        ) from None
+        raise _needs_the_serve_extra("health", error) from None
     settings = _serve_settings(arguments)
     serving, line = check(settings["host"], settings["port"], settings["unix"], arguments.timeout)
     print(line)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import resources
+from .context import bound
 
 MASK = "***"
 _SECRET_MARKS = ("secret", "writeOnly")
@@ -149,11 +150,10 @@ class Redactor(logging.Filter):
 
         for value in values:
             hold(value)
-        token = _GUARDED.set(guarded)
         try:
-            yield hold
+            with bound(_GUARDED, guarded):
+                yield hold
         finally:
-            _GUARDED.reset(token)
             with guarded.lock:
                 guarded.values.clear()
 

@@ -23,7 +23,7 @@ import yaml
 
 from . import engine, manifest, resources
 from .serve.defaults import resolve
-from .serve.policy import Policy, allowed_endpoint
+from .serve.policy import Policy
 
 SDK_TIMEOUT_VARIABLE = "SHUFFLE_APP_SDK_TIMEOUT"
 SDK_DEFAULT_TIMEOUT = 30.0
@@ -43,13 +43,7 @@ def action_deadline(environ: Mapping[str, str]) -> float:
 
 def policy(environ: Mapping[str, str]) -> Policy:
     """Whose identity and which endpoints, as the worker's environment says (serve's rules)."""
-    settings = resolve({}, environ)
-    return Policy(
-        lend_identity=settings["lend_identity"],
-        allow_role_arns=tuple(settings["allow_role_arn"]),
-        allow_endpoints=tuple(allowed_endpoint(url) for url in settings["allow_endpoint"]),
-        vault_prefixes=tuple(settings["vault_prefix"]),
-    )
+    return Policy.from_settings(resolve({}, environ))
 
 
 def create_access_key(fields: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:

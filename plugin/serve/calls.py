@@ -61,27 +61,40 @@ _KEY_EVENTS = (key_witness.CREATED, key_witness.DELETED, key_witness.LEFT)
 
 
 class Flights:
-    """The calls under way, by id."""
+    """The calls under way, by id, and when one last began or ended."""
 
     def __init__(self) -> None:
         self._numbers = itertools.count(1)
         self._prefix = f"{os.getpid():x}"
         self._open: dict[str, Flight] = {}
         self._lock = threading.Lock()
+        self._last_change = time.time_ns()  # the server's start, until the first call
 
     def begin(self, subject: str) -> Flight:
         flight = Flight(f"{self._prefix}-{next(self._numbers)}", subject)
         with self._lock:
             self._open[flight.call_id] = flight
+            self._last_change = time.time_ns()
         return flight
 
     def end(self, flight: Flight) -> None:
         with self._lock:
             self._open.pop(flight.call_id, None)
+            self._last_change = time.time_ns()
 
     def under_way(self) -> list[Flight]:
         with self._lock:
             return list(self._open.values())
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def last_use(self) -> int:
+        """HealthProbe.last_use as the SDK computes it (Unix nanoseconds): now while a call is
+        in flight, else when the last one began or ended (the server's start before any)."""
+        with self._lock:
+            return time.time_ns() if self._open else self._last_change
 
 
 def unfinished_report(flight: Flight, listed: list[str] | None) -> str:

@@ -74,16 +74,13 @@ class Metrics:
 
     def witnessed(self, event: str, detail: str | float, before: str | None, hung_up: bool) -> None:
         """One event of a call (key_witness), `before` being what the call knew of that key:
-        a key is counted once however many times it is reported."""
+        a key is counted once however many times it is reported (every reporter says CREATED
+        before DELETED or LEFT)."""
         if event == key_witness.CREATED and before is None:
             self.created.inc()
         elif event == key_witness.DELETED and before != key_witness.DELETED:
-            if before is None:  # an orphan found by reconciling: made, then deleted
-                self.created.inc()
             (self.hung_up if hung_up else self.undeliverable).inc()
         elif event == key_witness.LEFT and before != key_witness.LEFT:
-            if before is None:
-                self.created.inc()
             self.left.inc()
         elif event == key_witness.WAITED_FOR_USER:
             self.user_waits.observe(float(detail))

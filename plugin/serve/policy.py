@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from .. import vault
 from ..clients import is_loopback
 from ..errors import ActionError, Category
 from ..request import Request
-from .defaults import LEND_ALL, LEND_NONE
+from .defaults import LEND_ALL, LEND_ASSUME_ROLE, LEND_NONE
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 ANY_PORT = "*"
@@ -77,6 +79,24 @@ class Policy:
     allow_role_arns: tuple[str, ...] = ()
     allow_endpoints: tuple[Origin, ...] = ()
     vault_prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Policy:
+        """The policy serve's settings (flags or variables: serve.defaults) describe; ValueError
+        naming the flag for one that is not a policy."""
+        lend, roles = settings["lend_identity"], tuple(settings["allow_role_arn"])
+        if roles and lend != LEND_ASSUME_ROLE:
+            raise ValueError("--allow-role-arn goes with --lend-identity assume-role")
+        if lend == LEND_ASSUME_ROLE and not roles:
+            raise ValueError(
+                "--lend-identity assume-role needs --allow-role-arn: the roles it may assume"
+            )
+        return cls(
+            lend_identity=lend,
+            allow_role_arns=roles,
+            allow_endpoints=tuple(allowed_endpoint(url) for url in settings["allow_endpoint"]),
+            vault_prefixes=tuple(settings["vault_prefix"]),
+        )
 
     def admit(self, request: Request) -> None:
         """Refuse (ActionError, code 3; nothing sent) what this server does not allow."""

@@ -147,17 +147,11 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
         self.slots = Slots(options.max_calls)
         self.flights = Flights()
         self.metrics = Metrics()
-        self._last_use = time.time_ns()  # the server's start, until the first call
-        self._in_flight = 0
-        self._use_lock = threading.Lock()
+        self.metrics.in_flight.set_function(self.flights.count)
 
     def HealthProbe(self, request: Any, context: Any) -> Any:
-        """last_use as the SDK computes it (Unix nanoseconds): now while a call is in flight,
-        else when the last one began or ended (the server's start before any)."""
-        with self._use_lock:
-            last_use = time.time_ns() if self._in_flight else self._last_use
         self.metrics.answered("HealthProbe", 0)
-        return pb.HealthStatus(last_use=last_use)
+        return pb.HealthStatus(last_use=self.flights.last_use())
 
     def Describe(self, request: Any, context: Any) -> Any:
         self.metrics.answered("Describe", 0)
@@ -231,8 +225,6 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
             )
             raise AssertionError("context.abort returns only by raising")
         flight = self.flights.begin(subject)
-        self._used(+1)
-        self.metrics.in_flight.inc()
 
         def witness(event: str, detail: str | float) -> None:
             before = flight.witness(event, detail)
@@ -250,14 +242,6 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
                 yield flight
         finally:
             self.flights.end(flight)
-            self._used(-1)
-            self.metrics.in_flight.dec()
-
-    def _used(self, change: int) -> None:
-        """A call began (+1) or ended (-1): the time last_use reports once none is in flight."""
-        with self._use_lock:
-            self._in_flight += change
-            self._last_use = time.time_ns()
 
     def _time_for(self, timeout: int, context: Any) -> float:
         return _time_for_the_call(timeout, context, self.options.max_call_seconds)
