@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -117,6 +118,13 @@ def assert_refused_before_sending(
     assert response["error_code"] == 2, response["error_message"]
     assert expected in response["error_message"]
     assert proxy.since(mark) == []
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def run_cli(

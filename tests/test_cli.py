@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import resource
-import socket
 import stat
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import fault_proxy as faults
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, free_port, run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import ADMIN_SECRET, LocalIAM
 from tests.test_manifest import EXPECTED_PARAMETERS
@@ -84,9 +83,7 @@ def test_missing_credentials_exit_3(cli_env: dict[str, str]) -> None:
 
 
 def test_unreachable_endpoint_exits_4(cli_env: dict[str, str]) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**cli_env, "AWS_ENDPOINT_URL_IAM": f"http://127.0.0.1:{port}"}
     completed = run_cli("run", "--user-name", "bob", env=env)
     assert completed.returncode == 4

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import venv
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import dockerfile
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -53,9 +52,7 @@ def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
     assert "moto" not in installed
     assert "pytest" not in installed
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         **dockerfile.environment(),

@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 
 from plugin import execute
+from tests.conftest import free_port
 from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 
@@ -269,11 +270,7 @@ def test_plain_http_to_a_remote_host_is_refused(iam: LocalIAM) -> None:
 
 
 def test_an_unreachable_endpoint_is_transient() -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port that nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port that nothing listens on
     connection = {
         "access_key_id": ADMIN_KEY_ID,
         "secret_access_key": ADMIN_SECRET,

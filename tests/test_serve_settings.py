@@ -4,22 +4,15 @@ and `serve` without its extra."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from plugin.serve.defaults import SETTINGS
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, free_port, run_cli
 from tests.grpc_plugin import PluginProcess, execute_request
 from tests.local_iam import LocalIAM
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_every_flag_has_a_variable_and_the_readme_lists_it() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ import yaml
 
 from plugin import manifest, resources, shuffle_app
 from tests import fault_proxy as faults
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 from tests.shuffle_backend import ShuffleBackend, action
@@ -230,9 +229,7 @@ def test_production_path_posts_the_result_and_keeps_secrets_out_of_the_logs(
 def test_microservice_mode_runs_the_action_posted_to_it(
     python: Path, backend: ShuffleBackend, iam: LocalIAM, proxy: FaultProxy
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [str(python), "app.py"],
         cwd=APP / "src",
