@@ -354,3 +354,38 @@ def test_debug_shows_the_traceback_of_an_internal_error(command: str) -> None:
     assert quiet.stderr == (
         "iam-create-access-key: error: internal error (run with --debug for details)\n"
     )
+
+
+@pytest.mark.parametrize("plaintext", [None, "false"], ids=["line-dropped", "set-false"])
+def test_the_readmes_mutual_tls_recipe_with_the_images_environment(
+    tmp_path: Path, plaintext: str | None
+) -> None:
+    from tests import dockerfile
+    from tests.pki import RUNNER_DNS, make_pki
+
+    pki = make_pki(tmp_path)
+    recipe = {
+        "IAM_CREATE_ACCESS_KEY_TLS_CERT": pki["server"][3],
+        "IAM_CREATE_ACCESS_KEY_TLS_KEY": pki["server"][2],
+        "IAM_CREATE_ACCESS_KEY_TLS_CLIENT_CA": pki["ca"][3],
+        "IAM_CREATE_ACCESS_KEY_TLS_CLIENT_NAME": RUNNER_DNS,
+        "IAM_CREATE_ACCESS_KEY_PORT": str(free_port()),
+    }
+    if plaintext is not None:
+        recipe["IAM_CREATE_ACCESS_KEY_INSECURE_PLAINTEXT"] = plaintext
+    env = {**os.environ, **dockerfile.environment(), **recipe}
+    if plaintext is None:  # the old recipe: the image's ENV still says true
+        completed = run_cli("serve", env=env, timeout=30)
+        assert completed.returncode == 2
+        assert "--insecure-plaintext contradicts --tls-cert/--tls-key" in completed.stderr
+        return
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugin", "serve"], cwd=ROOT, env=env, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        assert "(mutual TLS" in process.stderr.readline()
+    finally:
+        process.terminate()
+        process.wait(30)
