@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import queue
 import socket
 import threading
 from typing import Any
@@ -140,20 +141,33 @@ class Exporter:
         self.waiting: dict[asyncio.StreamWriter, None] = {}  # oldest first
 
     def start(self, host: str, port: int) -> int:
-        loop = asyncio.new_event_loop()
-        try:
-            server = loop.run_until_complete(
-                asyncio.start_server(self._answer, host, port, limit=MAX_REQUEST_BYTES)
-            )
-        except OSError as error:
-            loop.close()
+        """Listen and answer on an event loop of the exporter's own, in a thread of its own
+        (whatever loop the caller runs); the port bound, once it is."""
+        bound: queue.Queue[int | Exception] = queue.Queue(maxsize=1)
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            try:
+                self.server = loop.run_until_complete(
+                    asyncio.start_server(self._answer, host, port, limit=MAX_REQUEST_BYTES)
+                )
+            except Exception as error:  # handed to the caller, which says what it was
+                loop.close()
+                bound.put(error)
+                return
+            bound.put(int(self.server.sockets[0].getsockname()[1]))
+            loop.run_forever()
+
+        threading.Thread(target=run, name="metrics", daemon=True).start()
+        outcome = bound.get()
+        if isinstance(outcome, OSError):
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             raise ActionError(
-                f"cannot serve metrics on {where}: {_why(error)}", Category.INVALID_INPUT
-            ) from None
-        self.server = server  # held while the process lives
-        threading.Thread(target=loop.run_forever, name="metrics", daemon=True).start()
-        return int(server.sockets[0].getsockname()[1])
+                f"cannot serve metrics on {where}: {_why(outcome)}", Category.INVALID_INPUT
+            )
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.waiting) >= MAX_WAITING:
