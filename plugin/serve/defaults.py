@@ -125,7 +125,7 @@ class Setting:
             return bool(given)
         if self.kind == LIST:
             return [self._item(self.flag, text) for text in given]
-        return self._read(self.flag, given)
+        return self._read(self.flag, given.strip())
 
     def from_text(self, text: str) -> Any:
         """The value a variable's text means, None for unset (blank, or a Kubernetes service
