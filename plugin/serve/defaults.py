@@ -25,7 +25,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1337
 DEFAULT_GRACE_SECONDS = 60.0
 # Without --max-call-seconds a call may run as long as the grace, so that none outlives the
-# drain at SIGTERM; this only when the grace is 0 (the operator cuts calls at SIGTERM).
+# drain at SIGTERM; this value serves only when the grace is 0 (calls are cut at SIGTERM).
 DEFAULT_MAX_CALL_SECONDS = DEFAULT_GRACE_SECONDS
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -80,7 +80,8 @@ LISTEN, LEND, LOAD, OPERATE = (
 )
 LOG_FORMATS = ("text", "json")
 MAX_PORT = 65535
-# What the kubelet injects for every Service of the namespace (service links): for a Service
+# What the kubelet injects for every Service of the namespace (service links, Kubernetes'
+# pkg/kubelet/envvars/envvars.go FromServices): for a Service
 # named iam-create-access-key, IAM_CREATE_ACCESS_KEY_PORT=tcp://10.0.0.7:1337 beside
 # ..._PORT_1337_TCP(_PROTO|_PORT|_ADDR), ..._SERVICE_HOST and ..._SERVICE_PORT(_<name>); for one
 # named iam-create-access-key-metrics, IAM_CREATE_ACCESS_KEY_METRICS_PORT=tcp://... Only names
