@@ -6,9 +6,10 @@ Inactive key the at_limit policy would delete to make room). It creates and dele
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from . import limit, sessions, wait_for_user
+from . import expiry, lifetime, limit, sessions, wait_for_user
 from .deadline import Deadline
 from .request import Connection, Parameters
 
@@ -26,9 +27,11 @@ def report(
     parameters: Parameters,
     deadline: Deadline,
     head: str,
+    expiry_place: expiry.Place | None = None,
 ) -> dict[str, Any]:
     """{"Check": {...}}: the identity, the user's keys, and what would happen (waiting for a
-    user IAM does not show yet, as the create would)."""
+    user IAM does not show yet, as the create would), with the expiry schedule and the
+    description tag a run would make."""
     identity = sessions.sts_client(session, connection).get_caller_identity()["Arn"]
     keys = (
         wait_for_user.retrying_while_missing(
@@ -68,4 +71,16 @@ def report(
             else ("at_limit is fail")
         )
         check.update(WouldCreate=False, Reason=f"the user has two keys and {why}")
+    at = None
+    if parameters.expires_after and expiry_place is not None:
+        now = dt.datetime.now(dt.timezone.utc)
+        check["WouldSchedule"] = expiry.would_schedule(
+            user_name, now, expiry_place, parameters.expires_after
+        )
+        at = lifetime.expiry(now, parameters.expires_after)
+    if parameters.description:
+        check["WouldTag"] = {
+            "Key": "<the new key's id>",
+            "Value": lifetime.tag_value(parameters.description, at),
+        }
     return {"Check": check}
