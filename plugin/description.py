@@ -25,7 +25,8 @@ def label(client: IAMClient, user_name: str, key_id: str, value: str) -> None:
         if aws_code(error) not in ("AccessDenied", "AccessDeniedException"):
             raise
         raise ActionError(
-            f"{aws_reason(error)} (Description needs iam:TagUser on the user)",
+            f"tagging its description: {aws_reason(error)} (Description needs iam:TagUser on "
+            "the user)",
             Category.REJECTED,
             aws_code=aws_code(error),
         ) from None

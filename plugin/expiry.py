@@ -114,7 +114,7 @@ def schedule(
     result's Expires: {"At", "ScheduleArn"}."""
     wanted = arguments(key_id, user_name, at, place, expires_after)
     try:
-        arn = str(_calling(client.create_schedule, **wanted)["ScheduleArn"])
+        arn = str(_creating(client, **wanted)["ScheduleArn"])
     except ClientError as error:
         if aws_code(error) != "ConflictException":
             raise
@@ -155,15 +155,16 @@ def would_schedule(
     }
 
 
-def _calling(method: Any, **wanted: Any) -> Any:
-    """One scheduler call; an AccessDenied names what the caller needs."""
+def _creating(client: Any, **wanted: Any) -> Any:
+    """CreateSchedule; an AccessDenied names what the caller needs."""
     try:
-        return method(**wanted)
+        return client.create_schedule(**wanted)
     except ClientError as error:
         if aws_code(error) not in ("AccessDenied", "AccessDeniedException"):
             raise
         raise ActionError(
-            f"{aws_reason(error)} (Expires After needs {PERMISSIONS})",
+            f"creating its expiry schedule in {client.meta.region_name}: {aws_reason(error)} "
+            f"(Expires After needs {PERMISSIONS})",
             Category.REJECTED,
             aws_code=aws_code(error),
         ) from None

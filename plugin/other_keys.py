@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from . import convert, limit
+from .errors import ActionError, Category
+from .failures import aws_code, aws_reason
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -22,6 +26,20 @@ def report(client: IAMClient, user_name: str | None) -> list[dict[str, Any]]:
     """The user's keys now, each with its LastUsed (IAM's AccessKeyLastUsed, as IAM wrote it:
     LastUsedDate only once used; ServiceName and Region N/A until then)."""
     client.meta.events.register(_EVENT, _keep_body, unique_id=_BODY)
+    try:
+        return _read(client, user_name)
+    except ClientError as error:
+        if aws_code(error) not in ("AccessDenied", "AccessDeniedException"):
+            raise
+        raise ActionError(
+            f"reading the user's other keys: {aws_reason(error)} (Report The User's Other Keys "
+            "needs iam:ListAccessKeys and iam:GetAccessKeyLastUsed); nothing was created",
+            Category.REJECTED,
+            aws_code=aws_code(error),
+        ) from None
+
+
+def _read(client: IAMClient, user_name: str | None) -> list[dict[str, Any]]:
     found = []
     for key in limit.keys_of(client, user_name, quietly=False) or []:
         answer: dict[str, Any] = client.get_access_key_last_used(AccessKeyId=key.access_key_id)  # type: ignore[assignment]
