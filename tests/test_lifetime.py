@@ -528,3 +528,25 @@ def test_the_demo_shows_the_schedule(cli_env: dict[str, str]) -> None:
     assert "== Step 3: the expiry schedule (EventBridge Scheduler GetSchedule)" in completed.stdout
     assert '"Arn": "arn:aws:scheduler:::aws-sdk:iam:deleteAccessKey"' in completed.stdout
     assert '"ActionAfterCompletion": "DELETE"' in completed.stdout
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL_SCHEDULER", "AWS_ENDPOINT_URL"])
+def test_the_local_recipe_reaches_the_scheduler_through_the_environment(
+    iam: LocalIAM, cli_env: dict[str, str], variable: str
+) -> None:
+    """No endpoint_url in the connection: botocore's own variables choose the scheduler's
+    endpoint, as they choose IAM's (AWS_ENDPOINT_URL_IAM) and the vault's."""
+    user = iam.new_user()
+    env = {**cli_env, variable: iam.url}
+
+    completed = run_cli(
+        "run", "--user-name", user, "--expires-after", "1h", "--expiry-role-arn", ROLE, env=env
+    )
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    result = json.loads(completed.stdout)
+    schedule = schedule_of(iam, result["Expires"]["ScheduleArn"])
+    assert (
+        json.loads(schedule["Target"]["Input"])["AccessKeyId"]
+        == (result["AccessKey"]["AccessKeyId"])
+    )
