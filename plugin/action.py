@@ -275,9 +275,27 @@ def withdraw(request: Request, result: dict[str, Any] | str) -> str | None:
         key_id = result["AccessKey"]["AccessKeyId"]
     if key_id is None:
         return None
-    _, _, client = _iam_for(sessions.session_for(request.connection), request, Deadline(None))
+    session = sessions.session_for(request.connection)
+    _, _, client = _iam_for(session, request, Deadline(None))
     _delete_undelivered(client, key_id, request.parameters.user_name)
+    if isinstance(result, dict):
+        _take_back(_life_of(session, request.connection, client, result, key_id))
     return key_id
+
+
+def _life_of(
+    session: Any, connection: Connection, client: Any, result: dict[str, Any], key_id: str
+) -> list[Callable[[], None]]:
+    """What a result says was made for its key: its schedule, its description tag."""
+    undo: list[Callable[[], None]] = []
+    user = result["AccessKey"].get("UserName") or ""
+    if "Expires" in result:
+        region = result["Expires"]["ScheduleArn"].split(":")[3]
+        scheduler = expiry.scheduler_client(session, connection, region, Deadline(None))
+        undo.append(lambda: expiry.forget(scheduler, key_id))
+    if "Description" in result:
+        undo.append(lambda: description.unlabel(client, user, key_id))
+    return undo
 
 
 def keys_created_since(request: Request, since: float, seconds: float) -> list[str]:

@@ -550,3 +550,26 @@ def test_the_local_recipe_reaches_the_scheduler_through_the_environment(
         json.loads(schedule["Target"]["Input"])["AccessKeyId"]
         == (result["AccessKey"]["AccessKeyId"])
     )
+
+
+def test_a_result_withdrawn_takes_its_schedule_and_description_with_its_key(
+    iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """What serve does when the caller hung up before the answer reached it."""
+    from plugin import engine
+
+    user = iam.new_user()
+    request = {
+        "parameters": {"user_name": user, **LIFE},
+        "connection": iam.connection(endpoint_url=proxy.url),
+    }
+    response = engine.execute(request)
+    assert response["error_code"] == 0, response["error_message"]
+    key_id = response["result"]["AccessKey"]["AccessKeyId"]
+    assert schedule_exists(iam, key_id)
+
+    assert engine.withdraw(request, response) == key_id
+
+    assert iam.key_ids(user) == []
+    assert not schedule_exists(iam, key_id)
+    assert tags_of(iam, user) == {}
