@@ -16,7 +16,7 @@ import pytest
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
-from plugin import execute
+from plugin import execute, validation
 from tests import fault_proxy as faults
 from tests.conftest import assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
@@ -453,6 +453,7 @@ def test_each_option_with_an_expiry_a_description_and_the_other_keys(
 
     assert response["error_code"] == 0, response["error_message"]
     result = response["result"]
+    assert validation.problems("output", result, "result") == []  # every field documented
     key_id = result["AccessKey"]["AccessKeyId"]
     if "seal_secret_to" in given or "vault" in given:
         assert proxy.issued_secret(mark) not in json.dumps(result)
@@ -573,3 +574,17 @@ def test_a_result_withdrawn_takes_its_schedule_and_description_with_its_key(
     assert iam.key_ids(user) == []
     assert not schedule_exists(iam, key_id)
     assert tags_of(iam, user) == {}
+
+
+def test_a_description_with_the_raw_xml_mode(iam: LocalIAM, proxy: FaultProxy) -> None:
+    """The XML is the create's answer, unchanged; the tag is made all the same (before it is
+    returned)."""
+    user = iam.new_user()
+
+    response = run(iam, proxy, user, description="raw", disable_xml_to_json=True)
+
+    assert response["error_code"] == 0, response["error_message"]
+    assert response["result"].startswith("<CreateAccessKeyResponse")
+    (key_id,) = iam.key_ids(user)
+    assert f"<AccessKeyId>{key_id}</AccessKeyId>" in response["result"]
+    assert tags_of(iam, user) == {key_id: "raw"}
