@@ -213,10 +213,8 @@ def _held_with_its_life(
 
 def _created_at(key: dict[str, Any]) -> dt.datetime:
     """When IAM says it made the key (CreateDate), else now: the expiry counts from it."""
-    try:
-        return dt.datetime.fromisoformat(str(key["CreateDate"]))
-    except (KeyError, ValueError):
-        return dt.datetime.now(dt.timezone.utc)
+    created = lifetime.iam_time(str(key.get("CreateDate", "")))
+    return created or dt.datetime.now(dt.timezone.utc)
 
 
 def _earlier_attempts(

@@ -5,6 +5,7 @@ before anything is sent)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,27 @@ DESCRIPTION_WITH_EXPIRY = TAG_VALUE_LIMIT - EXPIRY_NOTE_LENGTH
 def duration(text: str) -> dt.timedelta:
     """`30m`, `8h`, `7d` as a timedelta (the text already matches the schema's pattern)."""
     return dt.timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
+
+
+_ISO = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?")
+
+
+def iam_time(text: str) -> dt.datetime | None:
+    """IAM's timestamp text (2015-03-09T18:39:23.411Z) as an aware datetime; None if it is not
+    one. By hand: Python 3.10's fromisoformat reads neither `Z` nor three-digit fractions."""
+    found = _ISO.fullmatch(text.strip())
+    if found is None:
+        return None
+    moment = dt.datetime.strptime(found[1], "%Y-%m-%dT%H:%M:%S")
+    fraction = dt.timedelta(microseconds=round(float("0." + found[2]) * 1e6)) if found[2] else None
+    zone = found[3] or "Z"
+    offset = (
+        dt.timedelta()
+        if zone == "Z"
+        else (1 if zone[0] == "+" else -1)
+        * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    )
+    return moment.replace(tzinfo=dt.timezone(offset)) + (fraction or dt.timedelta())
 
 
 def expiry(created: dt.datetime, text: str) -> dt.datetime:

@@ -588,3 +588,21 @@ def test_a_description_with_the_raw_xml_mode(iam: LocalIAM, proxy: FaultProxy) -
     (key_id,) = iam.key_ids(user)
     assert f"<AccessKeyId>{key_id}</AccessKeyId>" in response["result"]
     assert tags_of(iam, user) == {key_id: "raw"}
+
+
+@pytest.mark.parametrize(
+    ("created", "after", "expected"),
+    [
+        ("2015-03-09T18:39:23Z", "8h", "2015-03-10T02:39:23Z"),
+        ("2015-03-09T18:39:23.411Z", "30m", "2015-03-09T19:09:24Z"),  # rounded up, never down
+        ("2026-12-31T23:50:00.000001Z", "15m", "2027-01-01T00:05:01Z"),
+        ("2015-03-09T18:39:23+02:00", "7d", "2015-03-16T16:39:23Z"),
+    ],
+    ids=["whole-seconds", "milliseconds", "microsecond-past-new-year", "offset"],
+)
+def test_the_expiry_counts_from_iams_create_date(created: str, after: str, expected: str) -> None:
+    from plugin import lifetime
+
+    moment = lifetime.iam_time(created)
+    assert moment is not None
+    assert f"{lifetime.expiry(moment, after):%Y-%m-%dT%H:%M:%SZ}" == expected
