@@ -1,7 +1,8 @@
 """Check only (an engine's "test step", Ansible's check mode): what the action would do.
 
 It signs in, lists the user's keys, and says whether a key would be created (and which
-Inactive key the at_limit policy would delete to make room). It creates and deletes nothing.
+Inactive key the at_limit policy would delete to make room, and the expiry schedule and
+description tag it would get). It creates and deletes nothing.
 """
 
 from __future__ import annotations
@@ -71,6 +72,16 @@ def report(
             else ("at_limit is fail")
         )
         check.update(WouldCreate=False, Reason=f"the user has two keys and {why}")
+    if check["WouldCreate"]:
+        check.update(_would_label(user_name, parameters, expiry_place))
+    return {"Check": check}
+
+
+def _would_label(
+    user_name: str, parameters: Parameters, expiry_place: expiry.Place | None
+) -> dict[str, Any]:
+    """The schedule and the tag a run would make for its key (only when it would make one)."""
+    check: dict[str, Any] = {}
     at = None
     if parameters.expires_after and expiry_place is not None:
         now = dt.datetime.now(dt.timezone.utc)
@@ -83,4 +94,4 @@ def report(
             "Key": "<the new key's id>",
             "Value": lifetime.tag_value(parameters.description, at),
         }
-    return {"Check": check}
+    return check

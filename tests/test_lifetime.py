@@ -358,6 +358,22 @@ def test_check_only_reports_the_schedule_and_creates_nothing(
     assert iam.key_ids(user) == []
 
 
+def test_check_only_at_the_limit_reports_no_schedule(iam: LocalIAM, proxy: FaultProxy) -> None:
+    user = iam.new_user()
+    for _ in range(2):
+        iam.admin.create_access_key(UserName=user)
+
+    response = run(
+        iam, proxy, user, check_only=True, expires_after="7d", expiry_role_arn=ROLE, description="x"
+    )
+
+    assert response["error_code"] == 0, response["error_message"]
+    check = response["result"]["Check"]
+    assert check["WouldCreate"] is False
+    assert "WouldSchedule" not in check
+    assert "WouldTag" not in check
+
+
 # ---- Report The User's Other Keys ------------------------------------------------------------
 
 
