@@ -242,6 +242,15 @@ SETTINGS = (
         "PREFIX",
     ),
     Setting(
+        "expiry_role_arn",
+        TEXT,
+        None,
+        "the role EventBridge Scheduler deletes expiring keys with, for a call that gives "
+        "Expires After and no Expiry Role ARN of its own",
+        LEND,
+        "ARN",
+    ),
+    Setting(
         "max_calls",
         INTEGER,
         DEFAULT_MAX_CALLS,
