@@ -94,6 +94,22 @@ def test_an_unreachable_service_is_named_with_its_endpoint(
     assert iam.key_ids(user) == []
 
 
+def test_an_unreachable_sts_is_named_when_assuming_a_role(
+    iam: LocalIAM, cli_env: dict[str, str]
+) -> None:
+    user = iam.new_user()
+    env, dead = dead_env(cli_env, iam, "AWS_ENDPOINT_URL_STS")
+    role = "arn:aws:iam::123456789012:role/ci"
+
+    completed = run_cli("run", "--user-name", user, "--role-arn", role, env=env)
+
+    assert completed.returncode == 4, completed.stderr
+    assert completed.stderr == (
+        f'iam-create-access-key: error: CreateAccessKey failed for user "{user}": AssumeRole '
+        f"into {role} failed: could not connect to the STS endpoint {dead}/ (nothing was sent)\n"
+    )
+
+
 def test_a_service_added_later_is_named_without_new_code() -> None:
     """EventBridge Scheduler (issue 23's expiry) through a session the action signs with."""
     from plugin import request, sessions
