@@ -35,7 +35,7 @@ from . import (
     vault,
     wait_for_user,
 )
-from .create import Created, create_access_key
+from .create import Created, create_access_key, time_needed
 from .deadline import Deadline
 from .errors import ActionError, Category
 from .request import Connection, Parameters, Request
@@ -336,6 +336,8 @@ def _create_making_room(
             parameters.user_wait_seconds(),
             deadline,
             head,
+            needed=time_needed(deadline),
+            creates=True,
         )
 
     try:

@@ -138,7 +138,27 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
     for name, rules in resources.schema("input")["properties"].items():
         if name not in DEMO_FIXED:  # the demo's own chain supplies these
             _add_parameter_flag(demo, name, rules, help_texts.get(name))
+    demo.add_argument(
+        "--identity",
+        metavar="FILE",
+        help="with --seal-secret-to its recipient: the age identity the demo opens the sealed "
+        "secret with (make one with unseal --new-identity FILE)",
+    )
     demo.set_defaults(command=_demo)
+
+    unseal = commands.add_parser(
+        "unseal",
+        parents=[common],
+        help="open a sealed secret: a step's result (or sealed text) on stdin, opened on stdout",
+    )
+    unsealing = unseal.add_mutually_exclusive_group(required=True)
+    unsealing.add_argument("--identity", metavar="FILE", help="the age identity file to open with")
+    unsealing.add_argument(
+        "--new-identity",
+        metavar="FILE",
+        help="make an identity in a new file (mode 0600) and print its recipient (age1...)",
+    )
+    unseal.set_defaults(command=_unseal)
     return parser
 
 
@@ -384,7 +404,13 @@ def _health(arguments: argparse.Namespace) -> int:
 def _demo(arguments: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(_parameters(arguments, exclude=DEMO_FIXED))
+    return run_demo(_parameters(arguments, exclude=DEMO_FIXED), identity=arguments.identity)
+
+
+def _unseal(arguments: argparse.Namespace) -> int:
+    from .unseal import main
+
+    return main(arguments.new_identity, arguments.identity)
 
 
 def _fail(error: ActionError) -> int:

@@ -1,14 +1,17 @@
 """Validate and normalise one engine request before anything is sent to AWS.
 
 Engines send every value as they got it from a form: "" for an empty field, "true"/"false" for a
-checkbox. Both are understood here; everything else must match the schemas exactly. All problems
-are collected and reported at once, each by the path of its field.
+checkbox. Both are understood here; everything else must match the schemas exactly. A parameter
+may be named by its name or by the display name its form shows (`User Name`), on every door that
+comes through here (execute, the Python function, gRPC, Shuffle). All problems are collected and
+reported at once, each by the path of its field.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -85,7 +88,7 @@ def parse_request(request: Any) -> Request:
         for name in request
         if name not in REQUEST_FIELDS
     ]
-    raw_parameters = _mapping(request, "parameters", problems)
+    raw_parameters = _by_name(_mapping(request, "parameters", problems), problems)
     raw_connection = _mapping(request, "connection", problems)
 
     given = _normalise(raw_parameters, resources.schema("input"))
@@ -272,6 +275,29 @@ def _partition_disagreement(selection: regions.RegionSelection, home: Any) -> li
         f"parameters.regions names regions of {chosen.name}; one set of credentials lives in "
         "one partition"
     ]
+
+
+@functools.cache
+def _display_names() -> dict[str, str]:
+    """Each parameter's display name (the manifest's), to its name."""
+    return {p["display_name"]: p["name"] for p in resources.manifest()["parameters"]}
+
+
+def _by_name(given: Mapping[str, Any], problems: list[str]) -> Mapping[str, Any]:
+    """The parameters keyed by name, those given by display name included; a parameter given
+    both ways is a problem (which value was meant?)."""
+    names = resources.schema("input")["properties"]
+    if all(key in names for key in given):
+        return given  # the common case: the manifest (and yaml) need not be read
+    by_name: dict[Any, Any] = {}
+    for key, value in given.items():
+        name = key if key in names or not isinstance(key, str) else _display_names().get(key, key)
+        if name in by_name:
+            problems.append(
+                f"parameters.{name}: is given twice (by its name and by its display name)"
+            )
+        by_name[name] = value
+    return by_name
 
 
 def _mapping(request: Mapping[str, Any], field: str, problems: list[str]) -> Mapping[str, Any]:

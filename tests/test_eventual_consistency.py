@@ -255,5 +255,5 @@ def test_the_demo_waits_for_the_user_and_says_so(cli_env: dict[str, str]) -> Non
 
     assert completed.returncode == 0, completed.stderr
     assert "waits up to 10 s for IAM to show the new user (wait_for_user)" in completed.stdout
-    response = json.loads(completed.stdout.split("(engine response)\n")[1])
+    response = json.loads(completed.stdout.split("(engine response)\n")[1].split("\n\n")[0])
     assert response["result"]["Usable"]["Arn"].endswith(response["result"]["AccessKey"]["UserName"])

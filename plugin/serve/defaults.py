@@ -225,6 +225,16 @@ SETTINGS = (
         "PATTERN",
     ),
     Setting(
+        "role_external_id",
+        LIST,
+        [],
+        "with --lend-identity assume-role: the external ID it assumes allowed roles with: ID "
+        "for all of them, or 'PATTERN ID' for the roles PATTERN matches (repeatable; the first "
+        "match wins); never a caller's",
+        LEND,
+        "[PATTERN ]ID",
+    ),
+    Setting(
         "allow_endpoint",
         LIST,
         [],

@@ -5,7 +5,10 @@ A caller that brings credentials of its own (an access key in the connection) ac
 A caller without one would act with the server's own identity (its environment, profile or
 instance role): that is lent only on purpose (`--lend-identity`), and with `assume-role` only to
 assume roles the operator allows, with no external ID of the caller's choosing (the external ID
-is the defence against a confused deputy: the deputy, not the caller, must set it).
+is the defence against a confused deputy: the deputy, not the caller, must set it). The
+operator's own external ID (`--role-external-id`, per role pattern if need be) is set on the
+request the server admits, and only when its own identity assumes the role: a caller that
+brings a key of its own never gets it.
 
 Every check reads the validated request, before anything is sent.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +29,8 @@ from ..request import Request
 from .defaults import LEND_ALL, LEND_ASSUME_ROLE, LEND_NONE
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# sts:AssumeRole's ExternalId: 2 to 1224 of these characters (the STS API reference).
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 ANY_PORT = "*"
 
 
@@ -58,6 +64,19 @@ def allowed_endpoint(text: str) -> Origin:
     return dataclasses.replace(origin, port=None) if any_port else origin
 
 
+def external_id_entry(text: str) -> tuple[str, str]:
+    """A --role-external-id entry: "ID" (every allowed role) or "PATTERN ID"; ValueError in
+    words for the operator (never echoing the ID) if it is neither."""
+    parts = text.split()
+    pattern, external_id = ["*", *parts] if len(parts) == 1 else [*parts, "", ""][:2]
+    if len(parts) not in (1, 2) or not _EXTERNAL_ID.fullmatch(external_id):
+        raise ValueError(
+            "--role-external-id: give ID or 'PATTERN ID', the ID 2 to 1224 letters, digits or "
+            "_+=,.@:/- (sts:AssumeRole's rule)"
+        )
+    return pattern, external_id
+
+
 def _origin(url: str) -> Origin | None:
     """The origin a URL names, or None if it names none (or hides a user name in it)."""
     try:
@@ -88,6 +107,7 @@ class Policy:
 
     lend_identity: str = LEND_NONE
     allow_role_arns: tuple[str, ...] = ()
+    role_external_ids: tuple[tuple[str, str], ...] = ()  # (role pattern, external ID)
     allow_endpoints: tuple[Origin, ...] = ()
     vault_prefixes: tuple[str, ...] = ()
     expiry_role_arn: str | None = None  # for a call with Expires After and no role of its own
@@ -103,9 +123,13 @@ class Policy:
             raise ValueError(
                 "--lend-identity assume-role needs --allow-role-arn: the roles it may assume"
             )
+        external_ids = tuple(external_id_entry(entry) for entry in settings["role_external_id"])
+        if external_ids and lend != LEND_ASSUME_ROLE:
+            raise ValueError("--role-external-id goes with --lend-identity assume-role")
         return cls(
             lend_identity=lend,
             allow_role_arns=roles,
+            role_external_ids=external_ids,
             allow_endpoints=tuple(allowed_endpoint(url) for url in settings["allow_endpoint"]),
             vault_prefixes=tuple(settings["vault_prefix"]),
             expiry_role_arn=_expiry_role(settings.get("expiry_role_arn")),
@@ -113,7 +137,8 @@ class Policy:
 
     def admit(self, request: Request) -> Request:
         """Refuse (ActionError, code 3; nothing sent) what this server does not allow; return
-        the request as this server runs it (with the operator's expiry role, if it needs one)."""
+        the request as this server runs it (with the operator's expiry role, if it needs one,
+        and the operator's external ID where its own identity assumes a role)."""
         problems = [
             problem
             for problem in (
@@ -128,10 +153,29 @@ class Policy:
                 "Refused by this server: " + "; ".join(problems) + " (nothing was sent)",
                 Category.REJECTED,
             )
+        return self._with_external_id(self._with_expiry_role(request))
+
+    def _with_expiry_role(self, request: Request) -> Request:
+        """The request, with the operator's expiry role for a call that needs one and has none."""
         parameters = request.parameters
         if parameters.expires_after and not parameters.expiry_role_arn and self.expiry_role_arn:
             parameters = dataclasses.replace(parameters, expiry_role_arn=self.expiry_role_arn)
             return dataclasses.replace(request, parameters=parameters)
+        return request
+
+    def _with_external_id(self, request: Request) -> Request:
+        """The request, with the operator's external ID for a role its own identity assumes."""
+        connection = request.connection
+        if (
+            self.lend_identity != LEND_ASSUME_ROLE
+            or connection.access_key_id is not None  # the caller's own key: never the operator's ID
+            or connection.role_arn is None
+        ):
+            return request
+        for pattern, external_id in self.role_external_ids:
+            if fnmatch.fnmatchcase(connection.role_arn, pattern):
+                lent = dataclasses.replace(connection, external_id=external_id)
+                return dataclasses.replace(request, connection=lent)
         return request
 
     def _endpoint_problem(self, request: Request) -> str | None:
