@@ -159,6 +159,51 @@ def _seal_says(stage: Stage) -> str:
     )
 
 
+# The execution role an operator makes once for Expires After (README: Expires After).
+_EXPIRY_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "scheduler.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def _expiry_role(stage: Stage) -> None:
+    """The demo's expiry role (moto checks neither its trust nor its permissions)."""
+    if stage.options.get("expiry_role_arn"):
+        return
+    role = stage.client("iam").create_role(
+        RoleName=f"demo-key-expiry-{secrets.token_hex(3)}",
+        AssumeRolePolicyDocument=json.dumps(_EXPIRY_TRUST),
+    )["Role"]
+    print(f"Expiry role for EventBridge Scheduler: {role['Arn']}\n")
+    stage.options["expiry_role_arn"] = str(role["Arn"])
+
+
+def _show_schedule(stage: Stage) -> None:
+    """What AWS will run at the key's expiry, read back from the scheduler."""
+    result = stage.responses[-1].get("result") or {}
+    if "Expires" not in result:
+        return
+    name = result["Expires"]["ScheduleArn"].rsplit("/", 1)[1]
+    schedule = stage.client("scheduler").get_schedule(Name=name)
+    schedule.pop("ResponseMetadata", None)
+    _show("Step 3: the expiry schedule (EventBridge Scheduler GetSchedule)", schedule)
+
+
+def _expiry_says(stage: Stage) -> str:
+    result = stage.responses[-1].get("result") or {}
+    at = (result.get("Expires") or {}).get("At", "its expiry")
+    return (
+        f"--expires-after {stage.options['expires_after']}: EventBridge Scheduler holds a "
+        f"one-time schedule that deletes the key at {at}, whether or not anything of ours runs"
+    )
+
+
 def _says(text: str) -> Callable[[Stage], str]:
     return lambda stage: text.format(**stage.options)
 
@@ -273,51 +318,6 @@ def _create_user_step(connection: dict[str, str]) -> dict[str, Any]:
     )
     response = client.create_user(UserName=f"demo-user-{secrets.token_hex(3)}")
     return {"User": response["User"]}
-
-
-# The execution role an operator makes once for Expires After (README: Expires After).
-_EXPIRY_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "scheduler.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-
-
-def _expiry_role(stage: Stage) -> None:
-    """The demo's expiry role (moto checks neither its trust nor its permissions)."""
-    if stage.options.get("expiry_role_arn"):
-        return
-    role = stage.client("iam").create_role(
-        RoleName=f"demo-key-expiry-{secrets.token_hex(3)}",
-        AssumeRolePolicyDocument=json.dumps(_EXPIRY_TRUST),
-    )["Role"]
-    print(f"Expiry role for EventBridge Scheduler: {role['Arn']}\n")
-    stage.options["expiry_role_arn"] = str(role["Arn"])
-
-
-def _show_schedule(stage: Stage) -> None:
-    """What AWS will run at the key's expiry, read back from the scheduler."""
-    result = stage.responses[-1].get("result") or {}
-    if "Expires" not in result:
-        return
-    name = result["Expires"]["ScheduleArn"].rsplit("/", 1)[1]
-    schedule = stage.client("scheduler").get_schedule(Name=name)
-    schedule.pop("ResponseMetadata", None)
-    _show("Step 3: the expiry schedule (EventBridge Scheduler GetSchedule)", schedule)
-
-
-def _expiry_says(stage: Stage) -> str:
-    result = stage.responses[-1].get("result") or {}
-    at = (result.get("Expires") or {}).get("At", "its expiry")
-    return (
-        f"--expires-after {stage.options['expires_after']}: EventBridge Scheduler holds a "
-        f"one-time schedule that deletes the key at {at}, whether or not anything of ours runs"
-    )
 
 
 def _without_secrets(request: dict[str, Any]) -> dict[str, Any]:
