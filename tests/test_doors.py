@@ -12,7 +12,8 @@ from tests.local_iam import LocalIAM
 
 KNOWN = (
     "regions, user_name, disable_xml_to_json, status, at_limit, seal_secret_to, vault, "
-    "check_only, wait_for_user, wait_until_usable, ses_smtp_region, idempotency_key"
+    "check_only, wait_for_user, wait_until_usable, ses_smtp_region, idempotency_key, description, "
+    "expires_after, expiry_role_arn, report_other_keys"
 )
 
 

@@ -61,7 +61,7 @@ def test_the_operators_external_id_is_sent_per_role_pattern(
     process = PluginProcess(
         *LEND,
         "--role-external-id",
-        f"{CI_ROLE} ci-external-id",
+        f"{CI_ROLE}|ci-external-id",
         "--role-external-id",
         "every-other-role-id",
         env=ambient(iam, proxy),
@@ -110,7 +110,7 @@ def test_the_variable_sets_it_and_a_callers_own_key_never_gets_it(
         ),
         (
             [*LEND, "--role-external-id", "x"],
-            "--role-external-id: give ID or 'PATTERN ID', the ID 2 to 1224 letters, digits or "
+            "--role-external-id: give ID or 'PATTERN|ID', the ID 2 to 1224 letters, digits or "
             "_+=,.@:/- (sts:AssumeRole's rule)",
         ),
     ],
@@ -131,5 +131,5 @@ def test_a_bad_external_id_setting_is_refused_at_start(
 
 def test_the_settings_table_lists_it() -> None:
     completed = run_cli("serve", "--help", env=dict(os.environ))
-    assert "--role-external-id [PATTERN ]ID" in completed.stdout
+    assert "--role-external-id [PATTERN|]ID" in completed.stdout
     assert "IAM_CREATE_ACCESS_KEY_ROLE_EXTERNAL_ID" in completed.stdout

@@ -229,10 +229,10 @@ SETTINGS = (
         LIST,
         [],
         "with --lend-identity assume-role: the external ID it assumes allowed roles with: ID "
-        "for all of them, or 'PATTERN ID' for the roles PATTERN matches (repeatable; the first "
+        "for all of them, or 'PATTERN|ID' for the roles PATTERN matches (repeatable; the first "
         "match wins); never a caller's",
         LEND,
-        "[PATTERN ]ID",
+        "[PATTERN|]ID",
     ),
     Setting(
         "allow_endpoint",

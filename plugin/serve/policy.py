@@ -65,13 +65,14 @@ def allowed_endpoint(text: str) -> Origin:
 
 
 def external_id_entry(text: str) -> tuple[str, str]:
-    """A --role-external-id entry: "ID" (every allowed role) or "PATTERN ID"; ValueError in
-    words for the operator (never echoing the ID) if it is neither."""
-    parts = text.split()
+    """A --role-external-id entry: "ID" (every allowed role) or "PATTERN|ID"; ValueError in
+    words for the operator (never echoing the ID) if it is neither. `|` because neither a role
+    ARN nor an external ID can hold it, and a list item (flag or variable) is one word."""
+    parts = text.split("|")
     pattern, external_id = ["*", *parts] if len(parts) == 1 else [*parts, "", ""][:2]
-    if len(parts) not in (1, 2) or not _EXTERNAL_ID.fullmatch(external_id):
+    if len(parts) not in (1, 2) or not pattern or not _EXTERNAL_ID.fullmatch(external_id):
         raise ValueError(
-            "--role-external-id: give ID or 'PATTERN ID', the ID 2 to 1224 letters, digits or "
+            "--role-external-id: give ID or 'PATTERN|ID', the ID 2 to 1224 letters, digits or "
             "_+=,.@:/- (sts:AssumeRole's rule)"
         )
     return pattern, external_id
