@@ -109,7 +109,7 @@ def take(
     )
     if seen != mine.value():
         other = lease.parse(seen)
-        if other is not None and not other.legacy:
+        if other is not None and not other.expired(earlier.iam_now):
             raise _busy(head, other)
         raise ActionError(
             f"{head}: IAM did not show this attempt's lease on the idempotency key in time, so "
@@ -173,16 +173,15 @@ def ended_if_it_fails() -> Iterator[Callable[[IAMClient, str, Earlier], None]]:
 
 
 def _end(client: IAMClient, user_name: str, earlier: Earlier) -> None:
-    """Rewrite this attempt's lease to expire now, if the tag still shows it (best effort)."""
+    """Mark this attempt's lease ended, if the tag still shows it (best effort): a retry goes
+    on at once, and still finds a key this attempt may have left within its window."""
     mine = earlier.mine
     if mine is None:
         return
     try:
         if _value(client, user_name, earlier.tag) != mine.value():
             return
-        now = lease.iam_time(earlier.iam_now, earlier.looked_at)
-        ended = dataclasses.replace(mine, until=min(now, mine.until))
-        value = ended.value()
+        value = mine.end(lease.iam_time(earlier.iam_now, earlier.looked_at)).value()
         _call("TagUser", client.tag_user, user_name, Tags=[{"Key": earlier.tag, "Value": value}])
     except Exception:  # the lease then runs to its own end: a retry waits, nothing is lost
         log.debug("ending the idempotency key's lease failed", exc_info=True)

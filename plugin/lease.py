@@ -26,17 +26,20 @@ from .deadline import Deadline, caller_gone, pause
 
 PREFIX = "lease:"
 LEGACY_PENDING = "pending:"  # the marker of versions before the lease: an attempt under way
+ENDED = "ended"  # the nonce of a lease its attempt gave up
 _TIME = "%Y%m%dT%H%M%SZ"
 _LEGACY_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 # The settle time: after IAM first shows this attempt's own lease, wait as long again as that
-# took (from the look on), and never less than this. Two attempts that both missed each other's
-# lease wrote within one visibility lag of each other (each looked before the other's write
-# showed); a read-back two lags after its own write sees the later write, so both read the same
-# winner. Chosen from tests/measure_lease.py: moto shows a tag in the answer that accepts it
-# (about 4 ms from look to visible on this 2-core machine under load, p99 under 60 ms), so the
-# floor is what covers the other attempt's own look-to-write gap (a ListAccessKeys and a
-# TagUser, about 20 ms here, more on a loaded or distant runner).
+# took (from the look on), and never less than SETTLE_FLOOR. Two attempts that both missed each
+# other's lease wrote within one visibility lag of each other (each looked before the other's
+# write showed), so a read-back two lags after the look sees the later write, and both read
+# the same winner. Measured with `python -m tests.measure_lease --rounds 50`: moto shows a tag
+# in the answer that accepts it (written to shown: median 7 ms, p99 17 ms, on this 2-core
+# machine under load); an attempt's look-to-write gap (ListUserTags, ListAccessKeys, TagUser)
+# was median 9 ms, p99 43 ms. The floor covers that gap of the *other* attempt with margin.
+# Through the proxy playing an IAM that shows a tag 0.5 s late, written to shown was median
+# 574 ms, and the settle time follows it (about 1.2 s then).
 SETTLE_FLOOR = 0.25
 # How long to wait for IAM to show this attempt's own lease before giving up (code 4).
 VISIBLE_WITHIN = 15.0
@@ -52,6 +55,11 @@ class Lease:
     replacing: str = ""
     legacy: bool = False
 
+    @property
+    def ended(self) -> bool:
+        """Its attempt failed and said so (ended its lease early)."""
+        return self.nonce == ENDED
+
     def value(self) -> str:
         """The tag value (at most 75 characters)."""
         parts = [self.nonce, self.since.strftime(_TIME), self.until.strftime(_TIME)]
@@ -59,7 +67,11 @@ class Lease:
 
     def expired(self, iam_now: dt.datetime) -> bool:
         """Whether its attempt is over (a legacy marker's attempt is taken for dead, as before)."""
-        return self.legacy or iam_now >= self.until
+        return self.legacy or self.ended or iam_now >= self.until
+
+    def end(self, iam_now: dt.datetime) -> Lease:
+        """This lease, over: expired for any reader, its window of keys up to `iam_now`."""
+        return dataclasses.replace(self, nonce=ENDED, until=min(iam_now, self.until))
 
     def window_end(self, longest: dt.timedelta) -> dt.datetime:
         """The latest a key of this attempt's can have been created."""
@@ -109,17 +121,24 @@ def settle(
     """Wait until `read()` (the token's tag value) shows `mine`, then the settle time; return
     the value read then, and the lag measured (seconds from the look until IAM showed `mine`).
 
-    Returns at once what it read if a value other than `mine` and `before` (what the look saw)
-    shows up: another attempt wrote too, and which write IAM keeps cannot be known in time; and
-    returns what it read if IAM does not show `mine` in time. The lag is then -1.
+    If a value other than `mine` and `before` (what the look saw) shows up, another attempt
+    wrote too: `mine` is waited for about as long again as it took to see that write. What was
+    read last is returned, with a lag of -1, when IAM does not show `mine` in time.
     """
     wait = 0.02
     limit = time.monotonic() + min(VISIBLE_WITHIN, max(deadline.remaining() / 2, 1.0))
+    other_seen = False
     while True:
         value = read()
+        now = time.monotonic()
         if value == mine.value():
             break
-        if value != before or time.monotonic() >= limit or caller_gone():
+        if value != before and not other_seen:
+            # Another attempt wrote too. If it wrote first, this attempt's later write shows
+            # within about the lag seen so far; if not, this one has lost.
+            other_seen = True
+            limit = min(limit, now + max(SETTLE_FLOOR, now - looked_at))
+        if now >= limit or caller_gone():
             return value, -1.0
         pause(wait)
         wait = min(wait * 2, 0.5)
