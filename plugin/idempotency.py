@@ -111,6 +111,12 @@ def take(
         other = lease.parse(seen)
         if other is not None and not other.expired(earlier.iam_now):
             raise _busy(head, other)
+        if seen != earlier.value:  # it finished, or failed, meanwhile
+            raise ActionError(
+                f"{head}: another attempt with this idempotency key ran at the same time; "
+                "retry after it (this attempt created and deleted nothing)",
+                Category.TRANSIENT,
+            )
         raise ActionError(
             f"{head}: IAM did not show this attempt's lease on the idempotency key in time, so "
             f"it created and deleted nothing; retry after {_when(mine.until)}",
