@@ -80,6 +80,9 @@ def look(
     other = lease.parse(value)
     recorded = by_id.get(other.replacing if other is not None else value)
     orphans = _made_within(other, keys) if other is not None else ()
+    if other is not None and not other.expired(iam_now):
+        # An attempt is under way: what it replaces or makes is its own (take() refuses).
+        recorded, orphans = None, ()
     stale = tuple(
         key for key, named in ours.items() if key != tag and _stale(named, by_id, keys, iam_now)
     )

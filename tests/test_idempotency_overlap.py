@@ -271,3 +271,29 @@ def test_a_dead_lease_of_another_token_that_left_no_key_is_pruned(
     key_id = json.loads(answer[1])["AccessKey"]["AccessKeyId"]
     tags = {tag["Key"]: tag["Value"] for tag in iam.admin.list_user_tags(UserName=user)["Tags"]}
     assert tags == {tag_key("t-live"): key_id}
+
+
+def test_with_a_vault_an_attempt_under_way_is_not_answered_for_from_the_vault(
+    iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """The vault holds the earlier key, but an attempt under way is replacing it: a third
+    attempt must not hand out a reference to a key about to be deleted."""
+    user = iam.new_user()
+    parameters = {"user_name": user, "idempotency_key": "t-v", "vault": f"ssm:/ci/{user}"}
+    connection = iam.connection(endpoint_url=proxy.url)
+    first = by_engine(parameters, connection)()
+    assert first[0] == 0, first
+    key_id = json.loads(first[1])["AccessKey"]["AccessKeyId"]
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    under_way = lease.Lease("e" * 16, now, now + dt.timedelta(seconds=60), replacing=key_id)
+    iam.admin.tag_user(UserName=user, Tags=[{"Key": tag_key("t-v"), "Value": under_way.value()}])
+
+    code, _, message = by_engine(parameters, connection)()
+
+    assert code == 4
+    assert message == (
+        f'CreateAccessKey failed for user "{user}": an attempt with this idempotency key is '
+        f"under way until {under_way.until:%Y-%m-%dT%H:%M:%SZ}; retry after it (this attempt "
+        "created and deleted nothing)"
+    )
+    assert iam.key_ids(user) == [key_id]
