@@ -101,6 +101,8 @@ def take(
     if earlier.other is not None and not earlier.other.expired(earlier.iam_now):
         raise _busy(head, earlier.other)
     replacing = _replacing(earlier, head)
+    if earlier.stale_tags:  # other tokens' tags: first, so that the lease finds room among 50
+        _call("UntagUser", client.untag_user, user_name, TagKeys=list(earlier.stale_tags))
     mine = lease.new(earlier.iam_now, deadline, replacing)
     _call("TagUser", client.tag_user, user_name, Tags=[{"Key": earlier.tag, "Value": mine.value()}])
     seen, lag = lease.settle(
@@ -130,7 +132,7 @@ def take(
 
 
 def clear_the_way(client: IAMClient, user_name: str, earlier: Earlier, head: str) -> str | None:
-    """Delete what earlier attempts left, prune stale tags (this attempt holds the lease).
+    """Delete what an earlier attempt with this token left (this attempt holds the lease).
 
     Returns the id of the key deleted in favour of this attempt's, if any.
     """
@@ -142,8 +144,6 @@ def clear_the_way(client: IAMClient, user_name: str, earlier: Earlier, head: str
             if aws_code(error) != "NoSuchEntity":
                 raise
         log.info("deleted key %s: an earlier attempt with this idempotency key made it", replaced)
-    if earlier.stale_tags:
-        _call("UntagUser", client.untag_user, user_name, TagKeys=list(earlier.stale_tags))
     return replaced
 
 
@@ -261,10 +261,18 @@ def _value(client: IAMClient, user_name: str, tag: str) -> str:
 
 
 def _call(operation: str, method: Callable[..., Any], user_name: str, **arguments: Any) -> Any:
-    """One tag call; an AccessDenied names the permission the idempotency key needs."""
+    """One tag call; an AccessDenied names the permission the idempotency key needs, and
+    IAM's 50-tag limit says what the tag is for."""
     try:
         return method(UserName=user_name, **arguments)
     except ClientError as error:
+        if operation == "TagUser" and aws_code(error) == "LimitExceeded":
+            raise ActionError(
+                f"{aws_reason(error)} (the Idempotency Key keeps one tag per token on the user, "
+                "and IAM allows 50 tags per user: remove one the user does not need)",
+                Category.REJECTED,
+                aws_code="LimitExceeded",
+            ) from None
         if aws_code(error) not in ("AccessDenied", "AccessDeniedException"):
             raise
         raise ActionError(

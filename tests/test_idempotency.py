@@ -284,6 +284,26 @@ def test_missing_tag_permission_names_it_and_leaves_no_key(
     assert iam.key_ids(user) == []
 
 
+def test_a_user_at_iams_50_tags_is_told_what_the_tag_is_for_and_gets_no_key(
+    iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """moto does not enforce IAM's 50 tags per user: the proxy answers as IAM does."""
+    user = iam.new_user()
+    proxy.inject("TagUser", faults.refuse("LimitExceeded", 409))
+    mark = proxy.mark()
+
+    response = attempt(iam, proxy, user, "t-full")
+
+    assert response["error_code"] == 3
+    assert response["error_message"] == (
+        f'CreateAccessKey failed for user "{user}": LimitExceeded: LimitExceeded (the '
+        "Idempotency Key keeps one tag per token on the user, and IAM allows 50 tags per user: "
+        "remove one the user does not need)"
+    )
+    assert "CreateAccessKey" not in actions(proxy, mark)
+    assert iam.key_ids(user) == []
+
+
 def test_a_refused_record_deletes_the_new_key(iam: LocalIAM, proxy: FaultProxy) -> None:
     user = iam.new_user()
     proxy.inject("TagUser", faults.Fault("pass", forward=True), faults.DENY)
