@@ -74,7 +74,10 @@ def run(request: Request) -> dict[str, Any] | str:
     else:
         head, doing = failures.headline(parameters.user_name), "creating a key"
     log.info("input checked; %s for %s", doing, failures.subject(parameters.user_name))
-    with redaction.redactor().guarding(*connection.secrets()) as guard:
+    with (
+        redaction.redactor().guarding(*connection.secrets()) as guard,
+        idempotency.ended_if_it_fails() as end_if_it_fails,
+    ):
         try:
             session = sessions.signed_in(connection, guard)
             home_region, plan, client = _iam_for(session, request, deadline)
@@ -101,6 +104,10 @@ def run(request: Request) -> dict[str, Any] | str:
                 held = _held_in_vault(earlier, session, connection, vault_region, parameters, guard)
                 if held is not None:
                     return _held_with_its_life(held, client, scheduler, expiry_place, parameters)
+                earlier = idempotency.take(
+                    client, parameters.user_name or "", earlier, deadline, head
+                )
+                end_if_it_fails(client, parameters.user_name or "", earlier)
                 replaced = idempotency.clear_the_way(
                     client,
                     parameters.user_name or "",
@@ -142,6 +149,9 @@ def run(request: Request) -> dict[str, Any] | str:
             scheduler,
         )
         document = _finish(key, delivery)
+        if earlier is not None:  # a lease lost meanwhile: the new holder may delete this key
+            with _deleted_if_it_fails(client, key, head, "confirming the idempotency key"):
+                idempotency.confirm(client, parameters.user_name or "", earlier, key["AccessKeyId"])
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
     result = _in_schema_order(document)
