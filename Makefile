@@ -20,6 +20,13 @@ bench: $(PY)
 proto: $(PY)
 	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. plugin/serve/protocol/integration_pack.proto
 
-# The Shuffle app's api.yaml, from action.yaml and schemas/.
+# The Shuffle app's folder: api.yaml, src/app.py and the vendored code (plugin.shuffle_folder),
+# then its requirements pinned with hashes (pip-compile) and requirements.txt from them.
+SHUFFLE_APP := shuffle/iam-create-access-key/0.1.0
 shuffle-app: $(PY)
-	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m plugin.shuffle_app > shuffle/iam-create-access-key/0.1.0/api.yaml
+	$(PY) -m pip install -q -e '.[dev]' 'pip-tools==7.6.2'
+	$(PY) -m plugin.shuffle_folder
+	cd $(SHUFFLE_APP) && ../../../$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links --annotation-style=line \
+		--output-file requirements.lock requirements.in
+	$(PY) -m plugin.shuffle_folder --requirements
