@@ -20,8 +20,8 @@ bench: $(PY)
 proto: $(PY)
 	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. plugin/serve/protocol/integration_pack.proto
 
-# The Shuffle app's folder: api.yaml, src/app.py and the vendored code (plugin.shuffle_folder),
-# then its requirements pinned with hashes (pip-compile) and requirements.txt from them.
+# The Shuffle app's folder (plugin.shuffle_folder): requirements.in, api.yaml, the vendored code;
+# requirements.in pinned with hashes (pip-compile); then requirements.txt and app.py from the lock.
 SHUFFLE_APP := shuffle/iam-create-access-key/0.1.0
 shuffle-app: $(PY)
 	$(PY) -m pip install -q -e '.[dev]' 'pip-tools==7.6.2'
@@ -29,4 +29,4 @@ shuffle-app: $(PY)
 	cd $(SHUFFLE_APP) && ../../../$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
 		--strip-extras --no-emit-index-url --no-emit-find-links --annotation-style=line \
 		--output-file requirements.lock requirements.in
-	$(PY) -m plugin.shuffle_folder --requirements
+	$(PY) -m plugin.shuffle_folder

@@ -77,6 +77,45 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
     return BuiltApp(python, copy / "src", folder / "home")
 
 
+def stitch(folder: Path, target: Path) -> None:
+    """What shuffle-shared app_upload/stitcher.go makes of an app folder for Shuffle's cloud:
+    main.py from src/app.py (lines naming walkoff_app_sdk dropped, cut at `if __name__ ==`;
+    Shuffle prepends its SDK's AppBase, which app.py imports), requirements.txt, and the flat
+    files of src/ beside them (subfolders skipped)."""
+    target.mkdir()
+    kept = []
+    for line in (folder / "src" / "app.py").read_text().split("\n"):
+        if "walkoff_app_sdk" in line or ("console_logger" in line and "await" in line):
+            continue
+        if "if __name__ ==" in line:
+            break
+        kept.append(line)
+    (target / "main.py").write_text("\n".join(kept))
+    shutil.copy(folder / "requirements.txt", target / "requirements.txt")
+    for path in (folder / "src").iterdir():
+        if path.is_file() and path.name != "app.py":
+            shutil.copy(path, target / path.name)
+
+
+@pytest.fixture(scope="module")
+def stitched(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
+    """The app as Shuffle's cloud build lays it out, its requirements.txt installed alone."""
+    folder = tmp_path_factory.mktemp("shuffle-cloud")
+    stitch(APP, folder / "function")
+    venv.create(folder / "venv", with_pip=True)
+    python = folder / "venv" / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-r", "requirements.txt"],
+        check=True,
+        capture_output=True,
+        cwd=folder / "function",
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        timeout=900,
+    )
+    (folder / "home").mkdir()
+    return BuiltApp(python, folder / "function", folder / "home")
+
+
 @pytest.fixture
 def backend() -> Iterator[ShuffleBackend]:
     stand_in = ShuffleBackend()
@@ -182,8 +221,6 @@ def posted_log(posted: dict[str, Any]) -> str:
 def test_the_app_folder_is_this_checkout_regenerated() -> None:
     for relative, content in shuffle_folder.generated().items():
         assert (APP / relative).read_bytes() == content, f"{relative}: run make shuffle-app"
-    lock = (APP / "requirements.lock").read_text()
-    assert (APP / "requirements.txt").read_text() == shuffle_folder.requirements_from_lock(lock)
     assert sorted(p.name for p in (APP / "src").iterdir()) == [
         "app.py",
         "iam_create_access_key.zip",
@@ -273,6 +310,31 @@ def test_the_image_has_no_action_package_but_the_vendored_one(built: BuiltApp) -
         cwd=built.src, env=worker_env(built), capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert loaded.stdout.strip() == str(built.src / "iam_create_access_key.zip/plugin/__init__.py")
+
+
+def test_the_cloud_builds_layout_creates_a_key(
+    stitched: BuiltApp, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """main.py (stitched) beside the zip, with requirements.txt's packages only: the SDK's
+    standalone run of the stitched class creates one key."""
+    user = iam.new_user()
+    arguments = ["--standalone", "--action=create_access_key", f"--user_name={user}",
+                 *[f"--{k}={v}" for k, v in authentication().items()]]  # fmt: skip
+    run = (
+        f"import sys; sys.argv[1:] = {arguments!r}; import main; main.{shuffle_folder.CLASS}.run()"
+    )
+    completed = subprocess.run(
+        [str(stitched.python), "-c", run],
+        cwd=stitched.src,
+        env=worker_env(stitched, **chart(proxy)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(completed.stdout.split("=====\n", 1)[1])
+    assert result["success"] is True, result
+    assert iam.key_ids(user) == [result["AccessKey"]["AccessKeyId"]]
 
 
 # ---- the three ways the SDK runs an app ------------------------------------------------------
