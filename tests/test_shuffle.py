@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -249,6 +250,18 @@ def test_the_vendored_zip_holds_the_package_with_its_manifest_and_schemas() -> N
             "plugin/schemas/connection.schema.json"} <= names  # fmt: skip
     digest = hashlib.sha256((APP / "src" / "iam_create_access_key.zip").read_bytes()).hexdigest()
     assert f'VENDORED_SHA256 = "{digest}"' in (APP / "src" / "app.py").read_text()
+
+
+def test_the_dockerfile_installs_the_lock_by_hash_and_lints_clean() -> None:
+    """The fixture below builds as this Dockerfile does: the lock, hash-checked; then src/."""
+    recipe = (APP / "Dockerfile").read_text()
+    assert "FROM frikky/shuffle:app_sdk AS base" in recipe
+    assert "--require-hashes -r /requirements.lock" in recipe
+    assert "COPY src /app" in recipe
+    hadolint = Path(sys.executable).parent / "hadolint"
+    linted = subprocess.run([str(hadolint), str(APP / "Dockerfile")], capture_output=True,
+                            text=True, check=False)  # fmt: skip
+    assert linted.returncode == 0, linted.stdout
 
 
 # ---- api.yaml, for Shuffle's editor ----------------------------------------------------------
