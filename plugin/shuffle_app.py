@@ -37,6 +37,7 @@ SDK_DEFAULT_TIMEOUT = 30
 SDK_MARGIN_SECONDS = 3.0
 ACTION = "create_access_key"
 VARIABLE_ERROR = "shuffle_variable_error"
+DEBUG_HINT = "the app's log has the details when its DEBUG variable is true"
 
 
 def sdk_timeout(environ: Mapping[str, str]) -> int:
@@ -73,6 +74,8 @@ def create_access_key(fields: Mapping[str, Any], environ: Mapping[str, str]) -> 
         settings = Settings.from_environment(environ)
     except ValueError as error:  # the app's own configuration is wrong: say which variable
         return _failure(str(error), 2)
+    if environ.get("DEBUG", "").lower() == "true":  # as the SDK reads it
+        logging.getLogger("plugin").setLevel(logging.DEBUG)  # the action's details, redacted
     if VARIABLE_ERROR in fields:
         cause = str(fields[VARIABLE_ERROR]).strip() or "a reference found nothing"
         return _failure(
@@ -92,10 +95,8 @@ def create_access_key(fields: Mapping[str, Any], environ: Mapping[str, str]) -> 
         response = engine.execute(request, settings.admit)
     except Exception as error:  # a bug: said in one line, never raised into the SDK
         return _failure(f"internal error ({type(error).__name__})", 1)
-    if response["error_code"] == 1:  # the engine's words point at --debug, a CLI flag
-        return _failure("internal error in the app (its log says more with DEBUG=true)", 1)
     if response["error_code"]:
-        return _failure(_in_shuffle_words(response["error_message"]), response["error_code"])
+        return _failure(in_shuffle_words(response["error_message"]), response["error_code"])
     result = response["result"]
     if isinstance(result, str):  # Disable XML To JSON Auto Convert: IAM's XML as it was sent
         return {"success": True, "raw_xml": result}
@@ -115,10 +116,11 @@ def _connection(fields: Mapping[str, Any]) -> dict[str, Any]:
     return connection
 
 
-def _in_shuffle_words(message: str) -> str:
-    """The action names the fields of its connection "connection.<name>"; on Shuffle's form
-    they are the app's authentication."""
-    return re.sub(r"\bconnection\.(?=\w)", "authentication.", message)
+def in_shuffle_words(message: str) -> str:
+    """The action's message as a Shuffle user reads it: the connection's fields are the app's
+    authentication, and the details are in the app's log with DEBUG=true (not a --debug flag)."""
+    message = re.sub(r"\bconnection\.(?=\w)", "authentication.", message)
+    return message.replace("run with --debug for details", DEBUG_HINT)
 
 
 def _failure(reason: str, code: int) -> dict[str, Any]:

@@ -310,6 +310,22 @@ def test_the_sdks_timeout_is_read_as_the_sdk_reads_it(given: str, seconds: int) 
     assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds - 3
 
 
+@pytest.mark.parametrize(
+    ("said", "read"),
+    [
+        ("connection.region: must match ^[a-z0-9-]+$",
+         "authentication.region: must match ^[a-z0-9-]+$"),
+        ('CreateAccessKey failed for user "bob": internal error KeyError (run with --debug for '
+         "details)",
+         'CreateAccessKey failed for user "bob": internal error KeyError (the app\'s log has the '
+         "details when its DEBUG variable is true)"),
+    ],
+    ids=["field", "details"],
+)  # fmt: skip
+def test_the_actions_messages_are_said_in_shuffles_words(said: str, read: str) -> None:
+    assert shuffle_app.in_shuffle_words(said) == read
+
+
 # ---- the image, as built ---------------------------------------------------------------------
 
 

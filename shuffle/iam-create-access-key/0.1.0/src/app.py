@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "d3d5155e3988308e3ccbcd7f97342d97ec17e0cfb90d3256b0d0da252770324a"
+VENDORED_SHA256 = "5dd57fb5a38c7c6e40cab64b83d073bf25f6f31a3aba655b3eaf80900ac9ac87"
 # requirements.lock's SHA-256: Shuffle's hot-load rebuilds an app when app.py changes, not when
 # the lock does (walkoff.go hashes api.yaml, src/app.py and the Dockerfile).
 REQUIREMENTS_SHA256 = "989715a4177121f3ab85decb153d47c17917484f3d2b86d8b0906da6c1f77c38"
