@@ -87,7 +87,7 @@ def create_access_key(fields: Mapping[str, Any], environ: Mapping[str, str]) -> 
         request = {
             "parameters": {
                 **{k: v for k, v in fields.items() if k not in AUTHENTICATION},
-                **settings.parameters,
+                **settings.parameters(fields),
             },
             "connection": _connection(fields),
             "timeout": action_deadline(environ),

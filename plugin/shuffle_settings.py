@@ -15,17 +15,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from . import resources, vault
+from . import resources, validation, vault
 from .errors import ActionError, Category
 from .request import Request
 
 PREFIX = "IAM_CREATE_ACCESS_KEY_"
 LEND_IDENTITY = PREFIX + "LEND_IDENTITY"
 VAULT_PREFIX = PREFIX + "VAULT_PREFIX"
-# Action parameters an operator sets for every call on this door, and the form never shows:
-# the role EventBridge Scheduler assumes to delete an expiring key is the operator's to name
-# (an action parameter elsewhere, once the manifest has it).
-OPERATOR_PARAMETERS = {"expiry_role_arn": PREFIX + "EXPIRY_ROLE_ARN"}
+# Action parameters the operator sets on this door, and the form never shows: (the variable,
+# the parameter whose use needs it). The role EventBridge Scheduler assumes to delete an
+# expiring key is the operator's to name (a caller's parameter on other doors), and a call
+# passes it only when it asks for an expiry (the action refuses the role without one).
+OPERATOR_PARAMETERS = {"expiry_role_arn": (PREFIX + "EXPIRY_ROLE_ARN", "expires_after")}
 
 # The authentication a Shuffle user fills (api.yaml), as Shuffle's own AWS apps ask for it
 # (Shuffle/python-apps aws-iam: access key, secret key, region), plus a session token for
@@ -45,7 +46,7 @@ class Settings:
 
     lend_identity: bool = False
     vault_prefixes: tuple[str, ...] = ()
-    parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    operator_values: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -58,12 +59,26 @@ class Settings:
             )
         prefixes = tuple(p.strip() for p in environ.get(VAULT_PREFIX, "").split(",") if p.strip())
         offered = {entry["name"] for entry in resources.manifest()["parameters"]}
-        parameters = {
-            name: environ[variable].strip()
-            for name, variable in OPERATOR_PARAMETERS.items()
-            if name in offered and environ.get(variable, "").strip()
+        values = {}
+        for name, (variable, _) in OPERATOR_PARAMETERS.items():
+            value = environ.get(variable, "").strip()
+            if name not in offered or not value:
+                continue
+            if validation.problems("input", {name: value}, "parameters"):
+                raise ValueError(
+                    f"The app's setting {variable} is not a valid {name} ({_HOW}); nothing was "
+                    "sent to AWS"
+                )
+            values[name] = value
+        return cls(lend == "all", prefixes, values)
+
+    def parameters(self, given: Mapping[str, object]) -> dict[str, str]:
+        """The operator's values this call needs (its arguments `given` ask for them)."""
+        return {
+            name: value
+            for name, value in self.operator_values.items()
+            if str(given.get(OPERATOR_PARAMETERS[name][1]) or "").strip()
         }
-        return cls(lend == "all", prefixes, parameters)
 
     def admit(self, request: Request) -> None:
         """Refuse (code 3, nothing sent) what the operator does not allow."""

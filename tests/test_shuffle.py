@@ -375,7 +375,8 @@ def test_standalone_with_spaces_for_empty_fields_creates_one_key(
     user = iam.new_user()
     mark = proxy.mark()
     given = {**authentication(region=" "), "user_name": user, "regions": "us-east-1"}
-    result, output = standalone(built, given, **chart(proxy))
+    expiry = {"IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN": "arn:aws:iam::123456789012:role/expiry"}
+    result, output = standalone(built, given, **chart(proxy), **expiry)  # no expiry asked: unused
 
     assert result["success"] is True, result
     key = result["AccessKey"]
