@@ -55,17 +55,21 @@ ORDER = (
     "seal_secret_to",
     "vault",
     "idempotency_key",
+    "expires_after",
+    "description",
     "wait_for_user",
     "status",
     "at_limit",
     "wait_until_usable",
     "check_only",
+    "report_other_keys",
     "ses_smtp_region",
     "disable_xml_to_json",
 )
 # Shuffle's editor shows a parameter's description under its field: one short line each (the
 # manifest's full text is in the README's Parameters table). A parameter not named here gets
-# the first sentence of its manifest description.
+# the first sentence of its manifest description (the entries of parameters the manifest does not
+# have yet wait for them).
 WORDING = {
     "user_name": "The IAM user that gets the new key (a $reference to the Create User step). "
     "Empty: the identity that signs.",
@@ -85,6 +89,11 @@ WORDING = {
     "it at once.",
     "check_only": "true: check everything and report what would happen; create nothing.",
     "ses_smtp_region": "An AWS region: the result also carries the key's SES SMTP password there.",
+    "expires_after": "15m to 365d (8h, 7d): AWS deletes the key then (an EventBridge Scheduler "
+    "schedule).",
+    "description": "Shown in the console's Description column of the key (up to 256 characters).",
+    "report_other_keys": "true: the result also lists the user's other keys and their last use "
+    "(rotations).",
     "disable_xml_to_json": "true: return IAM's raw XML answer (no sealing, vault or other "
     "option then).",
 }
