@@ -366,6 +366,19 @@ def test_the_cloud_builds_layout_creates_a_key(
     assert iam.key_ids(user) == [result["AccessKey"]["AccessKeyId"]]
 
 
+def test_a_vendored_zip_that_is_not_the_generated_one_is_never_imported(
+    built: BuiltApp, tmp_path: Path
+) -> None:
+    src = tmp_path / "app"
+    shutil.copytree(built.src, src)
+    archive = src / "iam_create_access_key.zip"
+    archive.write_bytes(archive.read_bytes().replace(b"Creates a new AWS", b"Creates a bad AWS"))
+    loaded = subprocess.run([str(built.python), "-c", "import app"], cwd=src,
+                            env=worker_env(built), capture_output=True, text=True, check=False)  # fmt: skip
+    assert loaded.returncode == 1
+    assert f"ImportError: {archive} is not the code this app was generated with" in loaded.stderr
+
+
 # ---- the three ways the SDK runs an app ------------------------------------------------------
 
 
