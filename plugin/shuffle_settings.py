@@ -81,7 +81,18 @@ class Settings:
         }
 
     def admit(self, request: Request) -> None:
-        """Refuse (code 3, nothing sent) what the operator does not allow."""
+        """Refuse (code 2 or 3, nothing sent) what this app's settings do not allow."""
+        for name, (variable, needed_with) in OPERATOR_PARAMETERS.items():
+            # getattr: the request has these fields once the manifest has the parameters
+            if getattr(request.parameters, needed_with, None) and not getattr(
+                request.parameters, name, None
+            ):
+                raise ActionError(
+                    f"Invalid input: {_display_name(needed_with)} needs the app's setting "
+                    f"{variable}, which is not set: its administrator sets it {_HOW} "
+                    "(nothing was sent)",
+                    Category.INVALID_INPUT,
+                )
         problems = [p for p in (self._identity(request), self._vault(request)) if p]
         if problems:
             raise ActionError("; ".join(problems) + " (nothing was sent)", Category.REJECTED)
@@ -107,3 +118,11 @@ class Settings:
             f"vault: {given} is outside the names this app writes "
             f"({', '.join(self.vault_prefixes)}: {VAULT_PREFIX})"
         )
+
+
+def _display_name(name: str) -> str:
+    """A parameter's name as Shuffle's editor shows it (the manifest's display name)."""
+    for entry in resources.manifest()["parameters"]:
+        if entry["name"] == name:
+            return str(entry["display_name"])
+    return name

@@ -30,6 +30,7 @@ import venv
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyrage
@@ -38,7 +39,8 @@ import yaml
 from packaging.requirements import Requirement
 
 from plugin import manifest, resources, shuffle_app, shuffle_folder
-from plugin.shuffle_settings import AUTHENTICATION, OPERATOR_PARAMETERS
+from plugin.errors import ActionError
+from plugin.shuffle_settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
 from tests import fault_proxy as faults
 from tests.conftest import free_port
 from tests.fault_proxy import FaultProxy
@@ -324,6 +326,29 @@ def test_the_sdks_timeout_is_read_as_the_sdk_reads_it(given: str, seconds: int) 
 )  # fmt: skip
 def test_the_actions_messages_are_said_in_shuffles_words(said: str, read: str) -> None:
     assert shuffle_app.in_shuffle_words(said) == read
+
+
+def test_an_expiry_without_the_operators_role_is_refused_in_shuffles_words() -> None:
+    """Once the manifest has Expires After (issue 23), a call asking for it on this door needs
+    the operator's role; the request is stood in for (this checkout's may lack the fields)."""
+    request = SimpleNamespace(
+        parameters=SimpleNamespace(expires_after="1h", expiry_role_arn=None, vault=None),
+        connection=SimpleNamespace(access_key_id=ADMIN_KEY_ID),
+    )
+    with pytest.raises(ActionError) as refused:
+        Settings.from_environment({}).admit(request)  # type: ignore[arg-type]
+    assert refused.value.error_code == 2
+    assert str(refused.value).endswith(
+        "needs the app's setting IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN, which is not set: its "
+        "administrator sets it on the app's image (ENV) or in the Helm chart's extraEnvVars "
+        "(nothing was sent)"
+    )
+    granted = SimpleNamespace(
+        parameters=SimpleNamespace(expires_after="1h", expiry_role_arn="arn:aws:iam::1:role/x",
+                                   vault=None),
+        connection=request.connection,
+    )  # fmt: skip
+    Settings.from_environment({}).admit(granted)  # type: ignore[arg-type]
 
 
 # ---- the image, as built ---------------------------------------------------------------------
