@@ -60,10 +60,14 @@ def run_demo(options: dict[str, Any] | None = None) -> int:
             "(wait_for_user): real IAM may answer NoSuchEntity for a few seconds after Create "
             "User. moto shows it at once.\n"
         )
+        if parameters.get("expires_after") and not parameters.get("expiry_role_arn"):
+            parameters["expiry_role_arn"] = _expiry_role_step(connection)
         request = {"parameters": parameters, "connection": connection}
         _show("Step 2: IAM Create Access Key (engine request)", _without_secrets(request))
         response = execute(request)
         _show("Step 2: IAM Create Access Key (engine response)", response)
+        if response["error_code"] == 0 and "Expires" in response["result"]:
+            _show_schedule(connection, response["result"]["Expires"]["ScheduleArn"])
         return int(response["error_code"])
     finally:
         server.stop()
@@ -82,6 +86,54 @@ def _create_user_step(connection: dict[str, str]) -> dict[str, Any]:
     )
     response = client.create_user(UserName=f"demo-user-{secrets.token_hex(3)}")
     return {"User": response["User"]}
+
+
+# The execution role an operator makes once for Expires After (README: Expires After).
+_EXPIRY_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "scheduler.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def _expiry_role_step(connection: dict[str, str]) -> str:
+    """The demo's expiry role (moto checks neither its trust nor its permissions)."""
+    import boto3
+
+    client = boto3.client(
+        "iam",
+        region_name=connection["region"],
+        endpoint_url=connection["endpoint_url"],
+        aws_access_key_id=connection["access_key_id"],
+        aws_secret_access_key=connection["secret_access_key"],
+    )
+    role = client.create_role(
+        RoleName=f"demo-key-expiry-{secrets.token_hex(3)}",
+        AssumeRolePolicyDocument=json.dumps(_EXPIRY_TRUST),
+    )["Role"]
+    print(f"Expiry role for EventBridge Scheduler: {role['Arn']}\n")
+    return str(role["Arn"])
+
+
+def _show_schedule(connection: dict[str, str], arn: str) -> None:
+    """What AWS will run at the key's expiry, read back from the scheduler."""
+    import boto3
+
+    client = boto3.client(
+        "scheduler",
+        region_name=arn.split(":")[3],
+        endpoint_url=connection["endpoint_url"],
+        aws_access_key_id=connection["access_key_id"],
+        aws_secret_access_key=connection["secret_access_key"],
+    )
+    schedule = client.get_schedule(Name=arn.rsplit("/", 1)[1])
+    schedule.pop("ResponseMetadata", None)
+    _show("Step 3: the expiry schedule (EventBridge Scheduler GetSchedule)", schedule)
 
 
 def _without_secrets(request: dict[str, Any]) -> dict[str, Any]:

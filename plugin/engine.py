@@ -13,8 +13,9 @@ from .request import Request, parse_request
 log = logging.getLogger(__name__)
 
 
-# A host's own rule for checked requests (serve's policy): raises ActionError to refuse one.
-Admit = Callable[[Request], None]
+# A host's own rule for checked requests (serve's policy): raises ActionError to refuse one,
+# and returns the request as the host runs it (None: as it is).
+Admit = Callable[[Request], "Request | None"]
 
 
 def execute(request: Any, admit: Admit | None = None) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def _answer(run: Callable[[Request], Any], request: Any, admit: Admit | None) ->
     try:
         checked = parse_request(request)
         if admit is not None:
-            admit(checked)
+            checked = admit(checked) or checked
         result = run(checked)
     except ActionError as error:
         return failure(error)

@@ -87,10 +87,17 @@ def look(
     return Earlier(tag, recorded, orphans, stale, iam_now)
 
 
-def clear_the_way(client: IAMClient, user_name: str, earlier: Earlier, head: str) -> str | None:
+def clear_the_way(
+    client: IAMClient,
+    user_name: str,
+    earlier: Earlier,
+    head: str,
+    forget: Callable[[str], None] | None = None,
+) -> str | None:
     """Delete what earlier attempts left, prune stale tags, mark this attempt pending.
 
-    Returns the id of the key deleted in favour of this attempt's, if any.
+    Returns the id of the key deleted in favour of this attempt's, if any; `forget` is given
+    that id once the key is gone (its expiry schedule and description go with it).
     """
     replaced = None
     if earlier.recorded is not None:
@@ -113,6 +120,8 @@ def clear_the_way(client: IAMClient, user_name: str, earlier: Earlier, head: str
             if aws_code(error) != "NoSuchEntity":
                 raise
         log.info("deleted key %s: an earlier attempt with this idempotency key made it", replaced)
+        if forget is not None:
+            forget(replaced)
     if earlier.stale_tags:
         _call("UntagUser", client.untag_user, user_name, TagKeys=list(earlier.stale_tags))
     marker = pending_marker(earlier.iam_now)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import regions, resources, seal, validation
+from . import lifetime, regions, resources, seal, validation
 from .errors import ActionError, Category
 
 REQUEST_FIELDS = ("parameters", "connection", "timeout")
@@ -56,6 +56,10 @@ class Parameters:
     wait_until_usable: bool = False
     ses_smtp_region: str | None = None
     idempotency_key: str | None = None
+    description: str | None = None
+    expires_after: str | None = None
+    expiry_role_arn: str | None = None
+    report_other_keys: bool = False
 
     def user_wait_seconds(self) -> int:
         """Wait For A New User applies to a named user. With none, the key is for the identity
@@ -110,6 +114,7 @@ def parse_request(request: Any) -> Request:
             "the user)"
         )
     problems += _ses_region_problems(given, selection, connection_fields.get("region"), problems)
+    problems += lifetime.problems(given, selection, problems)
     if problems:
         raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
 
@@ -132,6 +137,10 @@ def parse_request(request: Any) -> Request:
         wait_until_usable=values["wait_until_usable"],
         ses_smtp_region=values.get("ses_smtp_region"),
         idempotency_key=values.get("idempotency_key"),
+        description=values.get("description"),
+        expires_after=values.get("expires_after"),
+        expiry_role_arn=values.get("expiry_role_arn"),
+        report_other_keys=values["report_other_keys"],
     )
     if isinstance(connection_fields.get("duration_seconds"), float):
         # JSON Schema counts 900.0 as an integer; botocore wants an int.
@@ -186,6 +195,18 @@ _NOT_WITH_RAW_XML: tuple[tuple[str, Callable[[Any], bool], str, str], ...] = (
         lambda v: isinstance(v, str),
         "",
         "the XML is the create's answer and has no SMTP password",
+    ),
+    (
+        "expires_after",
+        lambda v: isinstance(v, str),
+        "",
+        "the XML is the create's answer and could not say when the key expires",
+    ),
+    (
+        "report_other_keys",
+        lambda v: v is True,
+        "",
+        "the XML is the create's answer and has no other keys",
     ),
 )
 

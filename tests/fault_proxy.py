@@ -29,6 +29,14 @@ ERROR_XML = (
 )
 
 
+# REST-JSON services name the action by method and path: EventBridge Scheduler's schedules.
+_REST_ACTIONS = {
+    ("POST", "schedules"): "CreateSchedule",
+    ("GET", "schedules"): "GetSchedule",
+    ("DELETE", "schedules"): "DeleteSchedule",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Fault:
     """What to do with one request. `forward` says whether IAM sees it at all."""
@@ -105,6 +113,8 @@ class FaultProxy:
             def do_POST(self) -> None:
                 proxy.handle(self)
 
+            do_GET = do_DELETE = do_POST  # REST services (EventBridge Scheduler) use them too
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -155,7 +165,9 @@ class FaultProxy:
         # Query protocol (IAM, STS) names the action in the body; JSON protocol (Secrets
         # Manager, SSM) in the X-Amz-Target header.
         target = request.headers.get("X-Amz-Target", "")
-        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [target.split(".")[-1]])[0]
+        rest = _REST_ACTIONS.get((request.command, request.path.split("/")[1].split("?")[0]))
+        named = rest or target.split(".")[-1]
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [named])[0]
         with self.lock:
             queue = self.faults.get(action)
             fault = queue.popleft() if queue else None
@@ -186,7 +198,7 @@ class FaultProxy:
             self._send(request, status, headers, fault.rewrite(payload), fault.drip)
         elif fault.body is not None:
             self._send(request, 200, [("Content-Type", "text/xml")], fault.body, fault.drip)
-        elif fault.status and target:  # a JSON-protocol service: its error shape
+        elif fault.status and (target or rest):  # a JSON-protocol service: its error shape
             code = fault.code if fault.code.endswith("Exception") else fault.code + "Exception"
             error = json.dumps({"__type": code, "message": fault.name}).encode()
             self._send(
@@ -209,7 +221,7 @@ class FaultProxy:
             headers = {
                 k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")
             }
-            connection.request("POST", request.path, body=body, headers=headers)
+            connection.request(request.command, request.path, body=body, headers=headers)
             response = connection.getresponse()
             payload = response.read()
             kept = [

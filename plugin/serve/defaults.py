@@ -1,6 +1,10 @@
 """`serve`'s settings, once: each flag's name, kind, default, help, and the environment
 variable that sets it too (containers are configured so; a flag wins over its variable).
 
+One grammar for both: a flag's text and its variable's are read by the same rules (a list's
+variable is what repeating the flag is, its items separated by whitespace), and whatever cannot
+be read is one line naming the flag or variable, exit 2, before anything listens.
+
 No grpc here: the command line shows these without importing it (the `run` path never pays
 for it).
 """
@@ -8,8 +12,11 @@ for it).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "IAM_CREATE_ACCESS_KEY_"
@@ -17,11 +24,45 @@ ENV_PREFIX = "IAM_CREATE_ACCESS_KEY_"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1337
 DEFAULT_GRACE_SECONDS = 60.0
-# Every call ends within this, even one whose caller set no deadline.
-DEFAULT_MAX_CALL_SECONDS = 300.0
-# Calls in flight by default: they wait on the network, not the processor, but each holds a
-# thread and its memory; enough for a runner's bursts on a small pod.
-DEFAULT_MAX_CALLS = min(64, max(32, 16 * (os.cpu_count() or 2)))
+# Without --max-call-seconds a call may run as long as the grace, so that none outlives the
+# drain at SIGTERM; this value serves only when the grace is 0 (calls are cut at SIGTERM).
+DEFAULT_MAX_CALL_SECONDS = DEFAULT_GRACE_SECONDS
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_limit(root: Path = CGROUP) -> float | None:
+    """The CPUs this process's cgroup may use (a pod's CPU limit), or None without a limit:
+    cgroup v2's cpu.max ("quota period" or "max period"), else v1's cfs quota and period."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+        period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        return None if int(quota) <= 0 else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus(root: Path = CGROUP) -> float:
+    """The processors this process may use: those it may run on (the node's, or its CPU set),
+    capped by its cgroup's limit (os.cpu_count() sees the node's, whatever the pod's limit)."""
+    schedulable = getattr(os, "sched_getaffinity", None)
+    node = len(schedulable(0)) if schedulable else (os.cpu_count() or 1)
+    limit = cgroup_cpu_limit(root)
+    return node if limit is None else min(float(node), limit)
+
+
+def default_max_calls(cpus: float) -> int:
+    """Calls in flight by default: they wait on the network, not the processor, but each holds
+    a worker and its memory; enough for a runner's bursts on a small pod. 16 per processor
+    the pod may use, at least 32, at most 64."""
+    return min(64, max(32, math.ceil(16 * cpus)))
+
+
+DEFAULT_MAX_CALLS = default_max_calls(available_cpus())
 
 # Whose AWS identity a call without an access key of its own may act with (serve.policy).
 LEND_NONE = "none"
@@ -30,7 +71,7 @@ LEND_ALL = "all"
 LEND_CHOICES = (LEND_NONE, LEND_ASSUME_ROLE, LEND_ALL)
 
 TEXT, INTEGER, NUMBER, SWITCH, LIST = "text", "integer", "number", "switch", "list"
-_WHAT = {SWITCH: "true or false", INTEGER: "a whole number", NUMBER: "a number"}
+_SWITCHES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 LISTEN, LEND, LOAD, OPERATE = (
     "where it listens, and who may call",
     "whose AWS identity, and what a caller can reach",
@@ -38,11 +79,26 @@ LISTEN, LEND, LOAD, OPERATE = (
     "what the operator sees",
 )
 LOG_FORMATS = ("text", "json")
+MAX_PORT = 65535
+# What the kubelet injects for every Service of the namespace (service links, Kubernetes'
+# pkg/kubelet/envvars/envvars.go FromServices): for a Service
+# named iam-create-access-key, IAM_CREATE_ACCESS_KEY_PORT=tcp://10.0.0.7:1337 beside
+# ..._PORT_1337_TCP(_PROTO|_PORT|_ADDR), ..._SERVICE_HOST and ..._SERVICE_PORT(_<name>); for one
+# named iam-create-access-key-metrics, IAM_CREATE_ACCESS_KEY_METRICS_PORT=tcp://... Only names
+# ending in _PORT can be one of ours (tests/test_serve_settings.py keeps it so), and a port's
+# value in this shape is never the operator's: it is read as unset.
+SERVICE_LINK = re.compile(r"(tcp|udp|sctp)://\S+:\d+")
+
+
+class SettingError(ValueError):
+    """A flag's or variable's text that means nothing: the message names it, in one line."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """One flag; `kind` says how its variable's text is read (a list: comma-separated)."""
+    """One flag, its variable, and how the text of either is read: a list's variable holds
+    its items separated by whitespace (which no role ARN, URL, DNS name or vault name can
+    contain, while an IAM role name and a URI can contain commas)."""
 
     name: str
     kind: str
@@ -51,6 +107,10 @@ class Setting:
     group: str
     metavar: str | None = None
     choices: tuple[str, ...] = ()
+    # bounds of a number (inclusive); `above` is an exclusive lower bound
+    least: float | None = None
+    most: float | None = None
+    above: float | None = None
 
     @property
     def flag(self) -> str:
@@ -60,28 +120,70 @@ class Setting:
     def variable(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
-    def from_text(self, text: str) -> Any:
-        """The value a variable's text means; ValueError (naming the variable) if none."""
-        try:
-            if self.kind == SWITCH:
-                return {"1": True, "true": True, "yes": True, "0": False, "false": False,
-                        "no": False, "": False}[text.strip().lower()]  # fmt: skip
-            if self.kind == INTEGER:
-                return int(text)
-            if self.kind == NUMBER:
-                return float(text)
-        except (KeyError, ValueError):
-            raise ValueError(f"{self.variable}={text!r} is not {_WHAT[self.kind]}") from None
+    def from_flag(self, given: Any) -> Any:
+        """The value a flag's text (a list's: each repetition's) means; SettingError if none."""
+        if self.kind == SWITCH:
+            return bool(given)
         if self.kind == LIST:
-            return [item.strip() for item in text.split(",") if item.strip()]
-        if self.choices and text not in self.choices:
-            raise ValueError(f"{self.variable}={text!r}: one of {', '.join(self.choices)}")
+            return [self._item(self.flag, text) for text in given]
+        return self._read(self.flag, given.strip())
+
+    def from_text(self, text: str) -> Any:
+        """The value a variable's text means, None for unset (blank, or a Kubernetes service
+        link on a port's variable); SettingError naming the variable if none."""
+        if not text.strip() or (
+            self.variable.endswith("_PORT") and SERVICE_LINK.fullmatch(text.strip())
+        ):
+            return None
+        if self.kind == LIST:
+            return [self._item(self.variable, item) for item in text.split()]
+        if self.kind == SWITCH:
+            switch = _SWITCHES.get(text.strip().lower())
+            if switch is None:
+                raise SettingError(f"{self.variable}={text!r} is not true or false")
+            return switch
+        return self._read(self.variable, text.strip())
+
+    def _item(self, source: str, text: str) -> str:
+        if not text.strip() or text.split() != [text]:
+            raise SettingError(f"{source}={text!r}: an item is one word, neither blank nor spaced")
         return text
+
+    def _read(self, source: str, text: str) -> Any:
+        if not text.strip():
+            raise SettingError(f"{source} is blank")
+        if self.choices and text not in self.choices:
+            raise SettingError(f"{source}={text!r}: one of {', '.join(self.choices)}")
+        if self.kind == INTEGER:
+            try:
+                number: float = int(text)
+            except ValueError:
+                raise SettingError(f"{source}={text!r} is not a whole number") from None
+        elif self.kind == NUMBER:
+            try:
+                number = float(text)
+            except ValueError:
+                raise SettingError(f"{source}={text!r} is not a number") from None
+            if not math.isfinite(number):
+                raise SettingError(f"{source}={text!r} is not a finite number")
+        else:
+            return text
+        if (
+            (self.least is not None and number < self.least)
+            or (self.most is not None and number > self.most)
+            or (self.above is not None and number <= self.above)
+        ):
+            raise SettingError(f"{source}={text!r} is not {self._range()}")
+        return number
+
+    def _range(self) -> str:
+        low = f"more than {self.above:g}" if self.above is not None else f"{self.least:g} or more"
+        return f"from {self.least:g} to {self.most:g}" if self.most is not None else low
 
 
 SETTINGS = (
     Setting("host", TEXT, DEFAULT_HOST, "address to listen on", LISTEN),
-    Setting("port", INTEGER, DEFAULT_PORT, "port to listen on", LISTEN),
+    Setting("port", INTEGER, DEFAULT_PORT, "port to listen on", LISTEN, least=0, most=MAX_PORT),
     Setting("unix", TEXT, None, "listen on this Unix socket instead (mode 0600)", LISTEN, "PATH"),
     Setting("tls_cert", TEXT, None, "the server's certificate (chain)", LISTEN, "PEM"),
     Setting("tls_key", TEXT, None, "the server's private key", LISTEN, "PEM"),
@@ -140,20 +242,33 @@ SETTINGS = (
         "PREFIX",
     ),
     Setting(
+        "expiry_role_arn",
+        TEXT,
+        None,
+        "the role EventBridge Scheduler deletes expiring keys with, for a call that gives "
+        "Expires After and no Expiry Role ARN of its own",
+        LEND,
+        "ARN",
+    ),
+    Setting(
         "max_calls",
         INTEGER,
         DEFAULT_MAX_CALLS,
-        "ExecuteAction/TestCredentials calls at once; more are refused",
+        "ExecuteAction/TestCredentials calls at once; more are refused (16 per processor "
+        "the pod may use, its cgroup's CPU limit included, 32 to 64)",
         LOAD,
         "N",
+        least=1,
     ),
     Setting(
         "max_call_seconds",
         NUMBER,
-        DEFAULT_MAX_CALL_SECONDS,
-        "every call ends within this, deadline or not",
+        None,
+        "every call ends within this, deadline or not; at most the grace, which is its "
+        "default, so that no call outlives the drain",
         LOAD,
         "SECONDS",
+        above=0,
     ),
     Setting(
         "grace",
@@ -163,6 +278,7 @@ SETTINGS = (
         "4 s after, whatever they wait on",
         LOAD,
         "SECONDS",
+        least=0,
     ),
     Setting(
         "log_format",
@@ -180,6 +296,8 @@ SETTINGS = (
         "serve Prometheus metrics on this port (off unless given)",
         OPERATE,
         "PORT",
+        least=0,
+        most=MAX_PORT,
     ),
     Setting(
         "metrics_host",
@@ -194,15 +312,24 @@ BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 def resolve(given: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Each setting's value: its flag's if given (not None), else its variable's, else the
-    default. ValueError naming the variable for one that cannot be read."""
+    """Each setting's value: its flag's if given (not None), else its variable's (unless blank
+    or a service link), else the default. SettingError, naming the flag or variable, for
+    text that cannot be read or settings that contradict each other."""
     values = {}
     for setting in SETTINGS:
         flag_value = given.get(setting.name)
+        value = None
         if flag_value is not None:
-            values[setting.name] = flag_value
+            value = setting.from_flag(flag_value)
         elif setting.variable in environ:
-            values[setting.name] = setting.from_text(environ[setting.variable])
-        else:
-            values[setting.name] = setting.default
+            value = setting.from_text(environ[setting.variable])
+        values[setting.name] = setting.default if value is None else value
+    grace, longest = values["grace"], values["max_call_seconds"]
+    if longest is None:
+        values["max_call_seconds"] = grace or DEFAULT_MAX_CALL_SECONDS
+    elif grace and longest > grace:
+        raise SettingError(
+            f"--max-call-seconds ({longest:g}) is longer than --grace ({grace:g}): a call could "
+            "outlive the drain at SIGTERM; lower it, or raise --grace"
+        )
     return values

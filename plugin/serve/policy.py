@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import vault
+from .. import validation, vault
 from ..clients import is_loopback
 from ..errors import ActionError, Category
 from ..request import Request
@@ -71,6 +71,17 @@ def _origin(url: str) -> Origin | None:
     return Origin(scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme])
 
 
+def _expiry_role(text: str | None) -> str | None:
+    """--expiry-role-arn, checked by the input schema's own rule for expiry_role_arn."""
+    if not text:
+        return None
+    if validation.problems("input", {"expiry_role_arn": text}, "parameters"):
+        raise ValueError(
+            f"--expiry-role-arn {text}: not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        )
+    return text
+
+
 @dataclasses.dataclass(frozen=True)
 class Policy:
     """The operator's answer to "whose identity, and what may a caller reach"."""
@@ -79,6 +90,7 @@ class Policy:
     allow_role_arns: tuple[str, ...] = ()
     allow_endpoints: tuple[Origin, ...] = ()
     vault_prefixes: tuple[str, ...] = ()
+    expiry_role_arn: str | None = None  # for a call with Expires After and no role of its own
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Policy:
@@ -96,10 +108,12 @@ class Policy:
             allow_role_arns=roles,
             allow_endpoints=tuple(allowed_endpoint(url) for url in settings["allow_endpoint"]),
             vault_prefixes=tuple(settings["vault_prefix"]),
+            expiry_role_arn=_expiry_role(settings.get("expiry_role_arn")),
         )
 
-    def admit(self, request: Request) -> None:
-        """Refuse (ActionError, code 3; nothing sent) what this server does not allow."""
+    def admit(self, request: Request) -> Request:
+        """Refuse (ActionError, code 3; nothing sent) what this server does not allow; return
+        the request as this server runs it (with the operator's expiry role, if it needs one)."""
         problems = [
             problem
             for problem in (
@@ -114,6 +128,11 @@ class Policy:
                 "Refused by this server: " + "; ".join(problems) + " (nothing was sent)",
                 Category.REJECTED,
             )
+        parameters = request.parameters
+        if parameters.expires_after and not parameters.expiry_role_arn and self.expiry_role_arn:
+            parameters = dataclasses.replace(parameters, expiry_role_arn=self.expiry_role_arn)
+            return dataclasses.replace(request, parameters=parameters)
+        return request
 
     def _endpoint_problem(self, request: Request) -> str | None:
         url = request.connection.endpoint_url

@@ -146,7 +146,7 @@ class PluginServicer(pb_grpc.PluginServicer):  # type: ignore[misc]
         self.options = options
         self.slots = Slots(options.max_calls)
         self.flights = Flights()
-        self.metrics = Metrics()
+        self.metrics = Metrics(options.max_call_seconds)  # buckets up to it
         self.metrics.in_flight.set_function(self.flights.count)
 
     def HealthProbe(self, request: Any, context: Any) -> Any:
@@ -341,6 +341,10 @@ def serve(options: Options) -> int:
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = listener.bind(server, listening)
+    metrics_at = None  # before anything serves: a metrics port it cannot have is a start-up error
+    if options.metrics_port is not None:
+        host = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
+        metrics_at = f"{host}:{servicer.metrics.serve(options.metrics_host, options.metrics_port)}"
     server.start()
     for service in ("", SERVICE):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -359,11 +363,9 @@ def serve(options: Options) -> int:
     )
     if listening.warning:
         print(f"iam-create-access-key: warning: {listening.warning}", file=sys.stderr, flush=True)
-    if options.metrics_port is not None:
-        bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
-        where = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
+    if metrics_at is not None:
         print(
-            f"iam-create-access-key: metrics on http://{where}:{bound}/metrics",
+            f"iam-create-access-key: metrics on http://{metrics_at}/metrics",
             file=sys.stderr,
             flush=True,
         )
