@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +15,9 @@ from tests.fault_proxy import FaultProxy
 from tests.grpc_plugin import PluginProcess, execute_request
 from tests.local_iam import LocalIAM
 from tests.test_lifetime import ROLE, run_as_aws_would, schedule_of, tags_of
-from tests.test_shuffle import fields, python, standalone
+from tests.test_shuffle import BuiltApp, authentication, built, chart, standalone
 
-__all__ = ["python"]  # Shuffle's app environment, a fixture of tests/test_shuffle.py
+__all__ = ["built"]  # the Shuffle app as its Dockerfile builds it, a fixture of test_shuffle.py
 OPERATORS_ROLE = "arn:aws:iam::123456789012:role/operators-key-expiry"
 
 
@@ -103,16 +102,14 @@ def test_an_operators_role_that_is_not_a_role_arn_stops_serve(cli_env: dict[str,
 
 
 def test_the_shuffle_apps_function_reads_the_workers_expiry_role(
-    iam: LocalIAM, proxy: FaultProxy
+    iam: LocalIAM, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The function Shuffle's app.py calls, with the worker's environment: its policy is
-    serve's, so the operator's variable reaches it too (and a caller's empty field is none)."""
+    """The function Shuffle's app.py calls, with the container's environment: the operator's
+    variable reaches it (the form has no Expiry Role ARN on this door)."""
     user = iam.new_user()
-    environ = {
-        "IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN": OPERATORS_ROLE,
-        "IAM_CREATE_ACCESS_KEY_ALLOW_ENDPOINT": "http://127.0.0.1:*",
-    }
-    given = fields(iam, proxy.url, user_name=user, expires_after="1h", expiry_role_arn="")
+    environ = {"IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN": OPERATORS_ROLE}
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)  # the operator's endpoint, read by botocore
+    given = {**authentication(), "user_name": user, "expires_after": "1h"}
 
     result = shuffle_app.create_access_key(given, environ)
 
@@ -123,21 +120,22 @@ def test_the_shuffle_apps_function_reads_the_workers_expiry_role(
 
 @pytest.mark.slow
 def test_the_shuffle_app_with_the_workers_expiry_role(
-    python: Path,
+    built: BuiltApp,
     iam: LocalIAM,
     proxy: FaultProxy,
 ) -> None:
     user = iam.new_user()
-    given = fields(
-        iam,
-        proxy.url,
-        user_name=user,
-        description="shuffle workflow",
-        expires_after="1d",
-        report_other_keys="true",
-    )
+    given = {
+        **authentication(),
+        "user_name": user,
+        "description": "shuffle workflow",
+        "expires_after": "1d",
+        "report_other_keys": "true",
+    }
 
-    result, output = standalone(python, given, IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN=OPERATORS_ROLE)
+    result, output = standalone(
+        built, given, **chart(proxy), IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN=OPERATORS_ROLE
+    )
 
     assert result["success"] is True, result
     key_id = result["AccessKey"]["AccessKeyId"]
