@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -212,7 +213,40 @@ def test_serve_and_health_start_beside_service_links(tmp_path: Path) -> None:
     assert "metrics on" not in process.stderr.read()  # the metrics Service's link is not ours
 
 
+def test_a_unix_socket_overrides_the_images_plaintext_default(tmp_path: Path) -> None:
+    """The image's ENV says INSECURE_PLAINTEXT=true (for its pod-network listener); an operator
+    who sets UNIX gets that socket, not "TLS and plaintext flags do not apply"."""
+    from tests import dockerfile
+
+    path = f"{tmp_path}/plugin.sock"
+    image = dockerfile.environment()
+    assert image["IAM_CREATE_ACCESS_KEY_INSECURE_PLAINTEXT"] == "true"
+    env = {**os.environ, **image, "IAM_CREATE_ACCESS_KEY_UNIX": path}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugin", "serve"], cwd=ROOT, env=env, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert f"serving integration_pack.Plugin on unix:{path} (unix socket" in line, line
+        completed = run_cli("health", env=env)
+        assert (completed.returncode, completed.stdout) == (0, f"unix:{path}: SERVING\n")
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert "plaintext" not in process.stderr.read()  # no warning: nothing was opened
+    # typed together on one command line, the two still contradict each other
+    typed = run_cli("serve", "--unix", path, "--insecure-plaintext", env=env, timeout=30)
+    assert typed.returncode == 2
+    assert typed.stderr == (
+        "iam-create-access-key: error: --unix listens on a local socket: TLS and plaintext "
+        "flags do not apply\n"
+    )
+
+
 ROLES = "arn:aws:iam::123456789012:role/deploy,ci", "arn:aws:iam::123456789012:role/ops+x=y@z"
+ROLE = "arn:aws:iam::123456789012:role"
 
 
 def test_a_list_variable_means_what_repeating_the_flag_means() -> None:
@@ -268,7 +302,28 @@ def test_a_blank_variable_means_unset() -> None:
         ((), {"IAM_CREATE_ACCESS_KEY_PORT": "70000"},
          "IAM_CREATE_ACCESS_KEY_PORT='70000' is not from 0 to 65535"),
         (("--metrics-port", "65536"), {}, "--metrics-port='65536' is not from 0 to 65535"),
-        (("--max-calls", "0"), {}, "--max-calls='0' is not 1 or more"),
+        (("--max-calls", "0"), {}, "--max-calls='0' is not from 1 to 1024"),
+        (("--max-calls", "1_000"), {},
+         "--max-calls='1_000' is not a whole number (decimal digits only)"),
+        ((), {"IAM_CREATE_ACCESS_KEY_MAX_CALLS": "1_000"},
+         "IAM_CREATE_ACCESS_KEY_MAX_CALLS='1_000' is not a whole number (decimal digits only)"),
+        ((), {"IAM_CREATE_ACCESS_KEY_MAX_CALLS": "100000000"},
+         "IAM_CREATE_ACCESS_KEY_MAX_CALLS='100000000' is not from 1 to 1024"),
+        ((), {"IAM_CREATE_ACCESS_KEY_GRACE": "1e308"},
+         "IAM_CREATE_ACCESS_KEY_GRACE='1e308' is not a number in decimal digits (such as 60 or "
+         "2.5)"),
+        (("--grace", "86401"), {}, "--grace='86401' is not from 0 to 86400"),
+        (("--grace", "0", "--max-call-seconds", "86400.5"), {},
+         "--max-call-seconds='86400.5' is not more than 0 and at most 86400"),
+        ((), {"IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN": f"{ROLE}/a, {ROLE}/b"},
+         f"IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN='{ROLE}/a,' ends in a comma: a list's items are "
+         "separated by whitespace, not commas"),
+        ((), {"IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN": "not-an-arn"},
+         "IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN='not-an-arn' is not a role ARN pattern "
+         "(arn:PARTITION:iam::ACCOUNT-or-*:role/NAME, * allowed in NAME)"),
+        (("--allow-role-arn", "arn:aws:iam::*:user/ci"), {},
+         "--allow-role-arn='arn:aws:iam::*:user/ci' is not a role ARN pattern "
+         "(arn:PARTITION:iam::ACCOUNT-or-*:role/NAME, * allowed in NAME)"),
         (("--host", " "), {}, "--host is blank"),
         (("--allow-endpoint", ""), {},
          "--allow-endpoint='': an item is one word, neither blank nor spaced"),
@@ -277,8 +332,10 @@ def test_a_blank_variable_means_unset() -> None:
          "--max-call-seconds (120) is longer than --grace (60): a call could outlive the drain "
          "at SIGTERM; lower it, or raise --grace"),
     ],
-    ids=["nan-variable", "nan-flag", "inf", "port", "metrics-port", "max-calls", "blank-flag",
-         "blank-item", "choice-flag", "longer-than-grace"],
+    ids=["nan-variable", "nan-flag", "inf", "port", "metrics-port", "max-calls", "underscore-flag",
+         "underscore-variable", "max-calls-too-many", "exponent", "grace-over-a-day",
+         "max-call-seconds-over-a-day", "roles-with-commas", "role-not-an-arn", "user-not-role",
+         "blank-flag", "blank-item", "choice-flag", "longer-than-grace"],
 )  # fmt: skip
 def test_flags_and_variables_out_of_range_stop_it_in_one_line(
     arguments: tuple[str, ...], env: dict[str, str], expected: str
@@ -286,6 +343,48 @@ def test_flags_and_variables_out_of_range_stop_it_in_one_line(
     completed = run_cli("serve", *arguments, env={**os.environ, **env}, timeout=30)
     assert completed.returncode == 2
     assert completed.stderr == f"iam-create-access-key: error: {expected}\n"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "arn:aws:iam::123456789012:role/deploy",
+        "arn:aws:iam::*:role/keymaker-*",
+        "arn:aws-us-gov:iam::123456789012:role/team/ci/*",
+        "arn:aws-cn:iam::123456789012:role/deploy,ci",
+    ],
+)
+def test_role_arn_patterns_an_operator_writes_are_read_as_written(pattern: str) -> None:
+    env = {"IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN": pattern}
+    assert resolve({}, env)["allow_role_arn"] == [pattern]
+
+
+def test_every_seconds_setting_is_bounded_and_the_whole_stop_fits_a_timer() -> None:
+    from plugin.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS
+
+    seconds = [setting for setting in SETTINGS if setting.metavar == "SECONDS"]
+    assert {setting.name for setting in seconds} >= {"grace", "max_call_seconds"}
+    for setting in seconds:
+        assert setting.most is not None, setting.name
+        assert setting.most <= defaults.MOST_SECONDS == 86400, setting.name
+    # what a stop can add up to: every delay at its most, then the exit's own seconds
+    longest_stop = sum(s.most or 0 for s in seconds) + EXIT_MARGIN_SECONDS + EXIT_LISTING_SECONDS
+    assert longest_stop < threading.TIMEOUT_MAX
+
+
+def test_the_longest_grace_serves_and_stops_without_a_traceback() -> None:
+    """GRACE=1e308 started, then grpc's stop(grace) raised OverflowError at SIGTERM; the
+    longest grace the grammar now admits is one its timers take."""
+    most = f"{defaults.MOST_SECONDS:g}"
+    process = PluginProcess(env={"IAM_CREATE_ACCESS_KEY_GRACE": most})
+    try:
+        assert process.terminate() == 0
+        text = process.text()
+        assert f"(at most {most} s)" in text
+        assert "Traceback" not in text
+        assert "OverflowError" not in text
+    finally:
+        process.stop()
 
 
 def test_max_call_seconds_follows_the_grace_unless_given() -> None:

@@ -2,8 +2,9 @@
 variable that sets it too (containers are configured so; a flag wins over its variable).
 
 One grammar for both: a flag's text and its variable's are read by the same rules (a list's
-variable is what repeating the flag is, its items separated by whitespace), and whatever cannot
-be read is one line naming the flag or variable, exit 2, before anything listens.
+variable is what repeating the flag is, its items separated by whitespace; a number is plain
+decimal digits, within its range), and whatever cannot be read is one line naming the flag or
+variable, exit 2, before anything listens.
 
 No grpc here: the command line shows these without importing it (the `run` path never pays
 for it).
@@ -11,6 +12,7 @@ for it).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -27,6 +29,18 @@ DEFAULT_GRACE_SECONDS = 60.0
 # Without --max-call-seconds a call may run as long as the grace, so that none outlives the
 # drain at SIGTERM; this value serves only when the grace is 0 (calls are cut at SIGTERM).
 DEFAULT_MAX_CALL_SECONDS = DEFAULT_GRACE_SECONDS
+# Every seconds setting is at most a day: no pod waits longer to stop, and whatever the stop
+# adds up (grace, delays, the few seconds after) stays far inside what a timer accepts
+# (threading's waits refuse more than threading.TIMEOUT_MAX, about 292 years; grpc's stop(grace)
+# raised OverflowError at SIGTERM for a grace of 1e308).
+MOST_SECONDS = 86400.0
+# Calls in flight at most. Each holds a worker thread and at least one socket to AWS while it
+# runs: 1024 is the soft limit of open files most Linux systems give a process by default
+# (RLIMIT_NOFILE, `ulimit -n`; a container's may be higher), past which calls would fail on
+# their sockets instead of being refused cleanly; and at the ~0.75 MiB a call costs (50 MiB
+# idle, 74 MiB at 32 calls: `python -m tests.measure_serve`) 1024 calls already need ~800 MiB.
+# More capacity is more replicas, not a bigger process.
+MOST_CALLS = 1024
 CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -88,6 +102,13 @@ MAX_PORT = 65535
 # ending in _PORT can be one of ours (tests/test_serve_settings.py keeps it so), and a port's
 # value in this shape is never the operator's: it is read as unset.
 SERVICE_LINK = re.compile(r"(tcp|udp|sctp)://\S+:\d+")
+# Numbers are written in plain decimal digits, flag or variable: int() and float() would also
+# read 1_000, 1e3, digits of other scripts, nan and inf, which no operator means.
+_WHOLE = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+# An --allow-role-arn pattern: a role ARN whose account may be * and whose path and name may
+# hold * (policy matches them with fnmatch), in a partition's own spelling (aws, aws-cn, ...).
+ROLE_PATTERN = re.compile(r"arn:aws(-[a-z]+)*:iam::([0-9]{12}|\*):role/[\w+=,.@/*-]+", re.ASCII)
 
 
 class SettingError(ValueError):
@@ -111,6 +132,8 @@ class Setting:
     least: float | None = None
     most: float | None = None
     above: float | None = None
+    # what a list's every item must look like: (its pattern, the shape said in words)
+    shape: tuple[re.Pattern[str], str] | None = None
 
     @property
     def flag(self) -> str:
@@ -147,6 +170,15 @@ class Setting:
     def _item(self, source: str, text: str) -> str:
         if not text.strip() or text.split() != [text]:
             raise SettingError(f"{source}={text!r}: an item is one word, neither blank nor spaced")
+        if self.shape is not None:
+            if text.endswith(","):  # "a, b" read as items "a," and "b": the old comma list
+                raise SettingError(
+                    f"{source}={text!r} ends in a comma: a list's items are separated by "
+                    "whitespace, not commas"
+                )
+            pattern, shape = self.shape
+            if not pattern.fullmatch(text):
+                raise SettingError(f"{source}={text!r} is not {shape}")
         return text
 
     def _read(self, source: str, text: str) -> Any:
@@ -155,17 +187,19 @@ class Setting:
         if self.choices and text not in self.choices:
             raise SettingError(f"{source}={text!r}: one of {', '.join(self.choices)}")
         if self.kind == INTEGER:
+            if not _WHOLE.fullmatch(text):
+                raise SettingError(f"{source}={text!r} is not a whole number (decimal digits only)")
             try:
                 number: float = int(text)
-            except ValueError:
-                raise SettingError(f"{source}={text!r} is not a whole number") from None
+            except ValueError:  # more digits than int() reads (4300): out of any range
+                number = math.inf
         elif self.kind == NUMBER:
-            try:
-                number = float(text)
-            except ValueError:
-                raise SettingError(f"{source}={text!r} is not a number") from None
-            if not math.isfinite(number):
-                raise SettingError(f"{source}={text!r} is not a finite number")
+            if not _DECIMAL.fullmatch(text):
+                shape = "a number in decimal digits (such as 60 or 2.5)"
+                with contextlib.suppress(ValueError):
+                    shape = shape if math.isfinite(float(text)) else "a finite number"
+                raise SettingError(f"{source}={text!r} is not {shape}")
+            number = float(text)  # digits beyond a float's range read as inf: out of range
         else:
             return text
         if (
@@ -177,8 +211,12 @@ class Setting:
         return number
 
     def _range(self) -> str:
-        low = f"more than {self.above:g}" if self.above is not None else f"{self.least:g} or more"
-        return f"from {self.least:g} to {self.most:g}" if self.most is not None else low
+        if self.least is not None:
+            low = f"{self.least:g}"
+            return f"from {low} to {self.most:g}" if self.most is not None else f"{low} or more"
+        low = f"more than {self.above:g}" if self.above is not None else ""
+        high = f"at most {self.most:g}" if self.most is not None else ""
+        return " and ".join(part for part in (low, high) if part)
 
 
 SETTINGS = (
@@ -223,6 +261,10 @@ SETTINGS = (
         "(repeatable)",
         LEND,
         "PATTERN",
+        shape=(
+            ROLE_PATTERN,
+            "a role ARN pattern (arn:PARTITION:iam::ACCOUNT-or-*:role/NAME, * allowed in NAME)",
+        ),
     ),
     Setting(
         "role_external_id",
@@ -269,6 +311,7 @@ SETTINGS = (
         LOAD,
         "N",
         least=1,
+        most=MOST_CALLS,
     ),
     Setting(
         "max_call_seconds",
@@ -279,6 +322,7 @@ SETTINGS = (
         LOAD,
         "SECONDS",
         above=0,
+        most=MOST_SECONDS,
     ),
     Setting(
         "grace",
@@ -289,6 +333,7 @@ SETTINGS = (
         LOAD,
         "SECONDS",
         least=0,
+        most=MOST_SECONDS,
     ),
     Setting(
         "log_format",
@@ -334,6 +379,12 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, A
         elif setting.variable in environ:
             value = setting.from_text(environ[setting.variable])
         values[setting.name] = setting.default if value is None else value
+    if values["unix"] and given.get("insecure_plaintext") is None:
+        # The image's ENV says plaintext because it listens on the pod network by default; a
+        # Unix socket is a listener that switch does not describe (never TLS, never on a
+        # network, mode 0600), so the variable yields to it and loosens nothing. Typed beside
+        # --unix, the flag is still refused as a contradiction (serve.listener).
+        values["insecure_plaintext"] = False
     grace, longest = values["grace"], values["max_call_seconds"]
     if longest is None:
         values["max_call_seconds"] = grace or DEFAULT_MAX_CALL_SECONDS
