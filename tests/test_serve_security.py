@@ -617,7 +617,7 @@ def test_memory_stays_flat_under_calls_that_run_out_of_time(
     # Slots enough that none is refused: each call given up on keeps its slot while its worker
     # still reads the drip (about a second), and this test is about memory, not capacity.
     process = serve(
-        started, iam, "--allow-endpoint", drip.url, "--max-calls", "2000", local_endpoints=False
+        started, iam, "--allow-endpoint", drip.url, "--max-calls", "1024", local_endpoints=False
     )
     stub = process.stub()
     connection = {**iam.connection(), "endpoint_url": drip.url}
