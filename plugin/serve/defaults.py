@@ -34,12 +34,13 @@ DEFAULT_MAX_CALL_SECONDS = DEFAULT_GRACE_SECONDS
 # (threading's waits refuse more than threading.TIMEOUT_MAX, about 292 years; grpc's stop(grace)
 # raised OverflowError at SIGTERM for a grace of 1e308).
 MOST_SECONDS = 86400.0
-# Calls in flight at most. Each holds a worker thread and at least one socket to AWS while it
-# runs: 1024 is the soft limit of open files most Linux systems give a process by default
-# (RLIMIT_NOFILE, `ulimit -n`; a container's may be higher), past which calls would fail on
-# their sockets instead of being refused cleanly; and at the ~0.75 MiB a call costs (50 MiB
-# idle, 74 MiB at 32 calls: `python -m tests.measure_serve`) 1024 calls already need ~800 MiB.
-# More capacity is more replicas, not a bigger process.
+# Calls in flight at most. Each holds an open file (its socket to AWS) and two threads while it
+# runs: 1000 calls held by a dripping endpoint took 1009 open files, 2008 threads and 182 MiB
+# (`python -m tests.measure_in_flight 1000`; a working call costs more, ~0.75 MiB: 50 MiB idle,
+# 74 MiB at 32 calls, `python -m tests.measure_serve`). 1024 is the soft limit of open files
+# most Linux systems give a process (RLIMIT_NOFILE, `ulimit -n`; a container's may be higher):
+# past it, calls would fail on their sockets instead of being refused cleanly. More capacity
+# is more replicas, not a bigger process.
 MOST_CALLS = 1024
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -306,8 +307,8 @@ SETTINGS = (
         "max_calls",
         INTEGER,
         DEFAULT_MAX_CALLS,
-        "ExecuteAction/TestCredentials calls at once; more are refused (16 per processor "
-        "the pod may use, its cgroup's CPU limit included, 32 to 64)",
+        "ExecuteAction/TestCredentials calls at once, at most 1024; more are refused (16 per "
+        "processor the pod may use, its cgroup's CPU limit included, 32 to 64)",
         LOAD,
         "N",
         least=1,
@@ -328,8 +329,8 @@ SETTINGS = (
         "grace",
         NUMBER,
         DEFAULT_GRACE_SECONDS,
-        "on SIGTERM/SIGINT, time the calls in flight have to finish; the process exits within "
-        "4 s after, whatever they wait on",
+        "on SIGTERM/SIGINT, time the calls in flight have to finish (at most a day); the "
+        "process exits within 4 s after, whatever they wait on",
         LOAD,
         "SECONDS",
         least=0,
