@@ -48,10 +48,17 @@ def place_for(
     plan: regions.RegionPlan,
     role_arn: str,
 ) -> Place:
+    """Where the key's schedule is made, with the role it runs as."""
+    return Place(region_for(home_region, selection, plan), plan.partition, role_arn)
+
+
+def region_for(
+    home_region: str | None, selection: regions.RegionSelection, plan: regions.RegionPlan
+) -> str:
     """The scheduler is regional: the connection's region, else the first region of the list
-    (else, with `*`, the partition's own region)."""
-    region = home_region or (selection.names[0] if not selection.is_all else plan.signing_region)
-    return Place(region, plan.partition, role_arn)
+    (else, with `*`, the partition's own region). No role is needed to know it, so a retry
+    without Expires After still finds the schedule an earlier attempt made."""
+    return home_region or (selection.names[0] if not selection.is_all else plan.signing_region)
 
 
 def schedule_name(key_id: str) -> str:
