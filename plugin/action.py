@@ -116,6 +116,7 @@ def run(request: Request) -> dict[str, Any] | str:
                         connection,
                         expiry.region_for(home_region, parameters.regions, plan),
                         deadline,
+                        tries=1,  # only in case an earlier attempt made one: no retries
                     ),
                 )
                 replaced = idempotency.clear_the_way(
