@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "680d875fb4a01b288eaaab13eeb1719ad2c1d39f1cfd9ea0e94f69c2d62a5f09"
+VENDORED_SHA256 = "0aa9879bd7092e8781168f730908124943689d05406d68ea7bccaf5e6ec16ea0"
 # requirements.lock's SHA-256: Shuffle's hot-load rebuilds an app when app.py changes, not when
 # the lock does (walkoff.go hashes api.yaml, src/app.py and the Dockerfile).
 REQUIREMENTS_SHA256 = "989715a4177121f3ab85decb153d47c17917484f3d2b86d8b0906da6c1f77c38"
