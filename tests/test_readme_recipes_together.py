@@ -125,7 +125,9 @@ def test_a_recipe_whose_earlier_run_holds_its_port_says_so(
 
     completed = run_as_written(on(ports, local_endpoint(True)))
 
-    assert completed.returncode == 1, completed.stdout[-3000:] + completed.stderr[-3000:]
+    # Not 0 (the recipe stops there); its exact value is the harness's trap's when this run's
+    # own moto_server has already exited (`kill` with no job left is a usage error, 2).
+    assert completed.returncode != 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert (
         f"Bob exists at http://127.0.0.1:{ports['5000']}: an earlier moto_server holds the port; "
         "stop it (kill PID)\n"
