@@ -67,6 +67,7 @@ def run(request: Request) -> dict[str, Any] | str:
     """Create exactly one access key; return {"AccessKey": ...} or IAM's raw XML document."""
     parameters, connection = request.parameters, request.connection
     _require_expiry_role(parameters)
+    _require_ses_region_of_the_partition(parameters, connection)
     deadline = Deadline(request.timeout)
     if parameters.check_only:
         head = failures.headline(parameters.user_name, failures.CHECK_ONLY)
@@ -108,20 +109,34 @@ def run(request: Request) -> dict[str, Any] | str:
                     client, parameters.user_name or "", earlier, deadline, head
                 )
                 end_if_it_fails(client, parameters.user_name or "", earlier)
+                schedules = _Schedules(
+                    scheduler,
+                    lambda: expiry.scheduler_client(
+                        session,
+                        connection,
+                        expiry.region_for(home_region, parameters.regions, plan),
+                        deadline,
+                        tries=1,  # only in case an earlier attempt made one: no retries
+                    ),
+                )
                 replaced = idempotency.clear_the_way(
                     client,
                     parameters.user_name or "",
                     earlier,
                     head,
-                    lambda key_id: _forget_life(client, scheduler, parameters, key_id),
+                    lambda key_id: _forget_life(client, schedules, parameters, key_id),
                 )
             place = None
             if parameters.vault:  # before the key: a target that is not ours is refused now
-                place = vault.ensure_ours(session, connection, vault_region, parameters.vault)
+                with _before_the_key("Hand Secret To Vault", parameters.user_name):
+                    place = vault.ensure_ours(session, connection, vault_region, parameters.vault)
             others = None
             if parameters.report_other_keys:  # before the key: a refusal leaves nothing behind
-                others = other_keys.report(client, parameters.user_name)
+                with _before_the_key("Report The User's Other Keys", parameters.user_name):
+                    others = other_keys.report(client, parameters.user_name)
             created, deleted = _create_making_room(client, parameters, deadline, head)
+        except _StepFailed as failed:  # it names its own step
+            raise failed.error from None
         except Exception as error:
             # `from None`: the cause may quote a response body or a credential.
             raise failures.translate(error, head) from None
@@ -150,7 +165,9 @@ def run(request: Request) -> dict[str, Any] | str:
         )
         document = _finish(key, delivery)
         if earlier is not None:  # a lease lost meanwhile: the new holder may delete this key
-            with _deleted_if_it_fails(client, key, head, "confirming the idempotency key"):
+            with _deleted_if_it_fails(
+                client, key, head, "confirming the idempotency key", delivery.undo
+            ):
                 idempotency.confirm(client, parameters.user_name or "", earlier, key["AccessKeyId"])
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
@@ -165,28 +182,102 @@ def run(request: Request) -> dict[str, Any] | str:
     return result
 
 
+class _StepFailed(Exception):
+    """A step before CreateAccessKey failed: its error names that step, not the create."""
+
+    def __init__(self, error: ActionError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@contextlib.contextmanager
+def _before_the_key(step: str, user_name: str | None) -> Iterator[None]:
+    """Within the block, AWS unreachable or refusing is reported as `step`'s failure, before
+    any key was created (CreateAccessKey was not called). The step's own refusals
+    (ActionError) keep the action's headline."""
+    try:
+        yield
+    except ActionError:
+        raise
+    except Exception as error:
+        head = f"{failures.headline(user_name, step)}, before any key was created"
+        raise _StepFailed(failures.translate(error, head)) from None
+
+
 def _require_expiry_role(parameters: Parameters) -> None:
-    """Expires After needs a role, the request's or the operator's (serve's policy fills it
-    in): without one, an input error before anything is sent."""
+    """Expires After needs a role: the request's own, or one an operator's serve or Shuffle app
+    fills in for its callers. Without one, an input error before anything is sent."""
     if parameters.expires_after and not parameters.expiry_role_arn:
         raise ActionError(
             "Invalid input: parameters.expiry_role_arn: needed with parameters.expires_after "
-            "(the role EventBridge Scheduler deletes the key with), and the operator set none "
-            "(serve's --expiry-role-arn, IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN); nothing was "
-            "created",
+            "(the role EventBridge Scheduler deletes the key with): give Expiry Role ARN "
+            "(run: --expiry-role-arn ARN; an engine request: parameters.expiry_role_arn). Only "
+            "an operator sets one for callers that give none: serve's --expiry-role-arn, or "
+            "IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN on serve or the Shuffle app; run and "
+            "execute read no such setting; nothing was created",
             Category.INVALID_INPUT,
         )
 
 
-def _forget_life(client: Any, scheduler: Any, parameters: Parameters, key_id: str) -> None:
-    """A key deleted before its time takes its schedule and its description with it (best
-    effort: what is left only names a key that is gone)."""
-    undo: list[Callable[[], None]] = []
-    if scheduler is not None:
-        undo.append(lambda: expiry.forget(scheduler, key_id))
-    if parameters.description:
-        undo.append(lambda: description.unlabel(client, parameters.user_name or "", key_id))
-    _take_back(undo)
+def _require_ses_region_of_the_partition(parameters: Parameters, connection: Connection) -> None:
+    """The SES SMTP region must be of the partition the request acts in. The input's checks
+    know it only when regions or the connection name a region; with `*` and neither, it is
+    the session's default region's (environment, profile), read here before anything is sent."""
+    if not parameters.ses_smtp_region:
+        return
+    home = connection.region
+    if home is None:
+        try:
+            home = sessions.default_region(sessions.session_for(connection))
+        except Exception:  # a profile that cannot be read: signing in says so, in its words
+            return
+    partition = regions.plan(parameters.regions, home).partition
+    problems = regions.region_problems(
+        parameters.ses_smtp_region, "parameters.ses_smtp_region", partition
+    )
+    if problems:
+        raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
+
+
+@dataclasses.dataclass
+class _Schedules:
+    """The scheduler client of this attempt's Expires After, else one made when first needed
+    (in the region the schedule of an earlier attempt would be in: expiry.region_for)."""
+
+    client: Any
+    make: Callable[[], Any]
+
+    def get(self) -> Any:
+        if self.client is None:
+            self.client = self.make()
+        return self.client
+
+
+def _forget_life(client: Any, schedules: _Schedules, parameters: Parameters, key_id: str) -> None:
+    """A replaced key takes its description tag and its expiry schedule with it, whatever
+    this attempt's own options: the attempt that made it may have given them. Best effort:
+    what is left only names a key that is gone (a schedule fails harmlessly at its time)."""
+    user = parameters.user_name or ""
+    try:
+        description.unlabel(client, user, key_id)  # an absent tag is no error
+    except Exception as error:
+        log.warning(
+            "could not remove the description tag %s of the replaced key (%s)",
+            key_id,
+            failures.aws_reason(error),
+        )
+    try:
+        expiry.forget(schedules.get(), key_id)  # an absent schedule is no error
+    except Exception as error:
+        # Without Expires After of its own, this attempt may lack scheduler:DeleteSchedule;
+        # there may be no schedule at all: it is said, not warned.
+        say = log.warning if parameters.expires_after else log.info
+        say(
+            "could not delete the expiry schedule %s an earlier attempt may have made for the "
+            "replaced key (%s); if it exists it fails harmlessly at its time",
+            expiry.schedule_name(key_id),
+            failures.aws_reason(error),
+        )
 
 
 def _held_with_its_life(

@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     arguments = _parser(with_help=bool({"-h", "--help"} & set(argv)) or not argv).parse_args(argv)
+    arguments.debug = arguments.debug or arguments.debug_first
     if arguments.debug:
         _log_everything_redacted()
     try:
@@ -64,6 +65,14 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
         group.add_argument("--" + field.replace("_", "-"), dest=field, metavar="VALUE", help=text)
     title = resources.manifest()["display_name"] if with_help else None
     parser = argparse.ArgumentParser(prog=PROG, description=title)
+    # Before the command too (the README's "--debug (on any command)"): its own dest, since a
+    # command's default would overwrite the top level's value (argparse sets sub-defaults last).
+    parser.add_argument(
+        "--debug",
+        dest="debug_first",
+        action="store_true",
+        help="log everything, botocore's wire log too (redacted); before or after the command",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser(

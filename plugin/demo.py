@@ -204,6 +204,52 @@ def _expiry_says(stage: Stage) -> str:
     )
 
 
+def _an_older_key(stage: Stage) -> None:
+    """A rotation's stage: the user already has a key, which the step's OtherKeys reports."""
+    key = stage.client("iam").create_access_key(UserName=stage.user)["AccessKey"]
+    _show(
+        "Before step 2: the user already has a key (the one a rotation replaces)",
+        {"AccessKeyId": key["AccessKeyId"], "Status": key["Status"]},
+    )
+
+
+def _other_keys_says(stage: Stage) -> str:
+    result = stage.responses[-1].get("result") or {}
+    others = result.get("OtherKeys") or []
+    if not others:
+        return "--report-other-keys: the result lists the user's other keys (OtherKeys): none"
+    listed = "; ".join(
+        f"{other['AccessKeyId']}, {other['Status']}, last used: "
+        f"{(other.get('LastUsed') or {}).get('LastUsedDate', 'never')}"
+        for other in others
+    )
+    return (
+        f"--report-other-keys: the result lists the user's other keys, not the new one "
+        f"(OtherKeys: {listed}): what the next step of a rotation deactivates or deletes"
+    )
+
+
+def _read_description_back(stage: Stage) -> None:
+    """The description as the IAM console reads it: the user's tag named by the key id."""
+    result = stage.responses[-1].get("result") or {}
+    key_id = (result.get("AccessKey") or {}).get("AccessKeyId")
+    tags = stage.client("iam").list_user_tags(UserName=stage.user)["Tags"]
+    shown = [tag for tag in tags if tag["Key"] == key_id]
+    _show(
+        f"After step 2: the user's tag {key_id} (IAM ListUserTags, as the console reads it)", shown
+    )
+
+
+def _description_says(stage: Stage) -> str:
+    result = stage.responses[-1].get("result") or {}
+    key_id = (result.get("AccessKey") or {}).get("AccessKeyId", "the new key")
+    value = result.get("Description", stage.options["description"])
+    return (
+        f'--description: the IAM console shows "{value}" as the description of key {key_id}: '
+        "the user's tag named by the key id (read back above)"
+    )
+
+
 def _says(text: str) -> Callable[[Stage], str]:
     return lambda stage: text.format(**stage.options)
 
@@ -214,6 +260,8 @@ SHOWINGS: dict[str, Showing] = {
     "vault": Showing(_vault_says, after=_read_vault_back),
     "seal_secret_to": Showing(_seal_says, after=_open_sealed),
     "expires_after": Showing(_expiry_says, before=_expiry_role, after=_show_schedule),
+    "report_other_keys": Showing(_other_keys_says, before=_an_older_key),
+    "description": Showing(_description_says, after=_read_description_back),
     "status": Showing(_says("--status {status}: the new key is {status} (Status)")),
     "check_only": Showing(
         _says("--check-only: the step reports what it would do (Check) and creates nothing")

@@ -48,10 +48,17 @@ def place_for(
     plan: regions.RegionPlan,
     role_arn: str,
 ) -> Place:
+    """Where the key's schedule is made, with the role it runs as."""
+    return Place(region_for(home_region, selection, plan), plan.partition, role_arn)
+
+
+def region_for(
+    home_region: str | None, selection: regions.RegionSelection, plan: regions.RegionPlan
+) -> str:
     """The scheduler is regional: the connection's region, else the first region of the list
-    (else, with `*`, the partition's own region)."""
-    region = home_region or (selection.names[0] if not selection.is_all else plan.signing_region)
-    return Place(region, plan.partition, role_arn)
+    (else, with `*`, the partition's own region). No role is needed to know it, so a retry
+    without Expires After still finds the schedule an earlier attempt made."""
+    return home_region or (selection.names[0] if not selection.is_all else plan.signing_region)
 
 
 def schedule_name(key_id: str) -> str:
@@ -62,18 +69,21 @@ def target_arn(partition: str) -> str:
     return _TARGET.format(partition=partition)
 
 
-def scheduler_client(session: Any, connection: Connection, region: str, deadline: Deadline) -> Any:
+def scheduler_client(
+    session: Any, connection: Connection, region: str, deadline: Deadline, tries: int = 3
+) -> Any:
     """An EventBridge Scheduler client for `region`: the connection's endpoint_url if it names
     one, else botocore's (AWS_ENDPOINT_URL_SCHEDULER, AWS_ENDPOINT_URL, or the partition's
     scheduler.REGION endpoint), never in clear off loopback. CreateSchedule is safe to retry
-    (a name is made once; botocore fills its ClientToken), so botocore's retries stay on."""
+    (a name is made once; botocore fills its ClientToken), so botocore's retries stay on
+    (`tries`: standard mode's 3, unless a caller only looks in case)."""
     connect, read = clients.timeouts(deadline)
     client = session.create_client(
         "scheduler",
         region_name=region,
         endpoint_url=connection.endpoint_url,
         config=Config(
-            retries={"mode": "standard"},
+            retries={"mode": "standard", "max_attempts": tries},
             connect_timeout=connect,
             read_timeout=read,
             user_agent_extra=clients.USER_AGENT,

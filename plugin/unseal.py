@@ -2,8 +2,9 @@
 
 `--new-identity FILE` makes an identity to seal to: written to a new file with mode 0600 (never
 overwriting one), its recipient (age1...) printed alone on stdout. `--identity FILE` reads a
-step's result (its JSON, every Sealed... field opened in place) or one sealed text on stdin and
-prints it opened: the secret goes to the person who holds the identity, nowhere else.
+step's result (its JSON, every Sealed... field opened in place; or `execute`'s whole response,
+whose result is taken) or one sealed text on stdin and prints it opened: the secret goes to the
+person who holds the identity, nowhere else.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def open_text(text: str, identity_path: str) -> str:
         raise ActionError(
             "unseal: stdin is neither a step's result nor sealed text", Category.INVALID_INPUT
         ) from None
+    document = _result_of(document)
     key = document.get("AccessKey", {}) if isinstance(document, dict) else {}
     found = [name for name in OPENED_AS if isinstance(key.get(name), str)]
     if not found:
@@ -63,6 +65,19 @@ def open_text(text: str, identity_path: str) -> str:
     for name in found:
         key[OPENED_AS[name]] = _opened(key.pop(name), identity)
     return json.dumps(document, indent=2) + "\n"
+
+
+def _result_of(document: Any) -> Any:
+    """The step's result: `document` itself, or the `result` of execute's whole response
+    ({"error_code", "result", "error_message"}), as an engine's log keeps it."""
+    if not (isinstance(document, dict) and "result" in document and "error_code" in document):
+        return document
+    if document["error_code"] != 0:
+        raise ActionError(
+            f"unseal: the response is an error (code {document['error_code']}), with no key",
+            Category.INVALID_INPUT,
+        )
+    return document["result"]
 
 
 def _opened(sealed: str, identity: str) -> str:

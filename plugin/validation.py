@@ -65,6 +65,7 @@ _READ = frozenset(
     {
         "$schema", "$id", "title", "description", "default", "examples", "writeOnly", "secret",
         "format",  # an annotation only: jsonschema asserts no format here either
+        "x-pattern-means",  # ours, an annotation: what a pattern asks for, in words
         "type", "properties", "additionalProperties", "required", "dependentRequired",
         "pattern", "minLength", "maxLength", "enum", "minimum", "maximum", "anyOf",
     }
@@ -264,7 +265,13 @@ def _describe(error: Any, where: str) -> str:
         return f"{path}.{given}: needs {path}.{needed} as well"
     messages: dict[str, Callable[[], str]] = {
         "type": lambda: f"must be {_TYPE_NAMES.get(str(rule), str(rule))}",
-        "pattern": lambda: f"must match the pattern {rule}",
+        # A pattern that says what it means in words is worded so (a person reads the
+        # message); else the pattern itself.
+        "pattern": lambda: (
+            f"must be {error.schema['x-pattern-means']}"
+            if "x-pattern-means" in error.schema
+            else f"must match the pattern {rule}"
+        ),
         "minLength": lambda: "must not be empty" if rule == 1 else f"must be at least {rule} long",
         "maxLength": lambda: f"must be at most {rule} characters long",
         "enum": lambda: "must be one of " + ", ".join(str(choice) for choice in rule),

@@ -64,7 +64,13 @@ def retrying_while_missing(
                 window = f"Wait For A New User was {seconds:g} s"
                 raise _gave_up(error, started, slept, head, window, creates) from None
             if deadline.remaining() - wait < needed:
-                had = f"the step's time ran out first: it had {deadline.seconds:g} s"
+                # What is true when it stops: not "it had N s" (part of it is spent), but how
+                # much was left, and that a pause and one more try would not fit in it.
+                had = (
+                    f"the step's time ran out first: {deadline.remaining():.1f} s of its "
+                    f"{deadline.seconds:g} s were left, too few to wait {wait:.1f} s and try "
+                    f"again (a try needs {needed:.1f} s)"
+                )
                 raise _gave_up(error, started, slept, head, had, creates) from None
             log.info("IAM does not show the user yet (NoSuchEntity); trying again in %.2fs", wait)
             sleep(wait)

@@ -180,10 +180,16 @@ def test_describe_prints_the_manifest(cli_env: dict[str, str]) -> None:
     ]
 
 
-def test_debug_logs_the_wire_but_never_a_secret(iam: LocalIAM, cli_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("first", [False, True], ids=["after-the-command", "before-the-command"])
+def test_debug_logs_the_wire_but_never_a_secret(
+    iam: LocalIAM, cli_env: dict[str, str], first: bool
+) -> None:
+    """--debug on any command, before it (iam-create-access-key --debug run) or after it."""
     user = iam.new_user()
+    arguments = ["run", "--user-name", user]
+    arguments = ["--debug", *arguments] if first else [*arguments, "--debug"]
 
-    completed = run_cli("run", "--user-name", user, "--debug", env=cli_env)
+    completed = run_cli(*arguments, env=cli_env)
 
     assert completed.returncode == 0, completed.stderr
     secret = json.loads(completed.stdout)["AccessKey"]["SecretAccessKey"]

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import tomllib
 
 from tests.conftest import ROOT, run_cli
@@ -81,6 +82,39 @@ def test_the_vault_is_read_back(cli_env: dict[str, str]) -> None:
     )
 
 
+def test_report_other_keys_meets_an_older_key_and_says_what_other_keys_shows(
+    cli_env: dict[str, str],
+) -> None:
+    stdout = demo(cli_env, "--report-other-keys")
+
+    before = stdout.split(
+        "== Before step 2: the user already has a key (the one a rotation replaces)\n"
+    )[1]
+    older = json.loads(before.split("\n\n")[0])["AccessKeyId"]
+    (response,) = responses(stdout)
+    assert [other["AccessKeyId"] for other in response["result"]["OtherKeys"]] == [older]
+    assert (
+        "Shown: --report-other-keys: the result lists the user's other keys, not the new one "
+        f"(OtherKeys: {older}, Active, last used: never): what the next step of a rotation "
+        "deactivates or deletes\n"
+    ) in stdout
+
+
+def test_the_description_is_read_back_as_the_console_reads_it(cli_env: dict[str, str]) -> None:
+    stdout = demo(cli_env, "--description", "ci runner")
+
+    (response,) = responses(stdout)
+    key_id = response["result"]["AccessKey"]["AccessKeyId"]
+    read_back = stdout.split(
+        f"== After step 2: the user's tag {key_id} (IAM ListUserTags, as the console reads it)\n"
+    )[1]
+    assert json.loads(read_back.split("\n\n")[0]) == [{"Key": key_id, "Value": "ci runner"}]
+    assert (
+        f'Shown: --description: the IAM console shows "ci runner" as the description of key '
+        f"{key_id}: the user's tag named by the key id (read back above)\n"
+    ) in stdout
+
+
 def test_a_sealed_secret_is_opened_with_an_identity_unseal_made(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -100,14 +134,21 @@ def test_a_sealed_secret_is_opened_with_an_identity_unseal_made(
     assert "Shown: --seal-secret-to: the result carries SealedSecretAccessKey" in stdout
 
 
+@pytest.mark.parametrize("door", ["run", "execute"])
 def test_unseal_opens_a_steps_result_to_the_secret_iam_issued(
-    iam: LocalIAM, cli_env: dict[str, str], tmp_path: Path
+    iam: LocalIAM, cli_env: dict[str, str], tmp_path: Path, door: str
 ) -> None:
+    """run prints the result; execute prints its whole response, which unseal takes too."""
     identity = tmp_path / "key.txt"
     recipient = run_cli("unseal", "--new-identity", str(identity), env=cli_env).stdout.strip()
     user = iam.new_user()
     mark = iam.mark()
-    sealed = run_cli("run", "--user-name", user, "--seal-secret-to", recipient, env=cli_env)
+    if door == "run":
+        sealed = run_cli("run", "--user-name", user, "--seal-secret-to", recipient, env=cli_env)
+    else:
+        request = {"parameters": {"user_name": user, "seal_secret_to": recipient}}
+        sealed = run_cli("execute", env=cli_env, stdin=json.dumps(request).encode())
+        assert '"error_code": 0' in sealed.stdout, sealed.stdout
     assert sealed.returncode == 0, sealed.stderr
     (created,) = [e for e in iam.since(mark) if e.action == "CreateAccessKey"]
     issued = re.search(rb"<SecretAccessKey>([^<]+)</SecretAccessKey>", created.body)

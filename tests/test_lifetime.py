@@ -236,10 +236,32 @@ def test_a_missing_role_is_code_2_with_nothing_created(iam: LocalIAM, proxy: Fau
         iam,
         proxy,
         {"expires_after": "8h"},
-        "Invalid input: parameters.expiry_role_arn: needed with parameters.expires_after (the "
-        "role EventBridge Scheduler deletes the key with), and the operator set none (serve's "
-        "--expiry-role-arn, IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN); nothing was created",
+        MISSING_ROLE,
     )
+
+
+MISSING_ROLE = (
+    "Invalid input: parameters.expiry_role_arn: needed with parameters.expires_after (the role "
+    "EventBridge Scheduler deletes the key with): give Expiry Role ARN (run: --expiry-role-arn "
+    "ARN; an engine request: parameters.expiry_role_arn). Only an operator sets one for callers "
+    "that give none: serve's --expiry-role-arn, or IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN on serve "
+    "or the Shuffle app; run and execute read no such setting; nothing was created"
+)
+
+
+def test_run_says_what_it_takes_when_the_role_is_missing(
+    iam: LocalIAM, cli_env: dict[str, str]
+) -> None:
+    """The operator's variable set for `run`, which has no operator: the message says what
+    run takes, and names the variable only as an operator's setting."""
+    user = iam.new_user()
+    env = {**cli_env, "IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN": ROLE}
+
+    completed = run_cli("run", "--user-name", user, "--expires-after", "1h", env=env)
+
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert completed.stderr == f"iam-create-access-key: error: {MISSING_ROLE}\n"
+    assert iam.key_ids(user) == []
 
 
 @pytest.mark.parametrize(
@@ -254,7 +276,16 @@ def test_a_missing_role_is_code_2_with_nothing_created(iam: LocalIAM, proxy: Fau
             {"expires_after": "366d", "expiry_role_arn": ROLE},
             "parameters.expires_after: must be from 15m to 365d",
         ),
-        ({"expires_after": "8 hours"}, "parameters.expires_after: must match the pattern"),
+        (
+            {"expires_after": "8 hours"},
+            "Invalid input: parameters.expires_after: must be a number and m, h or d, in lower "
+            "case (30m, 8h, 7d)",
+        ),
+        (
+            {"expires_after": "8H", "expiry_role_arn": ROLE},
+            "Invalid input: parameters.expires_after: must be a number and m, h or d, in lower "
+            "case (30m, 8h, 7d)",
+        ),
         (
             {"expiry_role_arn": ROLE},
             "parameters.expiry_role_arn: needs parameters.expires_after (the role is what "
@@ -293,6 +324,7 @@ def test_a_missing_role_is_code_2_with_nothing_created(iam: LocalIAM, proxy: Fau
         "too-short",
         "too-long",
         "not-a-duration",
+        "upper-case-unit",
         "role-without-expiry",
         "not-a-role",
         "role-of-another-partition",
@@ -512,6 +544,60 @@ def test_a_replaced_key_takes_its_schedule_and_description_with_it(
     assert schedule_exists(iam, kept)
     assert lost not in tags_of(iam, user)
     assert tags_of(iam, user)[kept].startswith("rotation - expires ")
+
+
+@pytest.mark.parametrize(
+    "retried_with",
+    [{}, {"description": "rotation"}, {"expires_after": "8h", "expiry_role_arn": ROLE}],
+    ids=["neither", "description-only", "expiry-only"],
+)
+def test_a_replaced_key_takes_its_life_with_it_whatever_the_retry_asks(
+    iam: LocalIAM, proxy: FaultProxy, retried_with: dict[str, str]
+) -> None:
+    """The retry omits Description or Expires After: the replaced key's tag and schedule,
+    made by the first attempt, still go with it."""
+    user = iam.new_user()
+    token = f"run-{uuid.uuid4().hex[:8]}"
+
+    first = run(iam, proxy, user, **LIFE, idempotency_key=token)
+    second = run(iam, proxy, user, **retried_with, idempotency_key=token)
+
+    assert first["error_code"] == 0, first["error_message"]
+    assert second["error_code"] == 0, second["error_message"]
+    lost = first["result"]["AccessKey"]["AccessKeyId"]
+    assert second["result"]["ReplacedAccessKeyId"] == lost
+    assert not schedule_exists(iam, lost)
+    assert lost not in tags_of(iam, user)
+
+
+def test_a_key_whose_lease_was_lost_takes_its_schedule_and_tag_with_it(
+    iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """Another attempt takes the token over while this one makes the key's schedule: the key
+    is not handed out, and nothing made for it is left."""
+    from plugin import lease
+    from plugin.idempotency import tag_key
+
+    user, token = iam.new_user(), f"run-{uuid.uuid4().hex[:8]}"
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    other = lease.Lease("f" * 16, now, now + dt.timedelta(seconds=60)).value()
+
+    def take_over() -> None:
+        iam.admin.tag_user(UserName=user, Tags=[{"Key": tag_key(token), "Value": other}])
+
+    proxy.inject("CreateSchedule", faults.Fault("taken over", forward=True, meanwhile=take_over))
+    mark = proxy.mark()
+
+    response = run(iam, proxy, user, **LIFE, idempotency_key=token)
+
+    assert response["error_code"] == 4, response
+    assert "so this attempt's key is not handed out" in response["error_message"]
+    made = [e for e in proxy.since(mark) if e.action == "CreateAccessKey"]
+    key_id = re.search(rb"<AccessKeyId>(\w+)</AccessKeyId>", made[0].upstream_body)
+    assert key_id is not None
+    assert iam.key_ids(user) == []
+    assert not schedule_exists(iam, key_id.group(1).decode())
+    assert tags_of(iam, user) == {tag_key(token): other}
 
 
 def test_a_retry_whose_key_is_in_the_vault_reports_the_same_schedule(

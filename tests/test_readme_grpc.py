@@ -1,5 +1,6 @@
-"""The README's gRPC example runs as written against a local endpoint, as the demo's: both of
-its blocks are taken from the README and run, ports aside (free ones for 5000 and 1337)."""
+"""The README's gRPC example runs as written against a local endpoint, as the demo's: its
+blocks (start and wait, the Python client, stop) are taken from the README and run, ports aside
+(free ones for 5002 and 1337)."""
 
 from __future__ import annotations
 
@@ -10,31 +11,30 @@ import subprocess
 from tests.conftest import ROOT, free_port
 
 
-def example() -> tuple[str, str]:
-    """The shell block and the Python block of the README's gRPC example."""
+def example() -> tuple[str, str, str]:
+    """The README's gRPC example: its shell block, its Python block, its stopping block."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("\n### Run it under a Blink runner\n", 1)[1].split("\n### ", 1)[0]
     after = section.split("the example below runs as written", 1)[1]
-    shell = re.search(r"```sh\n(.*?)```", after, re.DOTALL)
-    python = re.search(r"```python\n(.*?)```", after, re.DOTALL)
-    assert shell is not None
-    assert python is not None
-    return shell.group(1), python.group(1)
+    blocks = re.findall(r"```(sh|python)\n(.*?)```", after, re.DOTALL)
+    assert [kind for kind, _ in blocks[:3]] == ["sh", "python", "sh"], blocks
+    (_, shell), (_, python), (_, stop) = blocks[:3]
+    return shell, python, stop
 
 
-def run_example(change: tuple[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    shell, python = example()
+def example_script(stop: bool = True, change: tuple[str, str] | None = None) -> str:
+    """The example as one script, README ports as written: the Python block fed to python."""
+    shell, python, stopping = example()
     if change is not None:
         assert change[0] in python
         python = python.replace(change[0], change[1])
-    script = (
-        "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n"
-        + shell
-        + ".venv/bin/python - <<'PYTHON'\n"
-        + python
-        + "PYTHON\n"
-    )
-    script = script.replace("5000", str(free_port())).replace("1337", str(free_port()))
+    script = shell + ".venv/bin/python - <<'PYTHON'\n" + python + "PYTHON\n"
+    return script + stopping if stop else script
+
+
+def run_example(change: tuple[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    script = "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + example_script(change=change)
+    script = script.replace("5002", str(free_port())).replace("1337", str(free_port()))
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     env.update(
         AWS_CONFIG_FILE=os.devnull,

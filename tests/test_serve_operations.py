@@ -183,7 +183,8 @@ def test_a_wait_cut_by_the_steps_time_says_so(iam: LocalIAM, proxy: FaultProxy) 
     )
     assert response["error_code"] == 3
     assert re.search(
-        r"\(waited \d\.\ds for IAM to show the user; the step's time ran out first: it had 3 s; "
+        r"\(waited \d\.\ds for IAM to show the user; the step's time ran out first: \d\.\d s of "
+        r"its 3 s were left, too few to wait \d\.\d s and try again \(a try needs \d+\.\d s\); "
         r"every answer was NoSuchEntity, so no key was created\)",
         response["error_message"],
     ), response["error_message"]

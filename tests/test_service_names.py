@@ -61,14 +61,14 @@ def dead_env(cli_env: dict[str, str], iam: LocalIAM, variable: str) -> tuple[dic
         (
             "AWS_ENDPOINT_URL_SECRETS_MANAGER",
             ["run", "--user-name", "{user}", "--vault", "secretsmanager:ci/{user}"],
-            'CreateAccessKey failed for user "{user}": could not connect to the Secrets Manager '
-            "endpoint {dead}/ (nothing was sent)",
+            'Hand Secret To Vault failed for user "{user}", before any key was created: could '
+            "not connect to the Secrets Manager endpoint {dead}/ (nothing was sent)",
         ),
         (
             "AWS_ENDPOINT_URL_SSM",
             ["run", "--user-name", "{user}", "--vault", "ssm:/ci/{user}"],
-            'CreateAccessKey failed for user "{user}": could not connect to the SSM endpoint '
-            "{dead}/ (nothing was sent)",
+            'Hand Secret To Vault failed for user "{user}", before any key was created: could '
+            "not connect to the SSM endpoint {dead}/ (nothing was sent)",
         ),
         (
             "AWS_ENDPOINT_URL_IAM",

@@ -139,3 +139,46 @@ def test_debug_never_shows_the_password(iam: LocalIAM, cli_env: dict[str, str]) 
     assert completed.returncode == 0, completed.stderr
     password = json.loads(completed.stdout)["AccessKey"]["SesSmtpPasswordV4"]
     assert password not in completed.stderr
+
+
+PARTITION_REFUSAL = (
+    "Invalid input: parameters.ses_smtp_region: cn-north-1 is in partition aws-cn, but the "
+    "action acts in partition aws; one set of credentials lives in one partition"
+)
+
+
+@pytest.mark.parametrize("home", ["us-east-1", None], ids=["environment-region", "no-region"])
+def test_with_every_region_the_smtp_region_is_checked_against_the_partition_used(
+    iam: LocalIAM, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, home: str | None
+) -> None:
+    """Regions `*` and a connection with no region: the partition is the environment's
+    default region's, else aws, which the input's own checks cannot know."""
+    if home is not None:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", home)
+    connection = {k: v for k, v in iam.connection(endpoint_url=proxy.url).items() if k != "region"}
+    user = iam.new_user()
+    mark = proxy.mark()
+
+    response = execute(
+        {
+            "parameters": {"user_name": user, "regions": "*", "ses_smtp_region": "cn-north-1"},
+            "connection": connection,
+        }
+    )
+
+    assert response["error_code"] == 2, response
+    assert response["error_message"] == PARTITION_REFUSAL
+    assert proxy.since(mark) == []
+    assert iam.key_ids(user) == []
+
+
+def test_the_command_line_with_the_environments_region(
+    iam: LocalIAM, cli_env: dict[str, str]
+) -> None:
+    user = iam.new_user()
+
+    completed = run_cli("run", "--user-name", user, "--ses-smtp-region", "cn-north-1", env=cli_env)
+
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert completed.stderr == f"iam-create-access-key: error: {PARTITION_REFUSAL}\n"
+    assert iam.key_ids(user) == []
