@@ -262,7 +262,8 @@ class {CLASS}(AppBase):
         shuffle_app.guard_logs(self.logger)
 
     def {ACTION}(self, **fields):
-        return shuffle_app.{ACTION}(fields, os.environ)
+        # The run's start, shared by every item of a loop: the SDK's timeout covers them all.
+        return shuffle_app.{ACTION}(fields, os.environ, shuffle_app.run_started(self))
 
 
 if __name__ == "__main__":

@@ -310,6 +310,51 @@ def test_the_sdks_timeout_is_read_as_the_sdk_reads_it(given: str, seconds: int) 
     """shuffle_sdk.py: int(SHUFFLE_APP_SDK_TIMEOUT) if not empty, 30 if that fails."""
     assert shuffle_app.sdk_timeout({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds
     assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds - 3
+    assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": "4"}) == 2  # half, below 6
+
+
+NO_TIME = {
+    "0": (
+        "SHUFFLE_APP_SDK_TIMEOUT is 0: Shuffle's SDK gives this step no time, so the app does "
+        "not start it; Shuffle's administrator sets it to a number of seconds (30 when unset) "
+        "on Orborus (nothing was sent to AWS)",
+        3,
+    ),
+    "-5": (
+        "SHUFFLE_APP_SDK_TIMEOUT is -5: Shuffle's SDK gives this step no time, so the app does "
+        "not start it; Shuffle's administrator sets it to a number of seconds (30 when unset) "
+        "on Orborus (nothing was sent to AWS)",
+        3,
+    ),
+    "12": (
+        "No time left for this call: Shuffle's SDK gives the whole step, every item of a loop "
+        "together, 12 seconds (SHUFFLE_APP_SDK_TIMEOUT) and this item came too late in it; loop "
+        "over fewer items per step, or have Shuffle's administrator raise "
+        "SHUFFLE_APP_SDK_TIMEOUT on Orborus (nothing was sent to AWS)",
+        4,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("timeout", "elapsed"), [("0", 0.0), ("-5", 0.0), ("12", 8.5)], ids=["zero", "negative", "late"]
+)
+def test_a_call_the_sdks_time_does_not_cover_sends_nothing(
+    timeout: str, elapsed: float, iam: LocalIAM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK gives up at once with a timeout of 0 or less (future.result(0)); in a loop it
+    gives every item together one timeout from the run's start. A call with (almost) nothing of
+    it left is refused before anything reaches IAM, where it would make a key nobody receives."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", iam.url)  # where a call would go
+    user = iam.new_user()
+    mark = iam.mark()
+    fields = {**authentication(), "user_name": user}
+    environ = {**image_env(), "SHUFFLE_APP_SDK_TIMEOUT": timeout}
+    answer = shuffle_app.create_access_key(fields, environ, time.time() - elapsed)
+    reason, code = NO_TIME[timeout]
+    assert answer == {"success": False, "reason": reason, "error_code": code}
+    assert iam.since(mark) == []
+    assert iam.key_ids(user) == []
 
 
 @pytest.mark.parametrize(
@@ -630,3 +675,48 @@ def test_the_containers_own_identity_is_lent_to_nobody_by_default(
         "The app's setting IAM_CREATE_ACCESS_KEY_LEND_IDENTITY is 'yes'; it must be none or all "
         "(on the app's image (ENV) or in the Helm chart's extraEnvVars); nothing was sent to AWS"
     )
+
+
+def test_a_timeout_of_zero_leaves_no_key(built: BuiltApp, iam: LocalIAM, proxy: FaultProxy) -> None:
+    """SHUFFLE_APP_SDK_TIMEOUT=0: the SDK reports a timeout at once (future.result(0)) while the
+    call runs on in its thread; the app sends nothing, so no key is made that nobody receives."""
+    user = iam.new_user()
+    mark = proxy.mark()
+    result, _ = standalone(
+        built, {**authentication(), "user_name": user}, SHUFFLE_APP_SDK_TIMEOUT="0",
+        **chart(proxy),
+    )  # fmt: skip
+    assert result["success"] is False
+    assert [e.action for e in proxy.since(mark)] == []
+    assert iam.key_ids(user) == []
+
+
+def test_a_loop_that_outlasts_the_sdks_timeout_leaves_no_key_nobody_receives(
+    built: BuiltApp, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """Five users through `$exec.users.#`, SHUFFLE_APP_SDK_TIMEOUT=12, each CreateAccessKey
+    answered 2.6 s after IAM acted: the SDK runs the items one after another inside its one
+    12 s wait (run_recursed_items). The items share the run's deadline, so the late ones refuse
+    before sending; the loop ends in time, and every key IAM holds is one the step returned."""
+    users = [iam.new_user() for _ in range(5)]
+    stand_in = ShuffleBackend(execution_argument=json.dumps({"users": users}))
+    try:
+        proxy.inject("CreateAccessKey", *[faults.hold_after_forward(2.6)] * 15)
+        mark = proxy.mark()
+        given = {**authentication(), "user_name": "$exec.users.#"}
+        run_production(built, stand_in, given, SHUFFLE_APP_SDK_TIMEOUT="12", **chart(proxy))
+        (posted,) = stand_in.received()
+    finally:
+        stand_in.stop()
+    results = json.loads(posted["result"])
+    assert isinstance(results, list), results  # the loop's answers, not the SDK's timeout
+    assert len(results) == len(users)
+    delivered = {r["AccessKey"]["AccessKeyId"] for r in results if r.get("success")}
+    assert {key for user in users for key in iam.key_ids(user)} == delivered
+    assert results[-1] == {
+        "success": False,
+        "reason": NO_TIME["12"][0],
+        "error_code": 4,
+    }
+    asked = [e.request_body.decode() for e in proxy.since(mark) if e.action == "CreateAccessKey"]
+    assert not [body for body in asked if f"UserName={users[-1]}" in body]  # nothing sent
