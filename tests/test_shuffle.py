@@ -69,7 +69,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
     python = folder / "venv" / "bin" / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--require-hashes",
-         "-r", str(copy / "requirements.lock")],
+         "-r", str(copy / "requirements.txt")],
         check=True,
         capture_output=True,
         cwd=folder,
@@ -228,10 +228,16 @@ def test_the_app_folder_is_this_checkout_regenerated() -> None:
         "app.py",
         "iam_create_access_key.zip",
     ]
+    # Shuffle's backend reads the folder's README.md into the app's documentation (walkoff.go)
+    readme = (APP / "README.md").read_text()
+    assert "| `access_key_id` | yes | Access key ID of the AWS identity" in readme
+    assert "| `IAM_CREATE_ACCESS_KEY_LEND_IDENTITY` | `none` |" in readme  # operator settings
+    assert "**What the result holds**" in readme
+    assert "](#" not in readme  # links lead back to the project's README
 
 
 def test_every_requirement_is_pinned_with_hashes_and_fits_the_project() -> None:
-    lock = (APP / "requirements.lock").read_text()
+    lock = (APP / "requirements.txt").read_text()
     pins = dict(re.findall(r"^([\w.-]+)==(\S+) \\$", lock, re.MULTILINE))
     entries = re.split(r"\n(?=[\w.-]+==)", lock.split("\n\n")[-1].strip())
     assert all("--hash=sha256:" in entry for entry in entries if "==" in entry)
@@ -258,7 +264,7 @@ def test_the_dockerfile_installs_the_lock_by_hash_and_lints_clean() -> None:
     """The fixture below builds as this Dockerfile does: the lock, hash-checked; then src/."""
     recipe = (APP / "Dockerfile").read_text()
     assert "FROM frikky/shuffle:app_sdk AS base" in recipe
-    assert "--require-hashes -r /requirements.lock" in recipe
+    assert "--require-hashes -r /requirements.txt" in recipe
     assert "COPY src /app" in recipe
     hadolint = Path(sys.executable).parent / "hadolint"
     linted = subprocess.run([str(hadolint), str(APP / "Dockerfile")], capture_output=True,
@@ -273,7 +279,12 @@ def test_api_yaml_asks_for_authentication_shuffle_passes_to_the_app() -> None:
     document = yaml.safe_load((APP / "api.yaml").read_text())
     assert document["name"] == "AWS IAM Create Access Key"
     assert document["app_version"] == resources.manifest()["version"]
-    assert document["contact_info"]["name"] == "iam-create-access-key maintainers"
+    # Shuffle keeps name and url only (shuffle-shared structs.go, WorkflowApp.ContactInfo)
+    assert document["contact_info"] == {
+        "name": "iam-create-access-key maintainers",
+        "url": "README.md#run-it-in-shuffle",
+    }
+    assert "### Run it in Shuffle\n" in (shuffle_folder.ROOT / "README.md").read_text()
     assert document["authentication"]["required"] is True
     fields = {p["name"]: p for p in document["authentication"]["parameters"]}
     assert tuple(fields) == AUTHENTICATION == ("access_key_id", "secret_access_key",

@@ -11,10 +11,10 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "17054374e12866e40a617ec6a3afe38d964a3784a19eeb709e4c06227d2c938c"
-# requirements.lock's SHA-256: Shuffle's hot-load rebuilds an app when app.py changes, not when
-# the lock does (walkoff.go hashes api.yaml, src/app.py and the Dockerfile).
-REQUIREMENTS_SHA256 = "989715a4177121f3ab85decb153d47c17917484f3d2b86d8b0906da6c1f77c38"
+VENDORED_SHA256 = "b300b5eefa9866d403cb25a954265dc250474946dd9d96109e11d45a5261fa93"
+# requirements.txt's SHA-256: Shuffle's hot-load rebuilds an app when app.py changes, not when
+# the requirements do (walkoff.go hashes api.yaml, src/app.py and the Dockerfile).
+REQUIREMENTS_SHA256 = "93956fac89ab76265b47c45bb1006964003360a768e8deab863727984ca72c68"
 
 with open(VENDORED, "rb") as stream:
     if hashlib.sha256(stream.read()).hexdigest() != VENDORED_SHA256:
