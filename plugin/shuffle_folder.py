@@ -54,6 +54,16 @@ CONTACT = {
 SECTION = "### Run it in Shuffle"
 # The extras the app's image installs beside the runtime.
 APP_EXTRAS = ("seal", "shuffle")
+# The build backends of the packages the image builds from their sdist, installed first (hashed)
+# so that the app's requirements install with --no-build-isolation: pip's hash-checking mode
+# covers what it installs, not what it fetches into an isolated build. Measured for app_sdk's
+# Alpine and Python 3.14 (pip download --only-binary :all: --platform musllinux_1_2_x86_64
+# --python-version 3.14 of every pin): only these two have no wheel; their sdists'
+# pyproject.toml ask for these backends.
+BUILD_REQUIREMENTS = {
+    "maturin<2.0,>=1.0": "pyrage 1.4.0 (no musllinux wheel)",
+    "setuptools>=70.1": "markupsafe 3.0.2 (no cp314 musllinux wheel)",
+}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's date: the same zip from the same code
 
 # The order of Shuffle's editor: what nearly every step fills, then where the secret goes,
@@ -231,6 +241,12 @@ def vendored_zip() -> bytes:
     return buffer.getvalue()
 
 
+def build_requirements() -> str:
+    """build-requirements.in: the backends of the sdists the image builds (BUILD_REQUIREMENTS)."""
+    header = "# Build backends of the sdists the image builds, by `make shuffle-app`.\n"
+    return header + "".join(f"{spec}  # {why}\n" for spec, why in BUILD_REQUIREMENTS.items())
+
+
 def app_source(digest: str, lock_digest: str) -> str:
     """src/app.py: load the vendored zip (checked), then one AppBase subclass."""
     version = resources.manifest()["version"]
@@ -248,8 +264,9 @@ import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "{VENDORED}")
 VENDORED_SHA256 = "{digest}"
-# requirements.txt's SHA-256: Shuffle's hot-load rebuilds an app when app.py changes, not when
-# the requirements do (walkoff.go hashes api.yaml, src/app.py and the Dockerfile).
+# The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
+# app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
+# and the Dockerfile).
 REQUIREMENTS_SHA256 = "{lock_digest}"
 
 with open(VENDORED, "rb") as stream:
@@ -347,12 +364,13 @@ def _readme_section() -> str:
 
 
 def generated() -> dict[str, bytes]:
-    """Every generated file of the app folder but requirements.txt (pip-compile's), by path."""
+    """Every generated file of the app folder but the two locks (pip-compile's), by path."""
     archive = vendored_zip()
-    lock_path = APP / "requirements.txt"
-    lock = lock_path.read_bytes() if lock_path.is_file() else b""
+    locks = [APP / "requirements.txt", APP / "build-requirements.txt"]
+    lock = b"".join(path.read_bytes() for path in locks if path.is_file())
     files = {
         "requirements.in": direct_requirements().encode(),
+        "build-requirements.in": build_requirements().encode(),
         "api.yaml": render_api().encode(),
         "README.md": app_readme().encode(),
         f"src/{VENDORED}": archive,

@@ -67,15 +67,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
     shutil.copytree(APP, copy)
     venv.create(folder / "venv", with_pip=True)
     python = folder / "venv" / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--require-hashes",
-         "-r", str(copy / "requirements.txt")],
-        check=True,
-        capture_output=True,
-        cwd=folder,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-        timeout=900,
-    )  # fmt: skip
+    for extra in ([], ["--no-build-isolation"]):  # the build backends, then the app's packages
+        lock = "build-requirements.txt" if not extra else "requirements.txt"
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--require-hashes", *extra,
+             "-r", str(copy / lock)],
+            check=True,
+            capture_output=True,
+            cwd=folder,
+            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            timeout=900,
+        )  # fmt: skip
     (folder / "home").mkdir()
     return BuiltApp(python, copy / "src", folder / "home")
 
@@ -264,12 +266,42 @@ def test_the_dockerfile_installs_the_lock_by_hash_and_lints_clean() -> None:
     """The fixture below builds as this Dockerfile does: the lock, hash-checked; then src/."""
     recipe = (APP / "Dockerfile").read_text()
     assert "FROM frikky/shuffle:app_sdk AS base" in recipe
-    assert "--require-hashes -r /requirements.txt" in recipe
+    assert "pip install --no-cache-dir --require-hashes -r /build-requirements.txt" in recipe
+    assert "--require-hashes --no-build-isolation \\\n    -r /requirements.txt" in recipe
     assert "COPY src /app" in recipe
     hadolint = Path(sys.executable).parent / "hadolint"
     linted = subprocess.run([str(hadolint), str(APP / "Dockerfile")], capture_output=True,
                             text=True, check=False)  # fmt: skip
     assert linted.returncode == 0, linted.stdout
+
+
+def test_a_package_built_from_its_sdist_uses_only_the_hashed_backend(
+    tmp_path: Path,
+) -> None:
+    """markupsafe 3.0.2 has no wheel for app_sdk's Python 3.14 on Alpine, so the image builds it
+    from its sdist: built the Dockerfile's way (the build lock first, then --no-build-isolation),
+    pip fetches no build dependency; the sdist's hash is in the lock, and its backend in the
+    build lock."""
+    build_lock = (APP / "build-requirements.txt").read_text()
+    entries = [e for e in re.split(r"\n(?=[\w.-]+==)", build_lock) if "==" in e]
+    assert {e.split("==")[0] for e in entries} == {"maturin", "setuptools"}
+    assert all("--hash=sha256:" in e for e in entries)
+    (entry,) = re.findall(r"^markupsafe==.*?(?=^\S)", (APP / "requirements.txt").read_text(),
+                          re.MULTILINE | re.DOTALL)  # fmt: skip
+    (tmp_path / "one.txt").write_text(re.sub(r"\s*# via.*", "", entry) + "\n")
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    pip = [python, "-m", "pip", "install", "--no-cache-dir", "--require-hashes"]
+    subprocess.run([*pip, "-q", "-r", str(APP / "build-requirements.txt")], check=True,
+                   capture_output=True, env=env, timeout=600)  # fmt: skip
+    built = subprocess.run(
+        [*pip, "--no-build-isolation", "--no-binary", "markupsafe", "-r", str(tmp_path / "one.txt")],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    assert "markupsafe-3.0.2.tar.gz" in built.stdout  # built from the sdist, checked by hash
+    assert "Installing build dependencies" not in built.stdout  # nothing fetched to build it
 
 
 # ---- api.yaml, for Shuffle's editor ----------------------------------------------------------
