@@ -105,7 +105,7 @@ def create_access_key(
     except ValueError as error:  # the app's own configuration is wrong: say which variable
         return _failure(str(error), 2)
     if left < MIN_SECONDS:
-        return _no_time(sdk_timeout(environ))
+        return _no_time(sdk_timeout(environ), action_deadline(environ) >= MIN_SECONDS)
     if environ.get("DEBUG", "").lower() == "true":  # as the SDK reads it
         logging.getLogger("plugin").setLevel(logging.DEBUG)  # the action's details, redacted
     if VARIABLE_ERROR in fields:
@@ -155,13 +155,14 @@ def in_shuffle_words(message: str) -> str:
     return message.replace("run with --debug for details", DEBUG_HINT)
 
 
-def _no_time(sdk: int) -> dict[str, Any]:
-    """The refusal of a call the SDK's time does not cover (nothing sent)."""
-    if sdk <= 0:  # the operator's setting: no call can ever run
+def _no_time(sdk: int, ever: bool) -> dict[str, Any]:
+    """The refusal of a call the SDK's time does not cover (nothing sent); `ever`: whether a
+    call that comes first in the run would have had enough."""
+    if not ever:  # the setting (0, negative, 1): no call can ever run
         return _failure(
-            f"{SDK_TIMEOUT_VARIABLE} is {sdk}: Shuffle's SDK gives this step no time, so the "
-            "app does not start it; Shuffle's administrator sets it to a number of seconds "
-            "(30 when unset) on Orborus (nothing was sent to AWS)",
+            f"{SDK_TIMEOUT_VARIABLE} is {sdk}: Shuffle's SDK gives this step too little time, "
+            "so the app does not start it; Shuffle's administrator sets it to a number of "
+            "seconds (30 when unset) on Orborus (nothing was sent to AWS)",
             3,
         )
     return _failure(

@@ -356,19 +356,18 @@ def test_the_sdks_timeout_is_read_as_the_sdk_reads_it(given: str, seconds: int) 
     assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": "4"}) == 2  # half, below 6
 
 
+def too_little(timeout: str) -> str:
+    return (
+        f"SHUFFLE_APP_SDK_TIMEOUT is {timeout}: Shuffle's SDK gives this step too little time, so "
+        "the app does not start it; Shuffle's administrator sets it to a number of seconds (30 "
+        "when unset) on Orborus (nothing was sent to AWS)"
+    )
+
+
 NO_TIME = {
-    "0": (
-        "SHUFFLE_APP_SDK_TIMEOUT is 0: Shuffle's SDK gives this step no time, so the app does "
-        "not start it; Shuffle's administrator sets it to a number of seconds (30 when unset) "
-        "on Orborus (nothing was sent to AWS)",
-        3,
-    ),
-    "-5": (
-        "SHUFFLE_APP_SDK_TIMEOUT is -5: Shuffle's SDK gives this step no time, so the app does "
-        "not start it; Shuffle's administrator sets it to a number of seconds (30 when unset) "
-        "on Orborus (nothing was sent to AWS)",
-        3,
-    ),
+    "0": (too_little("0"), 3),
+    "-5": (too_little("-5"), 3),
+    "1": (too_little("1"), 3),  # half of it (0.5 s) is less than a call is started with
     "12": (
         "No time left for this call: Shuffle's SDK gives the whole step, every item of a loop "
         "together, 12 seconds (SHUFFLE_APP_SDK_TIMEOUT) and this item came too late in it; loop "
@@ -380,7 +379,9 @@ NO_TIME = {
 
 
 @pytest.mark.parametrize(
-    ("timeout", "elapsed"), [("0", 0.0), ("-5", 0.0), ("12", 8.5)], ids=["zero", "negative", "late"]
+    ("timeout", "elapsed"),
+    [("0", 0.0), ("-5", 0.0), ("1", 0.0), ("12", 8.5)],
+    ids=["zero", "negative", "one", "late"],
 )
 def test_a_call_the_sdks_time_does_not_cover_sends_nothing(
     timeout: str, elapsed: float, iam: LocalIAM, monkeypatch: pytest.MonkeyPatch
