@@ -41,9 +41,10 @@ SDK_TIMEOUT_VARIABLE = "SHUFFLE_APP_SDK_TIMEOUT"
 SDK_DEFAULT_TIMEOUT = 30
 # Kept back from the SDK's time: the SDK's own work before and after the call.
 SDK_MARGIN_SECONDS = 3.0
-# The least time a call is started with: one CreateAccessKey and the deletion that may follow
-# it (create.time_needed() is 0.375 s; a loaded worker is slower than that).
-MIN_SECONDS = 1.0
+# The least time a call is started with: one CreateAccessKey and, if its answer is late, the
+# deletion of what it made (the action keeps a third of its time for that: 0.67 s of 2 s; less
+# is a deletion racing the SDK's timeout on a loaded worker).
+MIN_SECONDS = 2.0
 ACTION = "create_access_key"
 VARIABLE_ERROR = "shuffle_variable_error"
 DEBUG_HINT = "the app's log has the details when its DEBUG variable is true"
@@ -158,7 +159,7 @@ def in_shuffle_words(message: str) -> str:
 def _no_time(sdk: int, ever: bool) -> dict[str, Any]:
     """The refusal of a call the SDK's time does not cover (nothing sent); `ever`: whether a
     call that comes first in the run would have had enough."""
-    if not ever:  # the setting (0, negative, 1): no call can ever run
+    if not ever:  # the setting (0, negative, up to 3): no call can ever run
         return _failure(
             f"{SDK_TIMEOUT_VARIABLE} is {sdk}: Shuffle's SDK gives this step too little time, "
             "so the app does not start it; Shuffle's administrator sets it to a number of "

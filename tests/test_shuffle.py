@@ -367,7 +367,7 @@ def too_little(timeout: str) -> str:
 NO_TIME = {
     "0": (too_little("0"), 3),
     "-5": (too_little("-5"), 3),
-    "1": (too_little("1"), 3),  # half of it (0.5 s) is less than a call is started with
+    "3": (too_little("3"), 3),  # half of it (1.5 s) is less than a call is started with
     "12": (
         "No time left for this call: Shuffle's SDK gives the whole step, every item of a loop "
         "together, 12 seconds (SHUFFLE_APP_SDK_TIMEOUT) and this item came too late in it; loop "
@@ -380,8 +380,8 @@ NO_TIME = {
 
 @pytest.mark.parametrize(
     ("timeout", "elapsed"),
-    [("0", 0.0), ("-5", 0.0), ("1", 0.0), ("12", 8.5)],
-    ids=["zero", "negative", "one", "late"],
+    [("0", 0.0), ("-5", 0.0), ("3", 0.0), ("12", 7.5)],
+    ids=["zero", "negative", "three", "late"],
 )
 def test_a_call_the_sdks_time_does_not_cover_sends_nothing(
     timeout: str, elapsed: float, iam: LocalIAM, monkeypatch: pytest.MonkeyPatch

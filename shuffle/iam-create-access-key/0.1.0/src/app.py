@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "ef6c6aab9b8b9b70af13fa3f40554eb8dfe1fc6190e105adf3ff695662dd9c44"
+VENDORED_SHA256 = "af7c9fce8b53682ea9b4abd0dacac0d9d09890eb03588aa1fbfd167f65d961da"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
