@@ -721,20 +721,6 @@ def test_the_containers_own_identity_is_lent_to_nobody_by_default(
     )
 
 
-def test_a_timeout_of_zero_leaves_no_key(built: BuiltApp, iam: LocalIAM, proxy: FaultProxy) -> None:
-    """SHUFFLE_APP_SDK_TIMEOUT=0: the SDK reports a timeout at once (future.result(0)) while the
-    call runs on in its thread; the app sends nothing, so no key is made that nobody receives."""
-    user = iam.new_user()
-    mark = proxy.mark()
-    result, _ = standalone(
-        built, {**authentication(), "user_name": user}, SHUFFLE_APP_SDK_TIMEOUT="0",
-        **chart(proxy),
-    )  # fmt: skip
-    assert result["success"] is False
-    assert [e.action for e in proxy.since(mark)] == []
-    assert iam.key_ids(user) == []
-
-
 def test_a_loop_that_outlasts_the_sdks_timeout_leaves_no_key_nobody_receives(
     built: BuiltApp, iam: LocalIAM, proxy: FaultProxy
 ) -> None:
