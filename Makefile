@@ -21,7 +21,8 @@ proto: $(PY)
 	$(PY) -m pip install -q -e '.[dev]' && $(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. plugin/serve/protocol/integration_pack.proto
 
 # The Shuffle app's folder (plugin.shuffle_folder): requirements.in, api.yaml, the vendored code;
-# requirements.in pinned with hashes (pip-compile); then requirements.txt and app.py from the lock.
+# requirements.in and build-requirements.in pinned with hashes (pip-compile); then app.py (their
+# digests).
 SHUFFLE_APP := shuffle/iam-create-access-key/0.1.0
 shuffle-app: $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
@@ -29,7 +30,11 @@ shuffle-app: $(PY)
 	cd $(SHUFFLE_APP) && env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
 		../../../$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
 		--strip-extras --no-emit-index-url --no-emit-find-links --annotation-style=line \
-		--output-file requirements.lock requirements.in
+		--output-file requirements.txt requirements.in
+	cd $(SHUFFLE_APP) && env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+		../../../$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links --annotation-style=line \
+		--output-file build-requirements.txt build-requirements.in
 	$(PY) -m plugin.shuffle_folder
 
 # The container image's hash-locked requirements, from pyproject.toml: the serve dependencies

@@ -9,11 +9,15 @@ index serves today is one that anyone may register tomorrow: so no requirement n
 zip is one flat file, importable as it is (zipimport), and app.py checks its SHA-256 before
 putting it on sys.path, so the image runs exactly the code this checkout vendored. Shuffle's
 on-prem hot-load rebuilds an app only when api.yaml, src/app.py or the Dockerfile change:
-app.py carries the digests of the zip and of the lock, so a new zip or lock is a new app.py.
+app.py carries the digests of the zip and of requirements.txt, so new code or pins make a new
+app.py.
 
 The requirements: requirements.in (the project's, from its metadata) is pinned with hashes by
-pip-compile into requirements.lock (`make shuffle-app`), and requirements.txt is the lock's pins
-without hashes: see the README's "Run it in Shuffle".
+pip-compile into requirements.txt (`make shuffle-app`), the file both builds read: the
+Dockerfile installs it with --require-hashes; the cloud stitcher (shuffle-shared
+app_upload/stitcher.go, addRequirements) uses it as it is when it names "liquid" and
+"requests" (liquidpy, requests: it does), so pip checks the hashes there too. See the README's
+"Run it in Shuffle" for why the cloud path still cannot run the app.
 """
 
 from __future__ import annotations
@@ -39,12 +43,27 @@ VENDORED = "iam_create_access_key.zip"
 # class name in app.py (the stitcher finds the class by its "(AppBase)").
 NAME = "AWS IAM Create Access Key"
 CLASS = "AWSIAMCreateAccessKey"
+# Shuffle keeps a name and a url of contact_info, nothing else (shuffle-shared structs.go,
+# WorkflowApp.ContactInfo: Name, Url); the url is the app's documentation in this repository.
 CONTACT = {
     "name": "iam-create-access-key maintainers",
-    "email": "maintainers@users.noreply.r-seed-8daad44f.example",
+    "url": "README.md#run-it-in-shuffle",
 }
+# The root README's Shuffle section: the source of the app folder's own README.md, which
+# Shuffle's backend reads into the app's documentation (walkoff.go; python-apps' aws-iam/1.0.0).
+SECTION = "### Run it in Shuffle"
 # The extras the app's image installs beside the runtime.
 APP_EXTRAS = ("seal", "shuffle")
+# The build backends of the packages the image builds from their sdist, installed first (hashed)
+# so that the app's requirements install with --no-build-isolation: pip's hash-checking mode
+# covers what it installs, not what it fetches into an isolated build. Measured for app_sdk's
+# Alpine and Python 3.14 (pip download --only-binary :all: --platform musllinux_1_2_x86_64
+# --python-version 3.14 of every pin): only these two have no wheel; their sdists'
+# pyproject.toml ask for these backends.
+BUILD_REQUIREMENTS = {
+    "maturin<2.0,>=1.0": "pyrage 1.4.0 (no musllinux wheel)",
+    "setuptools>=70.1": "markupsafe 3.0.2 (no cp314 musllinux wheel)",
+}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's date: the same zip from the same code
 
 # The order of Shuffle's editor: what nearly every step fills, then where the secret goes,
@@ -222,6 +241,12 @@ def vendored_zip() -> bytes:
     return buffer.getvalue()
 
 
+def build_requirements() -> str:
+    """build-requirements.in: the backends of the sdists the image builds (BUILD_REQUIREMENTS)."""
+    header = "# Build backends of the sdists the image builds, by `make shuffle-app`.\n"
+    return header + "".join(f"{spec}  # {why}\n" for spec, why in BUILD_REQUIREMENTS.items())
+
+
 def app_source(digest: str, lock_digest: str) -> str:
     """src/app.py: load the vendored zip (checked), then one AppBase subclass."""
     version = resources.manifest()["version"]
@@ -239,8 +264,9 @@ import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "{VENDORED}")
 VENDORED_SHA256 = "{digest}"
-# requirements.lock's SHA-256: Shuffle's hot-load rebuilds an app when app.py changes, not when
-# the lock does (walkoff.go hashes api.yaml, src/app.py and the Dockerfile).
+# The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
+# app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
+# and the Dockerfile).
 REQUIREMENTS_SHA256 = "{lock_digest}"
 
 with open(VENDORED, "rb") as stream:
@@ -262,27 +288,13 @@ class {CLASS}(AppBase):
         shuffle_app.guard_logs(self.logger)
 
     def {ACTION}(self, **fields):
-        return shuffle_app.{ACTION}(fields, os.environ)
+        # The run's start, shared by every item of a loop: the SDK's timeout covers them all.
+        return shuffle_app.{ACTION}(fields, os.environ, shuffle_app.run_started(self))
 
 
 if __name__ == "__main__":
     {CLASS}.run()
 '''
-
-
-def requirements_from_lock(lock: str) -> str:
-    """requirements.txt: the lock's exact pins without their hashes. Shuffle's cloud build
-    puts its own unhashed lines before the file (shuffle-shared GetAppRequirements), and pip
-    refuses a file where some lines have hashes and others not."""
-    pins = [
-        line.split()[0]
-        for line in lock.splitlines()
-        if line and not line.startswith((" ", "#", "-"))
-    ]
-    header = (
-        "# Exact pins, from requirements.lock (which has their hashes) by `make shuffle-app`.\n"
-    )
-    return header + "".join(f"{pin}\n" for pin in pins)
 
 
 def direct_requirements() -> str:
@@ -303,21 +315,69 @@ def direct_requirements() -> str:
     return header + "".join(sorted(lines, key=str.lower))
 
 
+def app_readme() -> str:
+    """The app folder's README.md: the form's fields and arguments (api.yaml's words), then the
+    root README's Shuffle section, its links pointed back at the root README."""
+    document = api_document()
+    (action,) = document["actions"]
+    lines = [
+        f"# {NAME}",
+        "",
+        "<!-- Generated by `make shuffle-app` from api.yaml and the project's README.md "
+        "(section Run it in Shuffle); never edited. -->",
+        "",
+        document["description"],
+        "",
+        "## Authentication",
+        "",
+        "| Field | Required | What to fill |",
+        "|---|---|---|",
+        *[
+            f"| `{f['name']}` | {'yes' if f['required'] else 'no'} | {f['description']} |"
+            for f in document["authentication"]["parameters"]
+        ],
+        "",
+        f"## Action `{action['name']}`",
+        "",
+        "| Argument | Required | What it does |",
+        "|---|---|---|",
+        *[
+            f"| `{p['name']}` | {'yes' if p['required'] else 'no'} | {p['description']} |"
+            for p in action["parameters"]
+        ],
+        "",
+        _readme_section(),
+    ]
+    return "\n".join(lines)
+
+
+def _readme_section() -> str:
+    """The root README's Shuffle section, one heading level up, relative links made to work
+    from the app folder (three levels down)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(SECTION + "\n")
+    end = text.find("\n## ", start)
+    section = text[start : end if end >= 0 else len(text)].rstrip() + "\n"
+    section = section.replace(SECTION, "## Run it in Shuffle", 1)
+    section = re.sub(r"\]\(#", "](../../../README.md#", section)
+    return re.sub(r"^#### ", "### ", section, flags=re.MULTILINE)
+
+
 def generated() -> dict[str, bytes]:
-    """Every generated file of the app folder but the lock (pip-compile's), by relative path."""
+    """Every generated file of the app folder but the two locks (pip-compile's), by path."""
     archive = vendored_zip()
-    lock_path = APP / "requirements.lock"
-    lock = lock_path.read_bytes() if lock_path.is_file() else b""
+    locks = [APP / "requirements.txt", APP / "build-requirements.txt"]
+    lock = b"".join(path.read_bytes() for path in locks if path.is_file())
     files = {
         "requirements.in": direct_requirements().encode(),
+        "build-requirements.in": build_requirements().encode(),
         "api.yaml": render_api().encode(),
+        "README.md": app_readme().encode(),
         f"src/{VENDORED}": archive,
         "src/app.py": app_source(
             hashlib.sha256(archive).hexdigest(), hashlib.sha256(lock).hexdigest()
         ).encode(),
     }
-    if lock:
-        files["requirements.txt"] = requirements_from_lock(lock.decode()).encode()
     return files
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 
 class ShuffleBackend:
-    def __init__(self) -> None:
+    def __init__(self, execution_argument: str = "") -> None:
+        """`execution_argument`: the workflow's input, what `$exec...` references read."""
         self.results: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         backend = self
@@ -28,6 +29,7 @@ class ShuffleBackend:
                         "workflow": {"id": "workflow-1", "execution_org": {"id": "org-1"}},
                         "results": [],
                         "execution_variables": [],
+                        "execution_argument": execution_argument,
                     }
                 else:
                     with backend.lock:

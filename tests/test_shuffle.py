@@ -67,15 +67,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
     shutil.copytree(APP, copy)
     venv.create(folder / "venv", with_pip=True)
     python = folder / "venv" / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--require-hashes",
-         "-r", str(copy / "requirements.lock")],
-        check=True,
-        capture_output=True,
-        cwd=folder,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-        timeout=900,
-    )  # fmt: skip
+    for extra in ([], ["--no-build-isolation"]):  # the build backends, then the app's packages
+        lock = "build-requirements.txt" if not extra else "requirements.txt"
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--require-hashes", *extra,
+             "-r", str(copy / lock)],
+            check=True,
+            capture_output=True,
+            cwd=folder,
+            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            timeout=900,
+        )  # fmt: skip
     (folder / "home").mkdir()
     return BuiltApp(python, copy / "src", folder / "home")
 
@@ -228,10 +230,16 @@ def test_the_app_folder_is_this_checkout_regenerated() -> None:
         "app.py",
         "iam_create_access_key.zip",
     ]
+    # Shuffle's backend reads the folder's README.md into the app's documentation (walkoff.go)
+    readme = (APP / "README.md").read_text()
+    assert "| `access_key_id` | yes | Access key ID of the AWS identity" in readme
+    assert "| `IAM_CREATE_ACCESS_KEY_LEND_IDENTITY` | `none` |" in readme  # operator settings
+    assert "**What the result holds**" in readme
+    assert "](#" not in readme  # links lead back to the project's README
 
 
 def test_every_requirement_is_pinned_with_hashes_and_fits_the_project() -> None:
-    lock = (APP / "requirements.lock").read_text()
+    lock = (APP / "requirements.txt").read_text()
     pins = dict(re.findall(r"^([\w.-]+)==(\S+) \\$", lock, re.MULTILINE))
     entries = re.split(r"\n(?=[\w.-]+==)", lock.split("\n\n")[-1].strip())
     assert all("--hash=sha256:" in entry for entry in entries if "==" in entry)
@@ -258,12 +266,42 @@ def test_the_dockerfile_installs_the_lock_by_hash_and_lints_clean() -> None:
     """The fixture below builds as this Dockerfile does: the lock, hash-checked; then src/."""
     recipe = (APP / "Dockerfile").read_text()
     assert "FROM frikky/shuffle:app_sdk AS base" in recipe
-    assert "--require-hashes -r /requirements.lock" in recipe
+    assert "pip install --no-cache-dir --require-hashes -r /build-requirements.txt" in recipe
+    assert "--require-hashes --no-build-isolation \\\n    -r /requirements.txt" in recipe
     assert "COPY src /app" in recipe
     hadolint = Path(sys.executable).parent / "hadolint"
     linted = subprocess.run([str(hadolint), str(APP / "Dockerfile")], capture_output=True,
                             text=True, check=False)  # fmt: skip
     assert linted.returncode == 0, linted.stdout
+
+
+def test_a_package_built_from_its_sdist_uses_only_the_hashed_backend(
+    tmp_path: Path,
+) -> None:
+    """markupsafe 3.0.2 has no wheel for app_sdk's Python 3.14 on Alpine, so the image builds it
+    from its sdist: built the Dockerfile's way (the build lock first, then --no-build-isolation),
+    pip fetches no build dependency; the sdist's hash is in the lock, and its backend in the
+    build lock."""
+    build_lock = (APP / "build-requirements.txt").read_text()
+    entries = [e for e in re.split(r"\n(?=[\w.-]+==)", build_lock) if "==" in e]
+    assert {e.split("==")[0] for e in entries} == {"maturin", "setuptools"}
+    assert all("--hash=sha256:" in e for e in entries)
+    (entry,) = re.findall(r"^markupsafe==.*?(?=^\S)", (APP / "requirements.txt").read_text(),
+                          re.MULTILINE | re.DOTALL)  # fmt: skip
+    (tmp_path / "one.txt").write_text(re.sub(r"\s*# via.*", "", entry) + "\n")
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    pip = [python, "-m", "pip", "install", "--no-cache-dir", "--require-hashes"]
+    subprocess.run([*pip, "-q", "-r", str(APP / "build-requirements.txt")], check=True,
+                   capture_output=True, env=env, timeout=600)  # fmt: skip
+    built = subprocess.run(
+        [*pip, "--no-build-isolation", "--no-binary", "markupsafe", "-r", str(tmp_path / "one.txt")],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    assert "markupsafe-3.0.2.tar.gz" in built.stdout  # built from the sdist, checked by hash
+    assert "Installing build dependencies" not in built.stdout  # nothing fetched to build it
 
 
 # ---- api.yaml, for Shuffle's editor ----------------------------------------------------------
@@ -273,7 +311,12 @@ def test_api_yaml_asks_for_authentication_shuffle_passes_to_the_app() -> None:
     document = yaml.safe_load((APP / "api.yaml").read_text())
     assert document["name"] == "AWS IAM Create Access Key"
     assert document["app_version"] == resources.manifest()["version"]
-    assert document["contact_info"]["name"] == "iam-create-access-key maintainers"
+    # Shuffle keeps name and url only (shuffle-shared structs.go, WorkflowApp.ContactInfo)
+    assert document["contact_info"] == {
+        "name": "iam-create-access-key maintainers",
+        "url": "README.md#run-it-in-shuffle",
+    }
+    assert "### Run it in Shuffle\n" in (shuffle_folder.ROOT / "README.md").read_text()
     assert document["authentication"]["required"] is True
     fields = {p["name"]: p for p in document["authentication"]["parameters"]}
     assert tuple(fields) == AUTHENTICATION == ("access_key_id", "secret_access_key",
@@ -310,6 +353,52 @@ def test_the_sdks_timeout_is_read_as_the_sdk_reads_it(given: str, seconds: int) 
     """shuffle_sdk.py: int(SHUFFLE_APP_SDK_TIMEOUT) if not empty, 30 if that fails."""
     assert shuffle_app.sdk_timeout({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds
     assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds - 3
+    assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": "4"}) == 2  # half, below 6
+
+
+def too_little(timeout: str) -> str:
+    return (
+        f"SHUFFLE_APP_SDK_TIMEOUT is {timeout}: Shuffle's SDK gives this step too little time, so "
+        "the app does not start it; Shuffle's administrator sets it to a number of seconds (30 "
+        "when unset) on Orborus (nothing was sent to AWS)"
+    )
+
+
+NO_TIME = {
+    "0": (too_little("0"), 3),
+    "-5": (too_little("-5"), 3),
+    "3": (too_little("3"), 3),  # half of it (1.5 s) is less than a call is started with
+    "12": (
+        "No time left for this call: Shuffle's SDK gives the whole step, every item of a loop "
+        "together, 12 seconds (SHUFFLE_APP_SDK_TIMEOUT) and this item came too late in it; loop "
+        "over fewer items per step, or have Shuffle's administrator raise "
+        "SHUFFLE_APP_SDK_TIMEOUT on Orborus (nothing was sent to AWS)",
+        4,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("timeout", "elapsed"),
+    [("0", 0.0), ("-5", 0.0), ("3", 0.0), ("12", 7.5)],
+    ids=["zero", "negative", "three", "late"],
+)
+def test_a_call_the_sdks_time_does_not_cover_sends_nothing(
+    timeout: str, elapsed: float, iam: LocalIAM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK gives up at once with a timeout of 0 or less (future.result(0)); in a loop it
+    gives every item together one timeout from the run's start. A call with (almost) nothing of
+    it left is refused before anything reaches IAM, where it would make a key nobody receives."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", iam.url)  # where a call would go
+    user = iam.new_user()
+    mark = iam.mark()
+    fields = {**authentication(), "user_name": user}
+    environ = {**image_env(), "SHUFFLE_APP_SDK_TIMEOUT": timeout}
+    answer = shuffle_app.create_access_key(fields, environ, time.time() - elapsed)
+    reason, code = NO_TIME[timeout]
+    assert answer == {"success": False, "reason": reason, "error_code": code}
+    assert iam.since(mark) == []
+    assert iam.key_ids(user) == []
 
 
 @pytest.mark.parametrize(
@@ -630,3 +719,34 @@ def test_the_containers_own_identity_is_lent_to_nobody_by_default(
         "The app's setting IAM_CREATE_ACCESS_KEY_LEND_IDENTITY is 'yes'; it must be none or all "
         "(on the app's image (ENV) or in the Helm chart's extraEnvVars); nothing was sent to AWS"
     )
+
+
+def test_a_loop_that_outlasts_the_sdks_timeout_leaves_no_key_nobody_receives(
+    built: BuiltApp, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """Five users through `$exec.users.#`, SHUFFLE_APP_SDK_TIMEOUT=12, each CreateAccessKey
+    answered 2.6 s after IAM acted: the SDK runs the items one after another inside its one
+    12 s wait (run_recursed_items). The items share the run's deadline, so the late ones refuse
+    before sending; the loop ends in time, and every key IAM holds is one the step returned."""
+    users = [iam.new_user() for _ in range(5)]
+    stand_in = ShuffleBackend(execution_argument=json.dumps({"users": users}))
+    try:
+        proxy.inject("CreateAccessKey", *[faults.hold_after_forward(2.6)] * 15)
+        mark = proxy.mark()
+        given = {**authentication(), "user_name": "$exec.users.#"}
+        run_production(built, stand_in, given, SHUFFLE_APP_SDK_TIMEOUT="12", **chart(proxy))
+        (posted,) = stand_in.received()
+    finally:
+        stand_in.stop()
+    results = json.loads(posted["result"])
+    assert isinstance(results, list), results  # the loop's answers, not the SDK's timeout
+    assert len(results) == len(users)
+    delivered = {r["AccessKey"]["AccessKeyId"] for r in results if r.get("success")}
+    assert {key for user in users for key in iam.key_ids(user)} == delivered
+    assert results[-1] == {
+        "success": False,
+        "reason": NO_TIME["12"][0],
+        "error_code": 4,
+    }
+    asked = [e.request_body.decode() for e in proxy.since(mark) if e.action == "CreateAccessKey"]
+    assert not [body for body in asked if f"UserName={users[-1]}" in body]  # nothing sent
