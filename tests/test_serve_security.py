@@ -251,7 +251,7 @@ def test_mutual_tls_lets_in_only_the_named_clients(
         iam,
         "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
         "--tls-client-ca", pki["ca"][3],
-        "--tls-client-name", RUNNER_DNS, "--tls-client-name", RUNNER_URI,
+        "--tls-client-name", RUNNER_DNS, "--tls-client-name", f"uri:{RUNNER_URI}",
         "--lend-identity", "all",
     )  # fmt: skip
     user = iam.new_user()
@@ -566,8 +566,8 @@ def test_an_oversized_context_is_code_2_and_nothing_is_created(
 def test_sigterm_exits_within_the_grace_whatever_the_calls_wait_on(
     started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy
 ) -> None:
-    grace = 2
-    process = serve(started, iam, "--grace", str(grace))
+    grace, delay = 2, 1  # after SIGTERM: calls still arriving are served `delay`, then the grace
+    process = serve(started, iam, "--grace", str(grace), "--shutdown-delay", str(delay))
     users = [iam.new_user() for _ in range(3)]
     proxy.inject(
         "CreateAccessKey",
@@ -587,9 +587,9 @@ def test_sigterm_exits_within_the_grace_whatever_the_calls_wait_on(
 
     process.process.send_signal(15)
     stopped_at = time.monotonic()
-    code = process.process.wait(grace + 5)
+    code = process.process.wait(delay + grace + 5)
 
-    assert time.monotonic() - stopped_at < grace + 5
+    assert time.monotonic() - stopped_at < delay + grace + 5
     assert code == 0
     time.sleep(0.2)
     text = process.text()

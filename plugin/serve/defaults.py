@@ -17,6 +17,9 @@ ENV_PREFIX = "IAM_CREATE_ACCESS_KEY_"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1337
 DEFAULT_GRACE_SECONDS = 60.0
+# After SIGTERM, readiness is NOT_SERVING at once but calls still arriving are served this long
+# (the endpoint's removal from the Service races the signal), then the drain.
+DEFAULT_SHUTDOWN_DELAY_SECONDS = 5.0
 # Every call ends within this, even one whose caller set no deadline.
 DEFAULT_MAX_CALL_SECONDS = 300.0
 # Calls in flight by default: they wait on the network, not the processor, but each holds a
@@ -161,6 +164,15 @@ SETTINGS = (
         DEFAULT_GRACE_SECONDS,
         "on SIGTERM/SIGINT, time the calls in flight have to finish; the process exits within "
         "4 s after, whatever they wait on",
+        LOAD,
+        "SECONDS",
+    ),
+    Setting(
+        "shutdown_delay",
+        NUMBER,
+        DEFAULT_SHUTDOWN_DELAY_SECONDS,
+        "on SIGTERM/SIGINT, readiness turns NOT_SERVING at once and calls still arriving are "
+        "served this long, before the grace",
         LOAD,
         "SECONDS",
     ),
