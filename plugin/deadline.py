@@ -240,8 +240,10 @@ def bound_sends(client: Any) -> None:
         deadline = _SENDS.get()
         if deadline is None or not deadline.enforced or _IN_WORKER.get():
             return send(request)
-        body = request.body if isinstance(request.body, bytes) else b""
-        extra = CUSTODY_SECONDS if _DELETE in body else 0.0
+        body = request.body
+        if isinstance(body, str):
+            body = body.encode()
+        extra = CUSTODY_SECONDS if isinstance(body, bytes) and _DELETE in body else 0.0
         if deadline.remaining() + extra <= 0.05:
             raise ConnectTimeoutError(endpoint_url=request.url)
         try:

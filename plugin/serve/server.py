@@ -81,6 +81,11 @@ HANDSHAKE_MS = 10 * 1000  # a TLS handshake not done in this is dropped
 KEEPALIVE_MS, KEEPALIVE_TIMEOUT_MS = 60 * 1000, 20 * 1000  # a dead peer is found in 80 s
 # Kept back from a call's deadline, to answer (or to delete a key nobody could receive).
 ANSWER_MARGIN = 0.5
+# An answer is not sent with less time than this left (plus its size at this rate): it would
+# arrive after the client's own deadline, which fires first (the server's deadline is the
+# client's timeout counted from when the call reached it).
+DELIVERY_SECONDS = 0.25
+DELIVERY_BYTES_PER_SECOND = 20 * 1024 * 1024
 # After the grace, what the calls still running get before the process exits regardless, and
 # then what listing the keys of those that did not finish may take.
 EXIT_MARGIN_SECONDS = 1.5
@@ -243,12 +248,20 @@ class PluginServicer:
         work = self._run(flight, gone, budget, self._execute, request, flight, gone, budget)
         try:
             answer, engine_request, response = await asyncio.shield(work)
-        except asyncio.CancelledError:  # the caller went: the worker withdraws its key itself
-            self._after(work, flight, lambda: self._count_execute(Category.TRANSIENT, started))
+        except asyncio.CancelledError:  # the caller went (cancelled, out of time, hung up)
+            gone.set()
+            self._later(self._withdraw_when_done(work, flight, gone, started, HUNG_UP))
             raise
+        if engine_request is not None and not _time_to_deliver(context, answer):
+            gone.set()
+            self._later(self._withdraw_when_done(work, flight, gone, started, UNDELIVERED))
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "the call's deadline left no time to deliver its answer; its key was deleted",
+            )
         delivered = False
         try:
-            await context.write(answer)  # returns once the answer is written to the connection
+            await context.write(answer)  # returns once it is written to the connection
             delivered = True
         finally:
             if delivered or engine_request is None:
@@ -256,13 +269,7 @@ class PluginServicer:
                 self._end(flight)
             else:  # not received: cancelled, out of time, or refused by the client's limits
                 gone.set()
-                withdrawal = self._run(
-                    flight, gone, CUSTODY_SECONDS + 1, _withdraw, engine_request, response,
-                    flight, UNDELIVERED,
-                )  # fmt: skip
-                self._after(
-                    withdrawal, flight, lambda: self._count_execute(Category.TRANSIENT, started)
-                )
+                self._later(self._withdraw_when_done(work, flight, gone, started, UNDELIVERED))
 
     def _execute(
         self, request: Any, flight: Flight, gone: threading.Event, budget: float
@@ -336,7 +343,7 @@ class PluginServicer:
 
     def _after(self, work: asyncio.Future[Any], flight: Flight, count: Callable[[], None]) -> None:
         """The call has ended for grpc but its thread has not: count it and free its slot when
-        the thread is done (an answer never received counts as code 4, its key withdrawn)."""
+        the thread is done."""
 
         def done(finished: asyncio.Future[Any]) -> None:
             self._cleanups.discard(finished)
@@ -345,6 +352,31 @@ class PluginServicer:
 
         self._cleanups.add(work)
         work.add_done_callback(done)
+
+    def _later(self, cleanup: Any) -> None:
+        """Run `cleanup` after the RPC has ended (kept referenced until it is done)."""
+        task = asyncio.ensure_future(cleanup)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _withdraw_when_done(
+        self, work: asyncio.Future[Any], flight: Flight, gone: threading.Event, started: float,
+        why: str,
+    ) -> None:  # fmt: skip
+        """An ExecuteAction whose answer was not received: once its thread is done, delete the
+        key it made unless the thread saw the caller go and did it already; count it (code 4)
+        and free its slot. Decided here, in one place, so no race between the caller going
+        and the action finishing leaves a key."""
+        try:
+            _, engine_request, response = await work
+            if engine_request is not None and not flight.hung_up:
+                await self._run(
+                    flight, gone, CUSTODY_SECONDS + 1, _withdraw, engine_request, response,
+                    flight, why,
+                )  # fmt: skip
+        finally:
+            self._count_execute(Category.TRANSIENT, started)
+            self._end(flight)
 
     async def _take_slot(self, context: Any, rpc: str, subject: str) -> Flight:
         """A call slot, or RESOURCE_EXHAUSTED at once (never queued)."""
@@ -376,6 +408,18 @@ class PluginServicer:
 
 _DESCRIPTION = translation.plugin_description(pb)
 _ACTIONS = pb.ActionList(actions=[translation.action_message(pb)])
+
+
+def _time_to_deliver(context: Any, answer: Any) -> bool:
+    """Whether the call's deadline leaves time for the answer to arrive whole. HTTP/2 has no
+    receipt: an answer written in the last moments is in the client's socket when its deadline
+    fires (it sees DEADLINE_EXCEEDED, the server a completed write). So an answer is sent only
+    with DELIVERY_SECONDS to spare, plus its transfer at a modest rate; otherwise it is an
+    answer not received, and its key is deleted."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return True
+    return bool(remaining > DELIVERY_SECONDS + answer.ByteSize() / DELIVERY_BYTES_PER_SECOND)
 
 
 def _gone_when_done(context: Any) -> threading.Event:
@@ -422,7 +466,8 @@ def _withdraw(
     its key must not outlive the call."""
     flight.hung_up = True
     try:
-        withdrawn = engine.withdraw(engine_request, response)
+        with sends_within(Deadline(CUSTODY_SECONDS)):  # the call's own time may be spent
+            withdrawn = engine.withdraw(engine_request, response)
     except ActionError as error:
         log.error("%s, and its key could not be deleted: %s", why, error)
     except Exception as error:  # a bug; the key id is in the step's own log above

@@ -1,0 +1,267 @@
+"""`serve` under hostile clients and slow endpoints (issue 20), tried as the attacks were: raw
+streams that never send their message, answers too large to receive in time, look-alike
+certificate names, endpoints that drip, and a SIGTERM in the middle of a stream of calls. Each
+test counts what is left on the local IAM endpoint, or what the runner's own calls got."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from plugin.serve.protocol import integration_pack_pb2 as pb
+from plugin.serve.translation import MAX_CONTEXT_BYTES
+from tests import fault_proxy as faults
+from tests.fault_proxy import FaultProxy
+from tests.grpc_plugin import PluginProcess, execute_request
+from tests.local_iam import LocalIAM
+from tests.pki import RUNNER_DNS, RUNNER_URI, client_credentials
+
+EXECUTE = "/integration_pack.Plugin/ExecuteAction"
+
+
+def serve(started: list[PluginProcess], *arguments: str, **more: Any) -> PluginProcess:
+    process = PluginProcess(*arguments, **more)
+    started.append(process)
+    return process
+
+
+def resident_kib(process: PluginProcess) -> int:
+    for line in Path(f"/proc/{process.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def threads_of(process: PluginProcess) -> int:
+    for line in Path(f"/proc/{process.process.pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads")
+
+
+class StalledStreams:
+    """`count` ExecuteAction streams over `connections` connections that send their headers
+    and never their request message (a grpc.aio client whose request iterator never yields),
+    held until `release()`; what each ended with, in `codes`."""
+
+    def __init__(
+        self, target: str, count: int, connections: int = 1, credentials: Any = None
+    ) -> None:
+        self.codes: list[grpc.StatusCode] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._release: asyncio.Event | None = None
+        asyncio.run_coroutine_threadsafe(
+            self._start(target, count, connections, credentials), self._loop
+        ).result(30)
+
+    async def _start(self, target: str, count: int, connections: int, credentials: Any) -> None:
+        self._release = asyncio.Event()
+        release = self._release
+        # distinct options: one connection each (grpc would share a subchannel otherwise)
+        self._channels = [
+            grpc.aio.secure_channel(target, credentials, options=[("test.connection", i)])
+            if credentials
+            else grpc.aio.insecure_channel(target, options=[("test.connection", i)])
+            for i in range(connections)
+        ]
+
+        async def never() -> Any:
+            await release.wait()
+            return
+            yield  # an async generator that ends without a message
+
+        async def one(channel: Any) -> None:
+            method = channel.stream_unary(
+                EXECUTE,
+                request_serializer=lambda message: message,
+                response_deserializer=pb.ExecuteActionResponse.FromString,
+            )
+            try:
+                await method(never())
+            except grpc.aio.AioRpcError as error:
+                self.codes.append(error.code())
+            else:
+                self.codes.append(grpc.StatusCode.OK)
+
+        self._calls = [
+            asyncio.ensure_future(one(self._channels[i % connections])) for i in range(count)
+        ]
+        await asyncio.sleep(0)
+
+    def wait_until_ended(self, seconds: float) -> None:
+        async def wait() -> None:
+            await asyncio.wait(self._calls, timeout=seconds)
+
+        asyncio.run_coroutine_threadsafe(wait(), self._loop).result(seconds + 10)
+
+    def release(self) -> None:
+        async def close() -> None:
+            assert self._release is not None
+            for call in self._calls:
+                call.cancel()
+            await asyncio.gather(*self._calls, return_exceptions=True)
+            for channel in self._channels:
+                await channel.close()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def stalled() -> Iterator[list[StalledStreams]]:
+    held: list[StalledStreams] = []
+    yield held
+    for streams in held:
+        streams.release()
+
+
+def runner_calls_are_answered(process: PluginProcess, iam: LocalIAM, **credentials: Any) -> None:
+    """What the runner does, each within a few seconds: health, HealthProbe, Describe, and
+    one ExecuteAction that creates a key."""
+    channel = process.channel(**credentials)
+    health = health_pb2_grpc.HealthStub(channel)
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+    stub = process.stub(**credentials)
+    stub.HealthProbe(pb.Empty(), timeout=5)
+    assert stub.Describe(pb.Empty(), timeout=5).name == "iam_create_access_key"
+    user = iam.new_user()
+    answer = stub.ExecuteAction(execute_request({"user_name": user}, iam.connection()), timeout=30)
+    assert answer.error_code == 0, answer.error_message
+    assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
+
+
+# ---- 1. deliver or delete ---------------------------------------------------------------------
+
+
+def test_a_large_answer_not_received_in_time_leaves_no_key(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The attack: a 4 MiB context (echoed back) and a deadline close to the call's length. Every
+    call whose answer the client did not receive must leave no key on its user."""
+    process = serve(started, "--max-calls", "8")
+    stub = process.stub()
+    context = b"c" * MAX_CONTEXT_BYTES  # the largest context, echoed back
+
+    def call(user: str, timeout: float) -> tuple[str, str | None]:
+        request = execute_request({"user_name": user}, iam.connection(), context=context)
+        try:
+            answer = stub.ExecuteAction(request, timeout=timeout)
+        except grpc.RpcError as error:
+            return user, None if error.code() != grpc.StatusCode.OK else ""
+        if answer.error_code != 0:
+            return user, None
+        assert len(answer.context) == len(context)
+        return user, json.loads(answer.result)["AccessKey"]["AccessKeyId"]
+
+    durations = []
+    for _ in range(3):  # how long such a call takes here, now
+        began = time.monotonic()
+        _, key = call(iam.new_user(), 30)
+        assert key is not None
+        durations.append(time.monotonic() - began)
+    typical = statistics.median(durations)
+    users = [iam.new_user() for _ in range(100)]
+    # deadlines from well under the typical length to a second over it: some answers arrive,
+    # some not, and many are close to the call's length (the server keeps a margin to deliver)
+    timeouts = [typical * 0.3 + (typical + 1.0) * i / len(users) for i in range(len(users))]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        received = dict(pool.map(call, users, timeouts))
+
+    until = time.monotonic() + 30  # withdrawals finish after the client gave up
+    while time.monotonic() < until:
+        left = {user: iam.key_ids(user) for user in users}
+        if all(left[user] == ([received[user]] if received[user] else []) for user in users):
+            break
+        time.sleep(0.5)
+    for user in users:
+        expected = [received[user]] if received[user] else []
+        assert left[user] == expected, (user, received[user], left[user], process.text())
+    assert any(received.values()), "no answer arrived at all: the test says nothing"
+    assert not all(received.values()), "every answer arrived: the test says nothing"
+
+
+# ---- 2. streams that never send ---------------------------------------------------------------
+
+
+def test_with_60_stalled_streams_health_and_the_runners_calls_are_answered(
+    started: list[PluginProcess], iam: LocalIAM, stalled: list[StalledStreams]
+) -> None:
+    """The attack: 45 streams (headers, no message) starved every thread of the old server
+    (32 call slots + 8 reserve). Now they hold no thread and no slot: with 60 of them on the
+    runner's own connection, health, HealthProbe, Describe and an ExecuteAction are answered."""
+    process = serve(started, "--max-calls", "4")
+    before = threads_of(process)
+    stalled.append(StalledStreams(process.address, 60))
+    time.sleep(1)
+    runner_calls_are_answered(process, iam)
+    assert threads_of(process) <= before + 4 + 2  # the call's executor thread, not 60
+    assert stalled[0].codes == []  # still open: nobody closed them for the test
+
+
+def test_a_stream_that_never_sends_is_ended(
+    started: list[PluginProcess], stalled: list[StalledStreams]
+) -> None:
+    process = serve(started)
+    streams = StalledStreams(process.address, 3)
+    stalled.append(streams)
+    streams.wait_until_ended(30)
+    assert streams.codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * 3
+
+
+def test_under_mutual_tls_a_refused_certificate_holds_nothing(
+    started: list[PluginProcess], iam: LocalIAM, pki: dict[str, Any], stalled: list[StalledStreams]
+) -> None:
+    """A client whose certificate name is refused is answered UNAUTHENTICATED at once, before
+    its request is read: its stalled streams end at once, the runner's calls are answered."""
+    process = serve(
+        started,
+        "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
+        "--tls-client-ca", pki["ca"][3], "--tls-client-name", RUNNER_DNS,
+    )  # fmt: skip
+    streams = StalledStreams(
+        f"localhost:{process.port}", 60, credentials=client_credentials(pki, "other-client")
+    )
+    stalled.append(streams)
+    streams.wait_until_ended(15)
+    assert streams.codes == [grpc.StatusCode.UNAUTHENTICATED] * 60
+    runner_calls_are_answered(
+        process, iam, credentials=client_credentials(pki, "client"), host="localhost"
+    )
+
+
+def test_memory_stays_bounded_under_thousands_of_stalled_streams(
+    started: list[PluginProcess], stalled: list[StalledStreams]
+) -> None:
+    """The attack: 10,000 stalled streams on 4 connections took the old server from 51 to 257
+    MiB. Now a connection has at most 100 streams open at once (the rest wait in the client),
+    each costing no thread: 3,000 on 4 connections stay within a few MiB."""
+    process = serve(started)
+    health = health_pb2_grpc.HealthStub(process.channel())
+    health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+    warm = resident_kib(process)
+    threads = threads_of(process)
+    stalled.append(StalledStreams(process.address, 3000, connections=4))
+    time.sleep(3)
+    grown = resident_kib(process) - warm
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+    assert threads_of(process) <= threads + 2
+    assert grown < 30 * 1024, f"resident memory grew {grown} KiB under 3,000 stalled streams"
