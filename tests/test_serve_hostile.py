@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -265,3 +266,163 @@ def test_memory_stays_bounded_under_thousands_of_stalled_streams(
     )
     assert threads_of(process) <= threads + 2
     assert grown < 30 * 1024, f"resident memory grew {grown} KiB under 3,000 stalled streams"
+
+
+# ---- 3. typed client names --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("allowed", "admitted", "refused"),
+    [
+        ([f"dns:{RUNNER_DNS}"], "client", "uri-lookalike"),
+        ([RUNNER_DNS], "client", "uri-lookalike"),  # a bare name is a DNS name
+        ([f"uri:{RUNNER_URI}"], "uri-client", "dns-lookalike"),
+    ],
+    ids=["dns-entry-refuses-a-uri-san", "bare-entry-is-dns-only", "uri-entry-refuses-a-dns-san"],
+)
+def test_a_dns_entry_never_admits_a_uri_san_nor_the_reverse(
+    started: list[PluginProcess],
+    pki: dict[str, Any],
+    allowed: list[str],
+    admitted: str,
+    refused: str,
+) -> None:
+    names = [argument for name in allowed for argument in ("--tls-client-name", name)]
+    process = serve(
+        started,
+        "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
+        "--tls-client-ca", pki["ca"][3], *names,
+    )  # fmt: skip
+    good = process.stub(client_credentials(pki, admitted), host="localhost")
+    assert good.Describe(pb.Empty(), timeout=10).name == "iam_create_access_key"
+    channel = process.channel(client_credentials(pki, refused), host="localhost")
+    health = health_pb2_grpc.HealthStub(channel)
+    attempts = {
+        "Describe": lambda: pb_stub(channel).Describe(pb.Empty(), timeout=10),
+        "ExecuteAction": lambda: pb_stub(channel).ExecuteAction(
+            execute_request({"user_name": "x"}, None), timeout=10
+        ),
+        "Health.Check": lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=10),
+        "Health.Watch": lambda: next(health.Watch(health_pb2.HealthCheckRequest(), timeout=10)),
+    }
+    for method, attempt in attempts.items():
+        with pytest.raises(grpc.RpcError) as raised:
+            attempt()
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED, method
+        assert raised.value.details() == (
+            "the client certificate names no client this server lets in (--tls-client-name)"
+        )
+
+
+def pb_stub(channel: Any) -> Any:
+    from plugin.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+
+    return pb_grpc.PluginStub(channel)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            RUNNER_URI,
+            f"--tls-client-name {RUNNER_URI}: say what it matches, dns:NAME or uri:URI (a bare "
+            "name is a DNS name)",
+        ),
+        ("uri:runner.blink.svc", "--tls-client-name uri:runner.blink.svc: not a URI name"),
+        ("dns:", "--tls-client-name dns:: not a DNS name"),
+    ],
+)
+def test_an_ambiguous_client_name_is_refused_at_start(
+    pki: dict[str, Any], cli_env: dict[str, str], entry: str, message: str
+) -> None:
+    from tests.conftest import run_cli
+
+    completed = run_cli(
+        "serve", "--port", "0", "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
+        "--tls-client-ca", pki["ca"][3], "--tls-client-name", entry, env=cli_env, timeout=30,
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [f"iam-create-access-key: error: {message}"]
+
+
+# ---- 4, 5. slow endpoints: every AWS request within the call's time, no tenant waits on another
+
+
+DRIP = faults.answer("drips for minutes", b" " * 400, drip=0.5)  # 200 s, a byte within every read
+
+
+def role(name: str) -> str:
+    return f"arn:aws:iam::123456789012:role/{name}-{uuid.uuid4().hex[:6]}"
+
+
+def test_a_dripping_assume_role_freezes_no_other_tenant_and_is_made_once(
+    started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """Tenant A's endpoint drips its AssumeRole answer. Two of A's calls for the same role share
+    one AssumeRole; tenant B, assuming another role, is answered while A's calls still wait;
+    A's calls end within their time (the old server's process-wide lock held B until its
+    deadline)."""
+    process = serve(started)
+    stub = process.stub()
+    proxy.inject("AssumeRole", DRIP)
+    mark = proxy.mark()
+    slow = iam.connection(endpoint_url=proxy.url, role_arn=role("slow"))
+    tenant_a = [
+        stub.ExecuteAction.future(
+            execute_request({"user_name": iam.new_user()}, slow, timeout=20), timeout=60
+        )
+        for _ in range(2)
+    ]
+    until = time.monotonic() + 15
+    while not any(e.action == "AssumeRole" for e in proxy.since(mark)):
+        assert time.monotonic() < until, "AssumeRole never reached the endpoint"
+        time.sleep(0.05)
+
+    user = iam.new_user()
+    other = iam.connection(role_arn=role("other"))
+    answer = stub.ExecuteAction(execute_request({"user_name": user}, other), timeout=30)
+
+    assert answer.error_code == 0, answer.error_message
+    assert not any(call.done() for call in tenant_a)  # B was answered while A still waited
+    for call in tenant_a:
+        result = call.result()
+        assert result.error_code == 4, result.error_message
+        assert "AssumeRole into" in result.error_message
+    assert [e.action for e in proxy.since(mark)] == ["AssumeRole"]  # one for both calls
+
+
+@pytest.mark.parametrize(
+    ("action", "created"),
+    [("DescribeParameters", False), ("PutParameter", True)],
+    ids=["vault-check-drips", "vault-write-drips"],
+)
+def test_a_dripping_vault_is_bounded_by_max_call_seconds(
+    started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy, action: str, created: bool
+) -> None:
+    """The attack: a vault check that drips gave no answer after 70 s with --max-call-seconds 5.
+    Now the call ends within its time: a check that drips creates nothing, a write that drips
+    has its key deleted."""
+    process = serve(started, "--max-call-seconds", "5")
+    user = iam.new_user()
+    # moto's Parameter Store loads AWS's public parameters on first use (seconds): not here
+    boto3.client(
+        "ssm", region_name="us-east-1", endpoint_url=iam.url, aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="warm-up",
+    ).describe_parameters()  # fmt: skip
+    proxy.inject(action, DRIP)
+    mark = proxy.mark()
+    connection = iam.connection(endpoint_url=proxy.url)
+    began = time.monotonic()
+    answer = process.stub().ExecuteAction(
+        execute_request({"user_name": user, "vault": f"ssm:/iam-keys/{user}"}, connection),
+        timeout=120,
+    )
+    took = time.monotonic() - began
+
+    assert answer.error_code == 4, answer.error_message
+    assert took < 5 + 10, f"the call took {took:.0f} s with --max-call-seconds 5"
+    assert iam.key_ids(user) == []
+    actions = [e.action for e in proxy.since(mark)]
+    assert ("CreateAccessKey" in actions) is created, (actions, answer.error_message)
+    if created:
+        assert "was deleted, so nothing is left behind" in answer.error_message
