@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import re
 import statistics
 import threading
 import time
@@ -426,3 +427,111 @@ def test_a_dripping_vault_is_bounded_by_max_call_seconds(
     assert ("CreateAccessKey" in actions) is created, (actions, answer.error_message)
     if created:
         assert "was deleted, so nothing is left behind" in answer.error_message
+
+
+# ---- 8. smaller: short secrets, the log's format ---------------------------------------------
+
+
+def test_a_one_letter_secret_masks_no_letter_of_the_lines_about_its_call(
+    started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    process = serve(started)
+    stub = process.stub()
+    user = iam.new_user()
+    answer = stub.ExecuteAction(
+        execute_request({"user_name": user}, iam.connection(secret_access_key="e")), timeout=30
+    )
+    log = answer.log_buffer.decode()
+    assert answer.error_code == 0, answer.error_message
+    key = json.loads(answer.result)["AccessKey"]["AccessKeyId"]
+    assert f"INFO created access key {key}" in log
+    assert "INFO input checked; creating a key for user" in log
+    assert re.search(r"INFO finished in \d+ ms: error code 0", log), log
+    assert "***" not in log
+
+    proxy.inject("CreateAccessKey", faults.hold_after_forward(2))  # and hangs up meanwhile
+    mark = proxy.mark()
+    other = iam.new_user()
+    hanging_up = stub.ExecuteAction.future(
+        execute_request(
+            {"user_name": other}, iam.connection(secret_access_key="e", endpoint_url=proxy.url)
+        ),
+        timeout=30,
+    )
+    until = time.monotonic() + 15
+    while not any(e.upstream_body for e in proxy.since(mark)):
+        assert time.monotonic() < until
+        time.sleep(0.02)
+    hanging_up.cancel()
+    until = time.monotonic() + 15
+    while "deleted key" not in process.text() and time.monotonic() < until:
+        time.sleep(0.1)
+    assert re.search(
+        r"WARNING \[call [0-9a-f]{8}-\d+\] the caller hung up before the answer could be sent: "
+        r"deleted key AKIA\w+$",
+        process.text(),
+        re.MULTILINE,
+    ), process.text()
+    assert iam.key_ids(other) == []
+
+
+def test_every_line_serve_writes_follows_the_json_log_format(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    process = PluginProcess("--log-format", "json", "--shutdown-delay", "0")
+    started.append(process)
+    assert process.terminate() == 0
+    lines = [json.loads(line) for line in process.text().splitlines()]
+    assert [line["level"] for line in lines] == ["INFO", "INFO"]
+    assert lines[0]["message"].startswith("serving integration_pack.Plugin on 127.0.0.1:")
+    assert lines[1]["message"].startswith("stopping; finishing the calls in flight")
+
+
+# ---- issue 21, point 3: a rolling update loses no call ----------------------------------------
+
+
+def test_a_sigterm_during_a_stream_of_calls_loses_none(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """Readiness turns NOT_SERVING at once, while the calls the runner still sends during the
+    endpoint's removal (here 1.5 s of them, within --shutdown-delay 3) are all served."""
+    process = serve(started, "--shutdown-delay", "3", "--grace", "10")
+    stub = process.stub()
+    health = health_pb2_grpc.HealthStub(process.channel())
+    users = [iam.new_user() for _ in range(200)]
+    answers: list[tuple[str, Any]] = []
+    stop_sending = threading.Event()
+
+    def send(mine: list[str]) -> None:
+        for user in mine:
+            if stop_sending.is_set():
+                return
+            request = execute_request({"user_name": user}, iam.connection())
+            try:
+                answers.append((user, stub.ExecuteAction(request, timeout=30)))
+            except grpc.RpcError as error:
+                answers.append((user, error.code()))
+            time.sleep(0.05)  # a steady stream: about 20 calls a second from each sender
+
+    senders = [threading.Thread(target=send, args=(users[i::2],)) for i in range(2)]
+    for sender in senders:
+        sender.start()
+    time.sleep(1)
+    process.process.send_signal(15)
+    time.sleep(0.3)
+    readiness = health.Check(health_pb2.HealthCheckRequest(service="integration_pack.Plugin"))
+    sent_before = len(answers)
+    time.sleep(1.2)
+    stop_sending.set()
+    for sender in senders:
+        sender.join(30)
+    code = process.process.wait(30)
+
+    assert readiness.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert len(answers) > sent_before  # calls kept arriving after SIGTERM
+    failed = [(user, answer) for user, answer in answers if not hasattr(answer, "error_code")]
+    assert failed == []
+    for user, answer in answers:
+        assert answer.error_code == 0, answer.error_message
+        assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
+    assert code == 0
