@@ -46,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
+    if options.only == "grpc":  # the serve table alone: the gRPC phase, and nothing cold
+        canned = _Server([sys.executable, "-m", "tests.canned_iam"])
+        try:
+            over_grpc = _grpc(canned.url, options.calls, options.scale_calls)
+        finally:
+            canned.stop()
+        _report_grpc(over_grpc)
+        return 0
     moto = _Server(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(_free_port())], moto=True
     )
@@ -69,6 +77,7 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="cold runs per command not counted")
     parser.add_argument("--calls", type=int, default=2000, help="warm calls per contender")
     parser.add_argument("--scale-calls", type=int, default=400, help="calls per scale point")
+    parser.add_argument("--only", choices=("all", "grpc"), default="all", help="grpc: serve alone")
     return parser.parse_args(argv)
 
 
@@ -318,7 +327,17 @@ def _grpc(endpoint: str, calls: int, scale_calls: int) -> dict[str, float]:
 
             return call
 
-        contenders = {"gRPC": client(), "boto3": _contenders(endpoint)["boto3"]}
+        in_process = _contenders(endpoint)
+        probe = pb_grpc.PluginStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        # The decomposition, interleaved with the pair: gRPC's own round trip (HealthProbe does
+        # no work) and the action in process with the budget serve gives it (a whole-second
+        # timeout: its calls run in a worker thread). ExecuteAction less both is serve's share.
+        contenders = {
+            "gRPC": client(),
+            "boto3": in_process["boto3"],
+            "HealthProbe": lambda: probe.HealthProbe(pb.Empty(), timeout=GRPC_DEADLINE_SECONDS),
+            "action, timeout": lambda: in_process["action, timeout 30s"](),
+        }
         times: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(max(20, calls // 10)):
             for call in contenders.values():
@@ -361,6 +380,18 @@ def _report_grpc(figures: dict[str, float]) -> None:
         print(
             f"| calls/s, {clients} concurrent client{'s' if clients > 1 else ''} | {figures[f'calls/s {clients}']:.0f} | | | |"
         )
+    probe, action = figures["HealthProbe"], figures["action, timeout"]
+    share = grpc_call - probe - action
+    print(
+        "\n| where an ExecuteAction's time goes (medians, same interleaved loop) | us | of boto3 |"
+    )
+    print("|---|---|---|")
+    for name, value in (
+        ("gRPC round trip (HealthProbe: no work)", probe),
+        ("the action in process (engine, timeout set)", action),
+        ("serve's own share (the rest: read, slot, executor, step log, translation, write)", share),
+    ):
+        print(f"| {name} | {value * 1e6:.0f} | {value / boto:.2f}x |")
 
 
 def _report(

@@ -535,3 +535,39 @@ def test_a_sigterm_during_a_stream_of_calls_loses_none(
         assert answer.error_code == 0, answer.error_message
         assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
     assert code == 0
+
+
+# ---- issue 21, point 7: start-up errors name their cause -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--unix", "/nonexistent-folder/plugin.sock"],
+            "--unix /nonexistent-folder/plugin.sock: the folder /nonexistent-folder does not exist",
+        ),
+        (
+            ["--host", "no-such-host.invalid", "--insecure-plaintext"],
+            "--host no-such-host.invalid is neither an address nor a name this machine resolves",
+        ),
+        (
+            ["--host", "192.0.2.1", "--insecure-plaintext"],
+            "cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine",
+        ),
+        (
+            ["--tls-cert", __file__, "--tls-key", __file__],
+            f"--tls-cert {__file__} and --tls-key {__file__} are not a PEM certificate and its "
+            "private key",
+        ),
+    ],
+    ids=["socket-folder-missing", "host-unknown", "host-not-ours", "certificate-not-pem"],
+)
+def test_a_start_up_error_is_one_line_naming_its_cause_exit_2(
+    cli_env: dict[str, str], arguments: list[str], message: str
+) -> None:
+    from tests.conftest import run_cli
+
+    completed = run_cli("serve", "--port", "0", *arguments, env=cli_env, timeout=30)
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [f"iam-create-access-key: error: {message}"]

@@ -112,16 +112,21 @@ def _check_pem(cert: Path, key: Path, client_ca: Path | None) -> None:
     except (ssl.SSLError, ValueError) as error:
         raise _refused(
             f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate and its private "
-            f"key ({getattr(error, 'reason', None) or 'unreadable'})"
+            f"key{_why(error)}"
         ) from None
     if client_ca is not None:
         try:
             context.load_verify_locations(cafile=client_ca)
         except (ssl.SSLError, ValueError) as error:
             raise _refused(
-                f"--tls-client-ca {client_ca} is not a PEM certificate "
-                f"({getattr(error, 'reason', None) or 'unreadable'})"
+                f"--tls-client-ca {client_ca} is not a PEM certificate{_why(error)}"
             ) from None
+
+
+def _why(error: Exception) -> str:
+    """OpenSSL's reason, when it gives a readable one (KEY_VALUES_MISMATCH, say)."""
+    reason = getattr(error, "reason", None)
+    return f" ({reason})" if isinstance(reason, str) and reason != "PEM_LIB" else ""
 
 
 def _refused(message: str) -> ActionError:
