@@ -84,7 +84,10 @@ def test_the_grace_covers_the_runners_timeout_and_the_pod_outlives_the_drain() -
     assert float(dockerfile.environment()["IAM_CREATE_ACCESS_KEY_GRACE"]) == grace
     assert grace >= RUNNER_ACTION_TIMEOUT
     spec = manifest("deployment.yaml")["spec"]["template"]["spec"]
-    drain = grace + EXIT_MARGIN_SECONDS + EXIT_LISTING_SECONDS
+    delay = float(
+        env.get("IAM_CREATE_ACCESS_KEY_SHUTDOWN_DELAY", defaults.DEFAULT_SHUTDOWN_DELAY_SECONDS)
+    )  # after SIGTERM, calls still arriving are served this long before the grace
+    drain = delay + grace + EXIT_MARGIN_SECONDS + EXIT_LISTING_SECONDS
     assert spec["terminationGracePeriodSeconds"] > drain
     liveness = container()["livenessProbe"]
     assert liveness["periodSeconds"] * liveness["failureThreshold"] > drain  # never mid-drain
