@@ -571,3 +571,55 @@ def test_a_start_up_error_is_one_line_naming_its_cause_exit_2(
     completed = run_cli("serve", "--port", "0", *arguments, env=cli_env, timeout=30)
     assert completed.returncode == 2
     assert completed.stderr.splitlines() == [f"iam-create-access-key: error: {message}"]
+
+
+def test_an_endpoints_malformed_headers_are_one_line_without_their_bytes(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The attack: an endpoint (allowed, but hostile or broken) sends a header line that is no
+    header. urllib3 warned with a traceback quoting the bytes it could not parse."""
+    import http.server
+
+    marker = "not-a-header-line-" + uuid.uuid4().hex
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<CreateAccessKeyResponse></CreateAccessKeyResponse>"
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+                + marker.encode()
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{endpoint.server_port}"
+    try:
+        process = serve(started, "--allow-endpoint", url, local_endpoints=False)
+        answer = process.stub().ExecuteAction(
+            execute_request({"user_name": iam.new_user()}, iam.connection(endpoint_url=url)),
+            timeout=30,
+        )
+        assert answer.error_code != 0
+        until = time.monotonic() + 10
+        while "malformed" not in process.text() and time.monotonic() < until:
+            time.sleep(0.1)
+    finally:
+        endpoint.shutdown()
+    text = process.text()
+    assert re.search(
+        r"WARNING \[call [0-9a-f]{8}-1\] an endpoint sent malformed response headers$",
+        text,
+        re.MULTILINE,
+    ), text
+    assert marker not in text
+    assert "Traceback" not in text

@@ -524,7 +524,10 @@ def serve(options: Options) -> int:
 async def _serve(options: Options, listening: listener.Listening) -> PluginServicer:
     names = listener.client_names(options.tls_client_names) if options.tls_client_names else None
     server = grpc.aio.server(
-        interceptors=[listener.Guard(names)],
+        # Under mutual TLS every method checks the certificate first; otherwise no interceptor
+        # (its machinery is a part of every call's price): the unary methods then wait for their
+        # request as grpc.aio does, without a thread, within the stream and connection caps.
+        interceptors=[listener.Guard(names)] if names else [],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -604,7 +607,8 @@ class _Say:
 
 class _NoResponseBytes(logging.Filter):
     """urllib3 warns of an answer's malformed headers with a traceback that quotes the bytes
-    it read (connectionpool.py, "Failed to parse headers"): one line instead, no bytes."""
+    it read (connection.py or connectionpool.py by version, "Failed to parse headers"): one
+    line instead, no bytes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.getMessage().startswith("Failed to parse headers"):
@@ -614,9 +618,10 @@ class _NoResponseBytes(logging.Filter):
 
 
 def _quiet_urllib3() -> None:
-    logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _NoResponseBytes) for f in logger.filters):
-        logger.addFilter(_NoResponseBytes())
+    """On every handler of the server's log (a logger's filter would miss its children)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _NoResponseBytes) for f in handler.filters):
+            handler.filters.insert(0, _NoResponseBytes())
 
 
 def _exit_now(flights: Flights, options: Options) -> NoReturn:
