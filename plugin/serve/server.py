@@ -75,7 +75,7 @@ STREAMS_PER_CONNECTION = 100
 # Connections at once (grpc core's connection quota; more wait in the kernel's backlog). The
 # runner keeps one channel; probes open one each. Streams and connections together bound the
 # memory stalled streams can take: see the README (measured).
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 32
 IDLE_CONNECTION_MS = 5 * 60 * 1000  # an idle connection is closed (GOAWAY) after this
 HANDSHAKE_MS = 10 * 1000  # a TLS handshake not done in this is dropped
 KEEPALIVE_MS, KEEPALIVE_TIMEOUT_MS = 60 * 1000, 20 * 1000  # a dead peer is found in 80 s
