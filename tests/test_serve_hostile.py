@@ -402,8 +402,9 @@ def test_a_dripping_vault_is_bounded_by_max_call_seconds(
 ) -> None:
     """The attack: a vault check that drips gave no answer after 70 s with --max-call-seconds 5.
     Now the call ends within its time: a check that drips creates nothing, a write that drips
-    has its key deleted."""
-    process = serve(started, "--max-call-seconds", "5")
+    has its key deleted; and the one slot is free for another tenant as soon as the call ended,
+    while its thread still reads the drip."""
+    process = serve(started, "--max-call-seconds", "5", "--max-calls", "1")
     user = iam.new_user()
     # moto's Parameter Store loads AWS's public parameters on first use (seconds): not here
     boto3.client(
@@ -427,6 +428,11 @@ def test_a_dripping_vault_is_bounded_by_max_call_seconds(
     assert ("CreateAccessKey" in actions) is created, (actions, answer.error_message)
     if created:
         assert "was deleted, so nothing is left behind" in answer.error_message
+    other = iam.new_user()
+    served = process.stub().ExecuteAction(
+        execute_request({"user_name": other}, iam.connection()), timeout=30
+    )
+    assert served.error_code == 0, served.error_message
 
 
 # ---- 8. smaller: short secrets, the log's format ---------------------------------------------
