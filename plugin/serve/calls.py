@@ -13,12 +13,18 @@ from typing import Any
 from .. import deadline, key_witness
 
 
+# Threads still reading a dripping endpoint for calls that have ended, per call slot: enough
+# that one tenant's drips (each bounded by botocore's timeouts between bytes) do not refuse
+# the others at once, few enough that threads stay bounded.
+ABANDONED_PER_SLOT = 4
+
+
 class Slots:
     """At most `size` ExecuteAction/TestCredentials calls at once; one more is refused at
     once (never queued). A slot is free again when its call has ended: a worker still blocked
     on an endpoint that drips the answer of a call given up on holds no slot, but counts
-    (deadline.abandoned) and, past `size` of them, new calls are refused too: threads, and so
-    memory, stay bounded whatever the endpoints do."""
+    (deadline.abandoned) and, past ABANDONED_PER_SLOT times `size` of them, new calls are
+    refused too: threads, and so memory, stay bounded whatever the endpoints do."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -37,7 +43,11 @@ class Slots:
             self._taken -= 1
 
     def abandoned_too_many(self) -> bool:
-        return deadline.abandoned() >= self.size
+        return deadline.abandoned() >= ABANDONED_PER_SLOT * self.size
+
+    @property
+    def abandoned_limit(self) -> int:
+        return ABANDONED_PER_SLOT * self.size
 
 
 @dataclasses.dataclass

@@ -384,8 +384,8 @@ class PluginServicer:
             self.metrics.refused.labels(rpc=rpc).inc()
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{self.slots.size} calls given up on are still waiting for endpoints that "
-                "do not answer; try again shortly",
+                f"{self.slots.abandoned_limit} calls given up on are still waiting for "
+                "endpoints that do not answer; try again shortly",
             )
         if not self.slots.take():
             self.metrics.refused.labels(rpc=rpc).inc()
