@@ -12,7 +12,6 @@ from typing import Any
 
 from .. import deadline, key_witness
 
-
 # Threads still reading a dripping endpoint for calls that have ended, per call slot: enough
 # that one tenant's drips (each bounded by botocore's timeouts between bytes) do not refuse
 # the others at once, few enough that threads stay bounded.
