@@ -612,8 +612,8 @@ def test_memory_stays_flat_under_calls_that_run_out_of_time(
     """2,300 calls whose time runs out against an endpoint that drips its answer: each leaves
     reference cycles (an exception and its frames) that a long-lived server must collect."""
     drip = DrippingEndpoint(seconds=1.0)
-    # Slots enough that none is refused: each call given up on keeps its slot while its worker
-    # still reads the drip (about a second), and this test is about memory, not capacity.
+    # Slots enough that none is refused: each call given up on leaves a thread reading the
+    # drip (about a second), counted against the slots, and this test is about memory.
     process = serve(
         started, iam, "--allow-endpoint", drip.url, "--max-calls", "2000", local_endpoints=False
     )
