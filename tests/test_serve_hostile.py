@@ -361,17 +361,16 @@ def test_a_dripping_assume_role_freezes_no_other_tenant_and_is_made_once(
 ) -> None:
     """Tenant A's endpoint drips its AssumeRole answer. Two of A's calls for the same role share
     one AssumeRole; tenant B, assuming another role, is answered while A's calls still wait;
-    A's calls end within their time (the old server's process-wide lock held B until its
-    deadline)."""
-    process = serve(started)
+    A's calls, which set no timeout of their own, end within --max-call-seconds (the old
+    server's process-wide lock held B until its deadline, and A's calls for 40 s and more)."""
+    process = serve(started, "--max-call-seconds", "5")
     stub = process.stub()
     proxy.inject("AssumeRole", DRIP)
     mark = proxy.mark()
     slow = iam.connection(endpoint_url=proxy.url, role_arn=role("slow"))
+    began = time.monotonic()
     tenant_a = [
-        stub.ExecuteAction.future(
-            execute_request({"user_name": iam.new_user()}, slow, timeout=20), timeout=60
-        )
+        stub.ExecuteAction.future(execute_request({"user_name": iam.new_user()}, slow), timeout=60)
         for _ in range(2)
     ]
     until = time.monotonic() + 15
@@ -389,6 +388,8 @@ def test_a_dripping_assume_role_freezes_no_other_tenant_and_is_made_once(
         result = call.result()
         assert result.error_code == 4, result.error_message
         assert "AssumeRole into" in result.error_message
+    took = time.monotonic() - began
+    assert took < 5 + 10, f"A's calls took {took:.0f} s with --max-call-seconds 5"
     assert [e.action for e in proxy.since(mark)] == ["AssumeRole"]  # one for both calls
 
 
