@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,11 +14,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import (
     clients,
     convert,
+    description,
     dry_run,
+    expiry,
     failures,
     idempotency,
     key_witness,
+    lifetime,
     limit,
+    other_keys,
     reconcile,
     redaction,
     regions,
@@ -30,7 +35,7 @@ from . import (
     vault,
     wait_for_user,
 )
-from .create import Created, create_access_key
+from .create import Created, create_access_key, time_needed
 from .deadline import Deadline
 from .errors import ActionError, Category
 from .request import Connection, Parameters, Request
@@ -52,11 +57,16 @@ class _Delivery:
     deadline: Deadline
     head: str
     guard: Callable[[str], None]
+    expiry_place: expiry.Place | None = None
+    scheduler: Any = None
+    # What to take back if the key is deleted after all: its schedule, its description tag.
+    undo: list[Callable[[], None]] = dataclasses.field(default_factory=list)
 
 
 def run(request: Request) -> dict[str, Any] | str:
     """Create exactly one access key; return {"AccessKey": ...} or IAM's raw XML document."""
     parameters, connection = request.parameters, request.connection
+    _require_expiry_role(parameters)
     deadline = Deadline(request.timeout)
     if parameters.check_only:
         head = failures.headline(parameters.user_name, failures.CHECK_ONLY)
@@ -64,14 +74,28 @@ def run(request: Request) -> dict[str, Any] | str:
     else:
         head, doing = failures.headline(parameters.user_name), "creating a key"
     log.info("input checked; %s for %s", doing, failures.subject(parameters.user_name))
-    with redaction.redactor().guarding(*connection.secrets()) as guard:
+    with (
+        redaction.redactor().guarding(*connection.secrets()) as guard,
+        idempotency.ended_if_it_fails() as end_if_it_fails,
+    ):
         try:
             session = sessions.signed_in(connection, guard)
             home_region, plan, client = _iam_for(session, request, deadline)
             log.info("partition %s, signing region %s", plan.partition, plan.signing_region)
+            expiry_place = scheduler = None
+            if parameters.expires_after and parameters.expiry_role_arn:
+                expiry_place = expiry.place_for(
+                    home_region, parameters.regions, plan, parameters.expiry_role_arn
+                )
+                scheduler = expiry.scheduler_client(
+                    session, connection, expiry_place.region, deadline
+                )
             if parameters.check_only:
                 return _checked(
-                    dry_run.report(session, client, connection, parameters, deadline, head), head
+                    dry_run.report(
+                        session, client, connection, parameters, deadline, head, expiry_place
+                    ),
+                    head,
                 )
             vault_region = home_region or plan.signing_region
             earlier = replaced = None
@@ -79,13 +103,24 @@ def run(request: Request) -> dict[str, Any] | str:
                 earlier = _earlier_attempts(client, parameters, deadline, head)
                 held = _held_in_vault(earlier, session, connection, vault_region, parameters, guard)
                 if held is not None:
-                    return held
+                    return _held_with_its_life(held, client, scheduler, expiry_place, parameters)
+                earlier = idempotency.take(
+                    client, parameters.user_name or "", earlier, deadline, head
+                )
+                end_if_it_fails(client, parameters.user_name or "", earlier)
                 replaced = idempotency.clear_the_way(
-                    client, parameters.user_name or "", earlier, head
+                    client,
+                    parameters.user_name or "",
+                    earlier,
+                    head,
+                    lambda key_id: _forget_life(client, scheduler, parameters, key_id),
                 )
             place = None
             if parameters.vault:  # before the key: a target that is not ours is refused now
                 place = vault.ensure_ours(session, connection, vault_region, parameters.vault)
+            others = None
+            if parameters.report_other_keys:  # before the key: a refusal leaves nothing behind
+                others = other_keys.report(client, parameters.user_name)
             created, deleted = _create_making_room(client, parameters, deadline, head)
         except Exception as error:
             # `from None`: the cause may quote a response body or a credential.
@@ -110,8 +145,13 @@ def run(request: Request) -> dict[str, Any] | str:
             deadline,
             head,
             guard,
+            expiry_place,
+            scheduler,
         )
         document = _finish(key, delivery)
+        if earlier is not None:  # a lease lost meanwhile: the new holder may delete this key
+            with _deleted_if_it_fails(client, key, head, "confirming the idempotency key"):
+                idempotency.confirm(client, parameters.user_name or "", earlier, key["AccessKeyId"])
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
     result = _in_schema_order(document)
@@ -119,7 +159,72 @@ def run(request: Request) -> dict[str, Any] | str:
         result["DeletedAccessKeyId"] = deleted
     if replaced:
         result["ReplacedAccessKeyId"] = replaced
+    if others is not None:
+        gone = {deleted, replaced, key["AccessKeyId"]}
+        result["OtherKeys"] = [other for other in others if other["AccessKeyId"] not in gone]
     return result
+
+
+def _require_expiry_role(parameters: Parameters) -> None:
+    """Expires After needs a role, the request's or the operator's (serve's policy fills it
+    in): without one, an input error before anything is sent."""
+    if parameters.expires_after and not parameters.expiry_role_arn:
+        raise ActionError(
+            "Invalid input: parameters.expiry_role_arn: needed with parameters.expires_after "
+            "(the role EventBridge Scheduler deletes the key with), and the operator set none "
+            "(serve's --expiry-role-arn, IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN); nothing was "
+            "created",
+            Category.INVALID_INPUT,
+        )
+
+
+def _forget_life(client: Any, scheduler: Any, parameters: Parameters, key_id: str) -> None:
+    """A key deleted before its time takes its schedule and its description with it (best
+    effort: what is left only names a key that is gone)."""
+    undo: list[Callable[[], None]] = []
+    if scheduler is not None:
+        undo.append(lambda: expiry.forget(scheduler, key_id))
+    if parameters.description:
+        undo.append(lambda: description.unlabel(client, parameters.user_name or "", key_id))
+    _take_back(undo)
+
+
+def _held_with_its_life(
+    held: dict[str, Any],
+    client: Any,
+    scheduler: Any,
+    place: expiry.Place | None,
+    parameters: Parameters,
+) -> dict[str, Any]:
+    """An earlier attempt's key, safe in the vault, with what that attempt gave it: its schedule
+    (found by its name, or made now if that attempt stopped before it), its description, the
+    other keys."""
+    key = held["AccessKey"]
+    user = parameters.user_name or ""
+    at = None
+    if scheduler is not None and place is not None and parameters.expires_after:
+        at = lifetime.expiry(_created_at(key), parameters.expires_after)
+        held["Expires"] = expiry.schedule(
+            scheduler, key["AccessKeyId"], user, at, place, parameters.expires_after
+        )
+        at = dt.datetime.strptime(held["Expires"]["At"], lifetime.IAM_TIME)
+    if parameters.description:
+        value = lifetime.tag_value(parameters.description, at)
+        description.label(client, user, key["AccessKeyId"], value)
+        held["Description"] = value
+    if parameters.report_other_keys:
+        held["OtherKeys"] = [
+            other
+            for other in other_keys.report(client, user)
+            if other["AccessKeyId"] != key["AccessKeyId"]
+        ]
+    return held
+
+
+def _created_at(key: dict[str, Any]) -> dt.datetime:
+    """When IAM says it made the key (CreateDate), else now: the expiry counts from it."""
+    created = lifetime.iam_time(str(key.get("CreateDate", "")))
+    return created or dt.datetime.now(dt.timezone.utc)
 
 
 def _earlier_attempts(
@@ -178,9 +283,27 @@ def withdraw(request: Request, result: dict[str, Any] | str) -> str | None:
         key_id = result["AccessKey"]["AccessKeyId"]
     if key_id is None:
         return None
-    _, _, client = _iam_for(sessions.session_for(request.connection), request, Deadline(None))
+    session = sessions.session_for(request.connection)
+    _, _, client = _iam_for(session, request, Deadline(None))
     _delete_undelivered(client, key_id, request.parameters.user_name)
+    if isinstance(result, dict):
+        _take_back(_life_of(session, request.connection, client, result, key_id))
     return key_id
+
+
+def _life_of(
+    session: Any, connection: Connection, client: Any, result: dict[str, Any], key_id: str
+) -> list[Callable[[], None]]:
+    """What a result says was made for its key: its schedule, its description tag."""
+    undo: list[Callable[[], None]] = []
+    user = result["AccessKey"].get("UserName") or ""
+    if "Expires" in result:
+        region = result["Expires"]["ScheduleArn"].split(":")[3]
+        scheduler = expiry.scheduler_client(session, connection, region, Deadline(None))
+        undo.append(lambda: expiry.forget(scheduler, key_id))
+    if "Description" in result:
+        undo.append(lambda: description.unlabel(client, user, key_id))
+    return undo
 
 
 def keys_created_since(request: Request, since: float, seconds: float) -> list[str]:
@@ -223,6 +346,8 @@ def _create_making_room(
             parameters.user_wait_seconds(),
             deadline,
             head,
+            needed=time_needed(deadline),
+            creates=True,
         )
 
     try:
@@ -243,15 +368,17 @@ def _finish(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
     """
     parameters, client, head = delivery.parameters, delivery.client, delivery.head
     user = reconcile.user_arguments(key.get("UserName"))
-    extra: dict[str, Any] = {}
+    extra = _give_it_a_life(key, delivery)
     if parameters.status != key["Status"]:
-        with _deleted_if_it_fails(client, key, head, f"UpdateAccessKey to {parameters.status}"):
+        with _deleted_if_it_fails(
+            client, key, head, f"UpdateAccessKey to {parameters.status}", delivery.undo
+        ):
             client.update_access_key(
                 AccessKeyId=key["AccessKeyId"], Status=parameters.status, **user
             )
         key["Status"] = parameters.status  # IAM accepted it: the key's status now
     if parameters.wait_until_usable:
-        with _deleted_if_it_fails(client, key, head, "waiting until the key works"):
+        with _deleted_if_it_fails(client, key, head, "waiting until the key works", delivery.undo):
             extra["Usable"] = usable.wait_until_usable(
                 delivery.session,
                 key["AccessKeyId"],
@@ -261,18 +388,24 @@ def _finish(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
                 delivery.deadline,
             )
     if parameters.ses_smtp_region:
-        with _deleted_if_it_fails(client, key, head, "deriving the SES SMTP password"):
+        with _deleted_if_it_fails(
+            client, key, head, "deriving the SES SMTP password", delivery.undo
+        ):
             key[SMTP] = smtp.ses_smtp_password_v4(
                 key["SecretAccessKey"], parameters.ses_smtp_region
             )
             delivery.guard(key[SMTP])
     if parameters.seal_secret_to:
-        with _deleted_if_it_fails(client, key, head, "the secret could not be sealed"):
+        with _deleted_if_it_fails(
+            client, key, head, "the secret could not be sealed", delivery.undo
+        ):
             for clear, sealed in _SEALED_AS.items():
                 if clear in key:
                     key[sealed] = seal.seal(key.pop(clear), parameters.seal_secret_to)
     elif delivery.vault_target is not None:
-        with _deleted_if_it_fails(client, key, head, f"writing to {parameters.vault}"):
+        with _deleted_if_it_fails(
+            client, key, head, f"writing to {parameters.vault}", delivery.undo
+        ):
             extra["Vault"] = vault.hand_over(
                 delivery.session,
                 delivery.connection,
@@ -285,19 +418,64 @@ def _finish(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
     return {"AccessKey": key, **extra}
 
 
+def _give_it_a_life(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
+    """Before the key is delivered: its expiry schedule, then its description tag (which says
+    when it expires). If either fails, the key is deleted: never delivered without them."""
+    parameters, client, head = delivery.parameters, delivery.client, delivery.head
+    key_id, user = key["AccessKeyId"], key.get("UserName")
+    extra: dict[str, Any] = {}
+    at = None
+    place, scheduler = delivery.expiry_place, delivery.scheduler
+    if parameters.expires_after and place is not None:
+        with _deleted_if_it_fails(
+            client, key, head, f"creating its expiry schedule in {place.region}", delivery.undo
+        ):
+            at = lifetime.expiry(_created_at(key), parameters.expires_after)
+            extra["Expires"] = expiry.schedule(
+                scheduler, key_id, _user_of(user), at, place, parameters.expires_after
+            )
+        delivery.undo.append(lambda: expiry.forget(scheduler, key_id))
+    if parameters.description:
+        value = lifetime.tag_value(parameters.description, at)
+        with _deleted_if_it_fails(client, key, head, "tagging its description", delivery.undo):
+            description.label(client, _user_of(user), key_id, value)
+        delivery.undo.append(lambda: description.unlabel(client, _user_of(user), key_id))
+        extra["Description"] = value
+    return extra
+
+
+def _user_of(user: str | None) -> str:
+    """A description and an expiry name the key's user: the root user's key has none."""
+    if not user:
+        raise ActionError(
+            "the key is the account root user's, which has no user to tag or to name in a "
+            "schedule (Description and Expires After are for IAM users' keys)",
+            Category.REJECTED,
+        )
+    return user
+
+
 SMTP = "SesSmtpPasswordV4"
 # The secrets in AccessKey, and their names once sealed.
 _SEALED_AS = {"SecretAccessKey": "SealedSecretAccessKey", SMTP: "SealedSesSmtpPasswordV4"}
 
 
 @contextlib.contextmanager
-def _deleted_if_it_fails(client: Any, key: dict[str, Any], head: str, step: str) -> Iterator[None]:
-    """One step of delivering the new key; if it fails, the key is deleted and the error says
-    so. AWS's refusals are REJECTED, unreachable AWS TRANSIENT, anything else a bug."""
+def _deleted_if_it_fails(
+    client: Any,
+    key: dict[str, Any],
+    head: str,
+    step: str,
+    undo: list[Callable[[], None]] | None = None,
+) -> Iterator[None]:
+    """One step of delivering the new key; if it fails, the key is deleted (and what `undo`
+    holds taken back) and the error says so. AWS's refusals are REJECTED, unreachable AWS
+    TRANSIENT, anything else a bug."""
     try:
         yield
     except Exception as error:
         _delete_undelivered(client, key["AccessKeyId"], key.get("UserName"))
+        _take_back(undo or [])
         if isinstance(error, ActionError):
             why, category = error.message, error.category
         elif isinstance(error, ClientError):
@@ -310,6 +488,18 @@ def _deleted_if_it_fails(client: Any, key: dict[str, Any], head: str, step: str)
             f"{head}: {why}; key {key['AccessKeyId']} was deleted, so nothing is left behind",
             category,
         ) from None
+
+
+def _take_back(undo: list[Callable[[], None]]) -> None:
+    """Remove what was made for a key now deleted. Best effort: a schedule left behind only
+    fails harmlessly at its time (the key is gone), a tag only names a key that is not there."""
+    for step in reversed(undo):
+        try:
+            step()
+        except Exception as error:
+            log.warning(
+                "could not remove what was made for a deleted key (%s)", type(error).__name__
+            )
 
 
 def _delete_undelivered(client: Any, key_id: str, user: str | None) -> None:

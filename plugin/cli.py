@@ -40,8 +40,11 @@ def _main(argv: list[str]) -> int:
     except ActionError as error:
         return _fail(error)
     except Exception:
-        # A bug: one line for the person, the (redacted) traceback only under --debug.
-        logging.getLogger(__name__).debug("internal error", exc_info=True)
+        # A bug: one line for the person, the (redacted) traceback only under --debug. Logged
+        # as an error, not at DEBUG, so that it shows whatever level a command left its
+        # loggers at (serve keeps "plugin" at INFO for the steps' own logs).
+        if arguments.debug:
+            logging.getLogger(__name__).error("internal error", exc_info=True)
         return _fail(
             ActionError("internal error (run with --debug for details)", Category.INTERNAL)
         )
@@ -120,7 +123,6 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
         health.add_argument(
             setting.flag,
             dest=name,
-            type=_TYPES.get(setting.kind, str),
             metavar=setting.metavar,
             default=None,
             help=f"the server's {name} (env {setting.variable}; default {setting.default})",
@@ -136,7 +138,27 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
     for name, rules in resources.schema("input")["properties"].items():
         if name not in DEMO_FIXED:  # the demo's own chain supplies these
             _add_parameter_flag(demo, name, rules, help_texts.get(name))
+    demo.add_argument(
+        "--identity",
+        metavar="FILE",
+        help="with --seal-secret-to its recipient: the age identity the demo opens the sealed "
+        "secret with (make one with unseal --new-identity FILE)",
+    )
     demo.set_defaults(command=_demo)
+
+    unseal = commands.add_parser(
+        "unseal",
+        parents=[common],
+        help="open a sealed secret: a step's result (or sealed text) on stdin, opened on stdout",
+    )
+    unsealing = unseal.add_mutually_exclusive_group(required=True)
+    unsealing.add_argument("--identity", metavar="FILE", help="the age identity file to open with")
+    unsealing.add_argument(
+        "--new-identity",
+        metavar="FILE",
+        help="make an identity in a new file (mode 0600) and print its recipient (age1...)",
+    )
+    unseal.set_defaults(command=_unseal)
     return parser
 
 
@@ -281,7 +303,8 @@ def _describe(arguments: argparse.Namespace) -> int:
 
 
 def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
-    """One flag per setting (serve.defaults); each also read from its variable."""
+    """One flag per setting (serve.defaults); each also read from its variable. Values stay
+    text here: serve.defaults reads a flag's and its variable's by the same rules."""
     from .serve.defaults import LIST, SETTINGS, SWITCH
 
     groups: dict[str, Any] = {}
@@ -299,15 +322,11 @@ def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
                 setting.flag,
                 dest=setting.name,
                 action="append" if setting.kind == LIST else "store",
-                type=_TYPES.get(setting.kind, str),
-                choices=setting.choices or None,
-                metavar=setting.metavar,
+                metavar=setting.metavar
+                or ("{" + ",".join(setting.choices) + "}" if setting.choices else None),
                 default=None,
                 help=text,
             )
-
-
-_TYPES: dict[str, Callable[[str], Any]] = {"integer": int, "number": float}
 
 
 def _serve_settings(arguments: argparse.Namespace) -> dict[str, Any]:
@@ -386,7 +405,13 @@ def _health(arguments: argparse.Namespace) -> int:
 def _demo(arguments: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(_parameters(arguments, exclude=DEMO_FIXED))
+    return run_demo(_parameters(arguments, exclude=DEMO_FIXED), identity=arguments.identity)
+
+
+def _unseal(arguments: argparse.Namespace) -> int:
+    from .unseal import main
+
+    return main(arguments.new_identity, arguments.identity)
 
 
 def _fail(error: ActionError) -> int:

@@ -94,3 +94,20 @@ def _parse(body: bytes) -> Any:
 def _local_name(path: Any, name: str, value: Any) -> tuple[str, Any]:
     """xmltodict postprocessor: `ns2:AccessKeyId` is read as `AccessKeyId`."""
     return name.rpartition(":")[2], value
+
+
+_LAST_USED_FIELDS = ("LastUsedDate", "ServiceName", "Region")
+
+
+def last_used(body: bytes) -> dict[str, str]:
+    """A GetAccessKeyLastUsed answer's AccessKeyLastUsed, as IAM wrote it ({} if unreadable)."""
+    try:
+        document = _parse(body)
+        found = document["GetAccessKeyLastUsedResponse"]["GetAccessKeyLastUsedResult"][
+            "AccessKeyLastUsed"
+        ]
+    except (ExpatError, ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {name: str(found[name]) for name in _LAST_USED_FIELDS if found.get(name) is not None}

@@ -31,7 +31,15 @@ from botocore.parsers import ResponseParserError
 from . import convert, key_witness, reconcile
 from .deadline import Deadline, DeadlineExceeded, call_within
 from .errors import ActionError, Category
-from .failures import THROTTLING_CODES, aws_code, aws_reason, http_status, may_exist, translate
+from .failures import (
+    THROTTLING_CODES,
+    NothingCreated,
+    aws_code,
+    aws_reason,
+    http_status,
+    may_exist,
+    translate,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -146,6 +154,12 @@ def _reconcile_reserve(deadline: Deadline) -> float:
     return min(5.0, deadline.seconds / 3)
 
 
+def time_needed(deadline: Deadline) -> float:
+    """The least of the deadline an attempt is worth starting with: the attempt's own time and
+    what is kept to reconcile after it (a wait for a user stops trying with less left)."""
+    return _reconcile_reserve(deadline) + MIN_ATTEMPT_SECONDS
+
+
 def _reconcile(
     client: IAMClient,
     user_name: str | None,
@@ -161,14 +175,14 @@ def _reconcile(
     log.info("CreateAccessKey outcome unknown (%s): reconciling", what)
     try:
         orphans = reconcile.find_orphans(client, user_name, sent_at, deadline)
+    except ClientError as error:
+        if aws_code(error) == "NoSuchEntity" and not removed_before:
+            # IAM shows no such user after the try: the try cannot have created a key for it.
+            raise NothingCreated(error, what) from None
+        raise _unchecked(head, what, aws_reason(error), earlier, user_name) from None
     except Exception as error:
         why = "no time was left" if isinstance(error, DeadlineExceeded) else aws_reason(error)
-        raise ActionError(
-            f"{head}: {what}, and whether IAM created a key could not be checked ({why})"
-            + earlier
-            + may_exist(user_name),
-            Category.TRANSIENT,
-        ) from None
+        raise _unchecked(head, what, why, earlier, user_name) from None
     try:
         return reconcile.remove_orphans(client, user_name, orphans, deadline, head)
     except DeadlineExceeded:
@@ -182,6 +196,16 @@ def _reconcile(
     except ActionError as error:
         error.message += earlier
         raise
+
+
+def _unchecked(head: str, what: str, why: str, earlier: str, user_name: str | None) -> ActionError:
+    """The error when IAM may have acted and looking could not tell: the one "may have"."""
+    return ActionError(
+        f"{head}: {what}, and whether IAM created a key could not be checked ({why})"
+        + earlier
+        + may_exist(user_name),
+        Category.TRANSIENT,
+    )
 
 
 def _deleted_earlier(removed: list[str]) -> str:

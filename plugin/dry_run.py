@@ -1,14 +1,16 @@
 """Check only (an engine's "test step", Ansible's check mode): what the action would do.
 
 It signs in, lists the user's keys, and says whether a key would be created (and which
-Inactive key the at_limit policy would delete to make room). It creates and deletes nothing.
+Inactive key the at_limit policy would delete to make room, and the expiry schedule and
+description tag it would get). It creates and deletes nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from . import limit, sessions, wait_for_user
+from . import expiry, lifetime, limit, sessions, wait_for_user
 from .deadline import Deadline
 from .request import Connection, Parameters
 
@@ -26,9 +28,11 @@ def report(
     parameters: Parameters,
     deadline: Deadline,
     head: str,
+    expiry_place: expiry.Place | None = None,
 ) -> dict[str, Any]:
     """{"Check": {...}}: the identity, the user's keys, and what would happen (waiting for a
-    user IAM does not show yet, as the create would)."""
+    user IAM does not show yet, as the create would), with the expiry schedule and the
+    description tag a run would make."""
     identity = sessions.sts_client(session, connection).get_caller_identity()["Arn"]
     keys = (
         wait_for_user.retrying_while_missing(
@@ -68,4 +72,26 @@ def report(
             else ("at_limit is fail")
         )
         check.update(WouldCreate=False, Reason=f"the user has two keys and {why}")
+    if check["WouldCreate"]:
+        check.update(_would_label(user_name, parameters, expiry_place))
     return {"Check": check}
+
+
+def _would_label(
+    user_name: str, parameters: Parameters, expiry_place: expiry.Place | None
+) -> dict[str, Any]:
+    """The schedule and the tag a run would make for its key (only when it would make one)."""
+    check: dict[str, Any] = {}
+    at = None
+    if parameters.expires_after and expiry_place is not None:
+        now = dt.datetime.now(dt.timezone.utc)
+        check["WouldSchedule"] = expiry.would_schedule(
+            user_name, now, expiry_place, parameters.expires_after
+        )
+        at = lifetime.expiry(now, parameters.expires_after)
+    if parameters.description:
+        check["WouldTag"] = {
+            "Key": "<the new key's id>",
+            "Value": lifetime.tag_value(parameters.description, at),
+        }
+    return check

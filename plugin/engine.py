@@ -13,8 +13,9 @@ from .request import Request, parse_request
 log = logging.getLogger(__name__)
 
 
-# A host's own rule for checked requests (serve's policy): raises ActionError to refuse one.
-Admit = Callable[[Request], None]
+# A host's own rule for checked requests (serve's policy): raises ActionError to refuse one, and
+# may return the request to run instead (serve's policy sets the operator's external ID).
+Admit = Callable[[Request], "Request | None"]
 
 
 def execute(request: Any, admit: Admit | None = None) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def _answer(run: Callable[[Request], Any], request: Any, admit: Admit | None) ->
     try:
         checked = parse_request(request)
         if admit is not None:
-            admit(checked)
+            checked = admit(checked) or checked
         result = run(checked)
     except ActionError as error:
         return failure(error)
@@ -56,22 +57,30 @@ def _answer(run: Callable[[Request], Any], request: Any, admit: Admit | None) ->
     return {"error_code": 0, "result": result, "error_message": ""}
 
 
-def withdraw(request: Any, response: dict[str, Any]) -> str | None:
+def withdraw(request: Any, response: dict[str, Any], admit: Admit | None = None) -> str | None:
     """Delete the key of a successful response that its caller can no longer receive; return
-    its id (None if there was none). Raises ActionError if the key is left behind."""
+    its id (None if there was none). Raises ActionError if the key is left behind. `admit`:
+    the host's rule the call ran under (it signs in the same way)."""
     if response["error_code"] != 0:
         return None
-    return action.withdraw(parse_request(request), response["result"])
+    return action.withdraw(_admitted(request, admit), response["result"])
 
 
-def keys_created_since(request: Any, since: float, seconds: float) -> list[str] | None:
+def keys_created_since(
+    request: Any, since: float, seconds: float, admit: Admit | None = None
+) -> list[str] | None:
     """The keys on the request's user made since `since` (time.monotonic()), looked up within
     `seconds`; None if they cannot be listed (for a server that stops mid-create)."""
     try:
-        return action.keys_created_since(parse_request(request), since, seconds)
+        return action.keys_created_since(_admitted(request, admit), since, seconds)
     except Exception:  # said as "could not be listed" by the caller; never raised at exit
         log.debug("listing the keys of an unfinished call failed", exc_info=True)
         return None
+
+
+def _admitted(request: Any, admit: Admit | None) -> Request:
+    checked = parse_request(request)
+    return (admit(checked) or checked) if admit is not None else checked
 
 
 def failure(error: ActionError) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from botocore import exceptions as boto
 
 from .errors import ActionError, Category
+from .services import where
 
 OPERATION = "CreateAccessKey"
 # IAM refuses these before it acts: safe to try again after a pause.
@@ -24,6 +25,15 @@ TRANSIENT_CODES = THROTTLING_CODES | {
     "InternalError",
     "RequestTimeout",
 }
+
+
+class NothingCreated(boto.ClientError):
+    """A try whose answer did not come, after which IAM showed no such user: IAM's own
+    NoSuchEntity, proof that the try created nothing. `cut` says what cut the try short."""
+
+    def __init__(self, refusal: boto.ClientError, cut: str) -> None:
+        super().__init__(refusal.response, refusal.operation_name)
+        self.cut = cut
 
 
 def aws_code(error: Exception) -> str:
@@ -100,8 +110,13 @@ def translate(error: Exception, head: str) -> ActionError:
         return ActionError(f"{head}: {error}", Category.REJECTED)
     if isinstance(error, (boto.EndpointConnectionError, boto.ConnectTimeoutError)):
         return ActionError(
-            f"{head}: could not connect to the IAM endpoint (nothing was sent; tried "
-            "several times)",
+            f"{head}: could not connect to {where(error)} (nothing was sent)", Category.TRANSIENT
+        )
+    if isinstance(error, boto.ReadTimeoutError):
+        return ActionError(f"{head}: {where(error)} did not answer in time", Category.TRANSIENT)
+    if isinstance(error, boto.ConnectionClosedError):
+        return ActionError(
+            f"{head}: {where(error)} closed the connection before it answered",
             Category.TRANSIENT,
         )
     if isinstance(error, boto.BotoCoreError):

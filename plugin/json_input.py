@@ -2,7 +2,8 @@
 
 Python's json module recurses once per level: a document nested a few thousand deep raises
 RecursionError, which is no ValueError and would pass for a bug of the plugin's. Nesting is
-measured first (a bracket count, no recursion), and anything unreadable is one ValueError.
+measured first (a bracket count, no recursion), and anything unreadable is one ValueError
+saying where (line and column: json's own words, which never quote the document).
 """
 
 from __future__ import annotations
@@ -27,10 +28,23 @@ def loads(
         raise UnreadableJSON(f"it is nested more than {MAX_DEPTH} deep")
     try:
         return json.loads(text, object_pairs_hook=object_pairs_hook)
-    except UnicodeDecodeError:
-        raise UnreadableJSON("it is not valid UTF-8 JSON") from None
+    except json.JSONDecodeError as error:
+        raise UnreadableJSON(
+            f"it is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        ) from None
+    except UnicodeDecodeError as error:
+        line, column = _position(error.object, error.start)
+        raise UnreadableJSON(
+            f"it is not valid UTF-8 JSON: a byte that is not UTF-8 at line {line}, column {column}"
+        ) from None
     except RecursionError:  # not reachable within MAX_DEPTH, kept as a second net
         raise UnreadableJSON(f"it is nested more than {MAX_DEPTH} deep") from None
+
+
+def _position(raw: bytes, offset: int) -> tuple[int, int]:
+    """Line and column (from 1) of a byte offset, as json counts them for text."""
+    line = raw.count(b"\n", 0, offset) + 1
+    return line, offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
 
 
 def nesting(text: str | bytes) -> int:

@@ -55,8 +55,7 @@ def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: st
     refusal = refusal if refusal.endswith(".") else refusal + "."
     if policy != DELETE_OLDEST_INACTIVE:
         raise ActionError(
-            f"{refusal} The user's keys: {listed}. Delete or deactivate one, or run with "
-            f"at_limit={DELETE_OLDEST_INACTIVE} to let the action delete the oldest Inactive key",
+            f"{refusal} The user's keys: {listed}. {_hint(oldest)}",
             Category.REJECTED,
             aws_code="LimitExceeded",
         )
@@ -69,6 +68,21 @@ def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: st
         )
     client.delete_access_key(AccessKeyId=oldest.access_key_id, **user_arguments(user_name))
     return oldest.access_key_id
+
+
+def _hint(oldest: Key | None) -> str:
+    """What the user can do, worded from the keys it really has: the policy is offered only
+    when there is an Inactive key for it to delete."""
+    if oldest is not None:
+        return (
+            f"Delete one, or run with at_limit={DELETE_OLDEST_INACTIVE} to let the action "
+            f"delete {oldest.access_key_id}, the oldest Inactive key"
+        )
+    return (
+        "None is Inactive, and an Active key is never deleted to make room: delete one that "
+        "nobody uses (aws iam delete-access-key), or deactivate it (aws iam update-access-key "
+        f"--status Inactive) and run with at_limit={DELETE_OLDEST_INACTIVE}"
+    )
 
 
 def oldest_inactive(keys: list[Key]) -> Key | None:

@@ -1,19 +1,22 @@
 """Validate and normalise one engine request before anything is sent to AWS.
 
 Engines send every value as they got it from a form: "" for an empty field, "true"/"false" for a
-checkbox. Both are understood here; everything else must match the schemas exactly. All problems
-are collected and reported at once, each by the path of its field.
+checkbox. Both are understood here; everything else must match the schemas exactly. A parameter
+may be named by its name or by the display name its form shows (`User Name`), on every door that
+comes through here (execute, the Python function, gRPC, Shuffle). All problems are collected and
+reported at once, each by the path of its field.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import regions, resources, seal, validation
+from . import lifetime, regions, resources, seal, validation
 from .errors import ActionError, Category
 
 REQUEST_FIELDS = ("parameters", "connection", "timeout")
@@ -56,6 +59,10 @@ class Parameters:
     wait_until_usable: bool = False
     ses_smtp_region: str | None = None
     idempotency_key: str | None = None
+    description: str | None = None
+    expires_after: str | None = None
+    expiry_role_arn: str | None = None
+    report_other_keys: bool = False
 
     def user_wait_seconds(self) -> int:
         """Wait For A New User applies to a named user. With none, the key is for the identity
@@ -81,7 +88,7 @@ def parse_request(request: Any) -> Request:
         for name in request
         if name not in REQUEST_FIELDS
     ]
-    raw_parameters = _mapping(request, "parameters", problems)
+    raw_parameters = _by_name(_mapping(request, "parameters", problems), problems)
     raw_connection = _mapping(request, "connection", problems)
 
     given = _normalise(raw_parameters, resources.schema("input"))
@@ -110,6 +117,7 @@ def parse_request(request: Any) -> Request:
             "the user)"
         )
     problems += _ses_region_problems(given, selection, connection_fields.get("region"), problems)
+    problems += lifetime.problems(given, selection, problems)
     if problems:
         raise ActionError("Invalid input: " + "; ".join(problems), Category.INVALID_INPUT)
 
@@ -132,6 +140,10 @@ def parse_request(request: Any) -> Request:
         wait_until_usable=values["wait_until_usable"],
         ses_smtp_region=values.get("ses_smtp_region"),
         idempotency_key=values.get("idempotency_key"),
+        description=values.get("description"),
+        expires_after=values.get("expires_after"),
+        expiry_role_arn=values.get("expiry_role_arn"),
+        report_other_keys=values["report_other_keys"],
     )
     if isinstance(connection_fields.get("duration_seconds"), float):
         # JSON Schema counts 900.0 as an integer; botocore wants an int.
@@ -186,6 +198,18 @@ _NOT_WITH_RAW_XML: tuple[tuple[str, Callable[[Any], bool], str, str], ...] = (
         lambda v: isinstance(v, str),
         "",
         "the XML is the create's answer and has no SMTP password",
+    ),
+    (
+        "expires_after",
+        lambda v: isinstance(v, str),
+        "",
+        "the XML is the create's answer and could not say when the key expires",
+    ),
+    (
+        "report_other_keys",
+        lambda v: v is True,
+        "",
+        "the XML is the create's answer and has no other keys",
     ),
 )
 
@@ -251,6 +275,29 @@ def _partition_disagreement(selection: regions.RegionSelection, home: Any) -> li
         f"parameters.regions names regions of {chosen.name}; one set of credentials lives in "
         "one partition"
     ]
+
+
+@functools.cache
+def _display_names() -> dict[str, str]:
+    """Each parameter's display name (the manifest's), to its name."""
+    return {p["display_name"]: p["name"] for p in resources.manifest()["parameters"]}
+
+
+def _by_name(given: Mapping[str, Any], problems: list[str]) -> Mapping[str, Any]:
+    """The parameters keyed by name, those given by display name included; a parameter given
+    both ways is a problem (which value was meant?)."""
+    names = resources.schema("input")["properties"]
+    if all(key in names for key in given):
+        return given  # the common case: the manifest (and yaml) need not be read
+    by_name: dict[Any, Any] = {}
+    for key, value in given.items():
+        name = key if key in names or not isinstance(key, str) else _display_names().get(key, key)
+        if name in by_name:
+            problems.append(
+                f"parameters.{name}: is given twice (by its name and by its display name)"
+            )
+        by_name[name] = value
+    return by_name
 
 
 def _mapping(request: Mapping[str, Any], field: str, problems: list[str]) -> Mapping[str, Any]:

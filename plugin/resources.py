@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.resources
 import json
 from pathlib import Path
 from typing import Any
@@ -19,14 +21,22 @@ def resource_path(relative: str) -> Path:
     raise FileNotFoundError(f"{relative} is not shipped with the plugin")
 
 
+def _read(relative: str) -> str:
+    """A shipped file's text: from the files, or from inside a zip the package is imported
+    from (the Shuffle app vendors the package as one: plugin/shuffle_folder.py)."""
+    with contextlib.suppress(FileNotFoundError):
+        return resource_path(relative).read_text(encoding="utf-8")
+    inside = importlib.resources.files(__package__ or "plugin").joinpath(relative)
+    return inside.read_text(encoding="utf-8")
+
+
 @functools.cache
 def manifest() -> dict[str, Any]:
     """The parsed action.yaml."""
     import yaml  # the run path reads the manifest once; keep yaml off the import path otherwise
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with resource_path("action.yaml").open(encoding="utf-8") as stream:
-        data: dict[str, Any] = yaml.load(stream, Loader=loader)  # noqa: S506 (a safe loader)
+    data: dict[str, Any] = yaml.load(_read("action.yaml"), Loader=loader)  # noqa: S506 (safe)
     return data
 
 
@@ -38,6 +48,5 @@ def schema_path(kind: str) -> str:
 @functools.cache
 def schema(kind: str) -> dict[str, Any]:
     """One JSON Schema by kind: "input", "output" or "connection"."""
-    with resource_path(schema_path(kind)).open(encoding="utf-8") as stream:
-        data: dict[str, Any] = json.load(stream)
+    data: dict[str, Any] = json.loads(_read(schema_path(kind)))
     return data

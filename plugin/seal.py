@@ -2,7 +2,8 @@
 
 Every peer returns the secret in clear into whatever stores a step's output (Terraform's state,
 a workflow engine's execution history). Sealed, what is stored there is useless to anyone else;
-`age -d -i KEY` opens it. pyrage (the `seal` extra) is imported only when sealing is asked for.
+`iam-create-access-key unseal --identity KEY` (or `age -d -i KEY`) opens it. pyrage (the `seal`
+and `demo` extras) is imported only when sealing or opening is asked for.
 """
 
 from __future__ import annotations
@@ -35,3 +36,25 @@ def _recipient(text: str) -> Any:
     import pyrage
 
     return pyrage.x25519.Recipient.from_str(text)
+
+
+def new_identity() -> tuple[str, str]:
+    """A fresh age X25519 identity (its secret text) and its recipient (age1...)."""
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    return str(identity), str(identity.to_public())
+
+
+def open_sealed(sealed: str, identity_file_text: str) -> str:
+    """The clear text of ASCII-armored age text, opened with an identity file's keys (the
+    lines that are not comments, as age-keygen writes them)."""
+    import pyrage
+
+    identities = [
+        pyrage.x25519.Identity.from_str(line.strip())
+        for line in identity_file_text.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    opened: bytes = pyrage.decrypt(sealed.encode("ascii"), identities)
+    return opened.decode("utf-8")

@@ -28,8 +28,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import deadline
 from .clients import USER_AGENT, refuse_clear_text
 from .errors import ActionError, Category
-from .failures import aws_code, aws_reason
+from .failures import aws_code, aws_reason, translate
 from .request import Connection
+from .services import name_services
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -168,6 +169,7 @@ def _cache_key(connection: Connection) -> tuple[str, ...]:
 
 def _new_session(connection: Connection) -> Session:
     base = botocore.session.Session()
+    name_services(base)  # its errors name the service and endpoint that failed
     if connection.region:
         base.set_config_variable("region", connection.region)
     if connection.access_key_id:
@@ -188,6 +190,7 @@ def _new_session(connection: Connection) -> Session:
         method="assume-role",
     )
     assumed = botocore.session.Session()
+    name_services(assumed)
     if connection.region:
         assumed.set_config_variable("region", connection.region)
     assumed.register_component("credential_provider", CredentialResolver([_Fixed(credentials)]))
@@ -254,7 +257,8 @@ def _assume_role(base: Session, connection: Connection) -> dict[str, Any]:
         ) from None
     except BotoCoreError as error:
         raise ActionError(
-            f"AssumeRole into {connection.role_arn} failed: {type(error).__name__}",
+            f"AssumeRole into {connection.role_arn} failed: "
+            + translate(error, "AssumeRole").message.removeprefix("AssumeRole: "),
             Category.TRANSIENT,
         ) from None
     return {

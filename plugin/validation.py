@@ -5,6 +5,7 @@ Messages name the field and the rule, never the value: a value can be a secret.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -208,6 +209,27 @@ def _path(where: str, parts: Any) -> str:
     return text
 
 
+def _did_you_mean(unknown: list[str], known: Mapping[str, Any]) -> str:
+    """ "; did you mean user_name?" for names close to a known one (case, _ and spaces aside)."""
+
+    def squashed(name: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", name.lower())
+
+    by_squashed = {squashed(name): name for name in known}
+    guesses = []
+    for name in unknown:
+        if len(name) > 64:  # no field's name is that long
+            continue
+        close = difflib.get_close_matches(squashed(name), list(by_squashed), n=1, cutoff=0.75)
+        if close:
+            guesses.append((field_name(name), by_squashed[close[0]]))
+    if not guesses:
+        return ""
+    if len(unknown) == 1:
+        return f"; did you mean {guesses[0][1]}?"
+    return "; did you mean " + ", ".join(f"{guess} for {name}" for name, guess in guesses) + "?"
+
+
 _TYPE_NAMES = {
     "string": "a string",
     "boolean": "true or false",
@@ -230,7 +252,9 @@ def _describe(error: Any, where: str) -> str:
         if len(unknown) > 5:
             names += f" and {len(unknown) - 5} more"
         allowed = ", ".join(known)
-        return f"{names}: unknown field (known fields: {allowed})"
+        return (
+            f"{names}: unknown field{_did_you_mean(unknown[:5], known)} (known fields: {allowed})"
+        )
     if keyword == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "a field"
         return f"{path}.{missing}: is required"

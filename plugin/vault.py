@@ -53,7 +53,13 @@ def holding(
     session: Any, connection: Connection, region: str, text: str, key_id: str
 ) -> tuple[dict[str, Any], tuple[str, ...]] | None:
     """Where the vault holds key `key_id` (the Vault shape) and the secrets read there, or None
-    when it holds another key or nothing (an earlier attempt's secret is safe only if so)."""
+    when it holds another key or nothing (an earlier attempt's secret is safe only if so).
+
+    The target's ownership tag is checked first, as the write checks it (`ensure_ours`): what
+    someone else wrote there, a key id of ours included, is never taken for our own (refused,
+    code 3)."""
+    if not ensure_ours(session, connection, region, text).exists:
+        return None
     service, name = target(text)
     client = _client(session, connection, region, service)
     try:

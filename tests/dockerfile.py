@@ -47,6 +47,24 @@ def environment() -> dict[str, str]:
     return values
 
 
+def stage(index: int) -> list[tuple[str, str]]:
+    """The instructions of one stage (0: the first FROM on)."""
+    every = instructions()
+    starts = [i for i, (keyword, _) in enumerate(every) if keyword == "FROM"]
+    ends = [*starts[1:], len(every)]
+    return every[starts[index] : ends[index]]
+
+
+def commands(stage_instructions: list[tuple[str, str]]) -> list[str]:
+    """The shell commands of a stage's RUN instructions, one a `&&`, in order."""
+    return [
+        command.strip()
+        for keyword, arguments in stage_instructions
+        if keyword == "RUN"
+        for command in arguments.split(" && ")
+    ]
+
+
 def one(keyword: str) -> str:
     (arguments,) = [a for k, a in runtime_stage() if k == keyword]
     return arguments

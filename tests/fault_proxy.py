@@ -9,10 +9,12 @@ caller received.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import http.client
 import http.server
 import json
+import queue
 import re
 import socket
 import threading
@@ -27,6 +29,19 @@ ERROR_XML = (
     "<Code>{code}</Code><Message>{message}</Message></Error>"
     "<RequestId>fault-proxy-0000</RequestId></ErrorResponse>"
 )
+
+ACCEPTED_XML = (
+    '<{action}Response xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ResponseMetadata>'
+    "<RequestId>fault-proxy-late</RequestId></ResponseMetadata></{action}Response>"
+)
+
+
+# REST-JSON services name the action by method and path: EventBridge Scheduler's schedules.
+_REST_ACTIONS = {
+    ("POST", "schedules"): "CreateSchedule",
+    ("GET", "schedules"): "GetSchedule",
+    ("DELETE", "schedules"): "DeleteSchedule",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +112,14 @@ class FaultProxy:
         )
         self.exchanges: list[Exchange] = []
         self.lock = threading.Lock()
+        # An eventually consistent IAM: these actions are accepted at once and applied (sent
+        # upstream, in order) only this many seconds later, so reads show them late.
+        self.late_actions: tuple[str, ...] = ()
+        self.late_by = 0.0
+        self._late: queue.SimpleQueue[tuple[float, str, dict[str, str], bytes]] = (
+            queue.SimpleQueue()
+        )
+        threading.Thread(target=self._apply_late, daemon=True).start()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -104,6 +127,8 @@ class FaultProxy:
 
             def do_POST(self) -> None:
                 proxy.handle(self)
+
+            do_GET = do_DELETE = do_POST  # REST services (EventBridge Scheduler) use them too
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -125,6 +150,13 @@ class FaultProxy:
     def clear(self) -> None:
         with self.lock:
             self.faults.clear()
+            self.late_actions, self.late_by = (), 0.0
+
+    def show_late(self, seconds: float, *actions: str) -> None:
+        """Play an eventually consistent IAM: `actions` (TagUser, say) are answered as accepted
+        at once but take effect `seconds` later, in the order they were accepted."""
+        with self.lock:
+            self.late_actions, self.late_by = actions, seconds
 
     def mark(self) -> int:
         with self.lock:
@@ -155,7 +187,9 @@ class FaultProxy:
         # Query protocol (IAM, STS) names the action in the body; JSON protocol (Secrets
         # Manager, SSM) in the X-Amz-Target header.
         target = request.headers.get("X-Amz-Target", "")
-        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [target.split(".")[-1]])[0]
+        rest = _REST_ACTIONS.get((request.command, request.path.split("/")[1].split("?")[0]))
+        named = rest or target.split(".")[-1]
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [named])[0]
         with self.lock:
             queue = self.faults.get(action)
             fault = queue.popleft() if queue else None
@@ -166,6 +200,12 @@ class FaultProxy:
                 authorization=request.headers.get("Authorization", ""),
             )
             self.exchanges.append(exchange)
+            late = self.late_by if fault is None and action in self.late_actions else 0.0
+        if late:
+            self._late.put((time.monotonic() + late, request.path, _headers(request), body))
+            accepted = ACCEPTED_XML.format(action=action).encode()
+            self._send(request, 200, [("Content-Type", "text/xml")], accepted)
+            return
         upstream = (200, [], b"")
         if fault is None or fault.forward:
             upstream = self._forward(request, body)
@@ -186,7 +226,7 @@ class FaultProxy:
             self._send(request, status, headers, fault.rewrite(payload), fault.drip)
         elif fault.body is not None:
             self._send(request, 200, [("Content-Type", "text/xml")], fault.body, fault.drip)
-        elif fault.status and target:  # a JSON-protocol service: its error shape
+        elif fault.status and (target or rest):  # a JSON-protocol service: its error shape
             code = fault.code if fault.code.endswith("Exception") else fault.code + "Exception"
             error = json.dumps({"__type": code, "message": fault.name}).encode()
             self._send(
@@ -199,17 +239,27 @@ class FaultProxy:
         else:
             self._send(request, *upstream)
 
+    def _apply_late(self) -> None:
+        """Send the writes of an eventually consistent IAM upstream, each when it is due."""
+        while True:
+            due, path, headers, body = self._late.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            with contextlib.suppress(OSError):  # the endpoint stopped: the test is over
+                self._send_upstream(path, headers, body)
+
     def _forward(
         self, request: http.server.BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        return self._send_upstream(request.path, _headers(request), body, request.command)
+
+    def _send_upstream(
+        self, path: str, headers: dict[str, str], body: bytes, method: str = "POST"
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         connection = http.client.HTTPConnection(
             self.upstream.hostname, self.upstream.port, timeout=30
         )
         try:
-            headers = {
-                k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")
-            }
-            connection.request("POST", request.path, body=body, headers=headers)
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             payload = response.read()
             kept = [
@@ -244,3 +294,8 @@ class FaultProxy:
                 request.wfile.write(body)
         except OSError:
             pass  # the client gave up: that is what a drip is for
+
+
+def _headers(request: http.server.BaseHTTPRequestHandler) -> dict[str, str]:
+    """The request's headers as they go upstream."""
+    return {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")}

@@ -130,8 +130,16 @@ def test_execute_carries_its_connection(iam: LocalIAM) -> None:
 @pytest.mark.parametrize(
     ("stdin", "expected"),
     [
-        (b"{not json", "not valid UTF-8 JSON"),
-        (b"\xff\xfe{}", "not valid UTF-8 JSON"),
+        (
+            b'{"parameters":\n  {not json',
+            "Invalid input: it is not valid JSON: Expecting property name enclosed in double "
+            "quotes at line 2, column 4",
+        ),
+        (
+            b'{"parameters": {"user_name": "b\xffb"}}',
+            "Invalid input: it is not valid UTF-8 JSON: a byte that is not UTF-8 at line 1, "
+            "column 32",
+        ),
         (
             b'{"parameters": {"user_name": "a", "user_name": "b"}}',
             "the field user_name is given twice",
@@ -203,7 +211,7 @@ def test_demo_runs_the_two_step_workflow(cli_env: dict[str, str]) -> None:
     assert "Step 1: IAM Create User" in completed.stdout
     user = re.search(r'"UserName": "(demo-user-\w+)"', completed.stdout)
     assert user is not None
-    response = completed.stdout.split("(engine response)\n", 1)[1]
+    response = completed.stdout.split("(engine response)\n", 1)[1].split("\n\n")[0]
     assert json.loads(response)["result"]["AccessKey"]["UserName"] == user.group(1)
     assert "Traceback" not in completed.stderr
 
@@ -355,16 +363,20 @@ def test_the_demo_takes_the_actions_options(cli_env: dict[str, str]) -> None:
 
     for completed in (sealed, vaulted, checked):
         assert completed.returncode == 0, completed.stderr[-2000:]
-    key = json.loads(sealed.stdout.split("(engine response)\n", 1)[1])["result"]["AccessKey"]
+    key = json.loads(sealed.stdout.split("(engine response)\n", 1)[1].split("\n\n")[0])["result"][
+        "AccessKey"
+    ]
     assert key["Status"] == "Inactive"
     assert len(pyrage.decrypt(key["SealedSecretAccessKey"].encode(), [identity])) == 40
     assert (
         "SecretArn"
-        in json.loads(vaulted.stdout.split("(engine response)\n", 1)[1])["result"]["Vault"]
+        in json.loads(vaulted.stdout.split("(engine response)\n", 1)[1].split("\n\n")[0])["result"][
+            "Vault"
+        ]
     )
     assert (
-        json.loads(checked.stdout.split("(engine response)\n", 1)[1])["result"]["Check"][
-            "WouldCreate"
-        ]
+        json.loads(checked.stdout.split("(engine response)\n", 1)[1].split("\n\n")[0])["result"][
+            "Check"
+        ]["WouldCreate"]
         is True
     )

@@ -1,46 +1,99 @@
-"""The Dockerfile's own steps, outside a container (this machine has no container daemon): build
-the wheel, install it and its serve extra alone into a fresh virtual environment, start the
-ENTRYPOINT with the image's environment from a folder outside the checkout, probe it with the
-HEALTHCHECK command, stop it with the STOPSIGNAL. The newest grpcio and protobuf come with it,
-so this is also the server on the newest releases (the dev extra runs it at the floor)."""
+"""The Dockerfile's own steps, outside a container (this machine has no container daemon): in
+a fresh virtual environment for each stage, run the stage's pip commands as written (the build
+backend and the serve dependencies from their hash-locked requirements, the wheel with
+--no-deps --no-index), start the ENTRYPOINT with the image's environment and the service links
+a Kubernetes namespace injects, from a folder outside the checkout, probe it with the
+HEALTHCHECK command, stop it with the STOPSIGNAL. So this is also the server on the locked
+releases (the dev extra runs it at the floor)."""
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from tests import dockerfile
 from tests.conftest import ROOT, free_port
+from tests.test_serve_settings import SERVICE_LINKS
 
 pytestmark = pytest.mark.slow
+# pip as in the image: no configuration of this machine's (local wheel folders, extra indexes)
+PIP_AS_IN_THE_IMAGE = {
+    **{k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL")},
+    "PIP_CONFIG_FILE": os.devnull,
+}
+
+
+def perform(stage: int, bin_dir: Path, paths: dict[str, str]) -> None:
+    """Run a stage's pip commands in this environment, its paths mapped to this machine's."""
+    for command in dockerfile.commands(dockerfile.stage(stage)):
+        words = shlex.split(command)
+        if words[0] != "pip":
+            continue
+        words = [paths.get(word, word) for word in words]
+        completed = subprocess.run(
+            [str(bin_dir / "python"), "-m", *words],
+            capture_output=True,
+            text=True,
+            env=PIP_AS_IN_THE_IMAGE,
+            cwd=ROOT,
+            check=False,
+        )
+        assert completed.returncode == 0, f"{command}\n{completed.stdout}{completed.stderr}"
+
+
+def test_every_pip_install_is_locked_by_hash_or_takes_no_index() -> None:
+    installs = [
+        shlex.split(command)
+        for index in (0, 1)
+        for command in dockerfile.commands(dockerfile.stage(index))
+        if command.startswith("pip install")
+    ]
+    assert len(installs) == 3
+    for words in installs:
+        if "--no-index" in words:
+            assert "--no-deps" in words
+            (wheel,) = [word for word in words if word.endswith(".whl")]
+            version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+            assert wheel == f"/dist/iam_create_access_key-{version}-py3-none-any.whl"
+        else:
+            assert {"--require-hashes", "--only-binary=:all:", "-r"} <= set(words), words
+    bases = [arguments for keyword, arguments in dockerfile.instructions() if keyword == "FROM"]
+    assert len(bases) == 2
+    for base in bases:
+        assert re.fullmatch(
+            r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}( AS build)?", base
+        )
+    text = dockerfile.PATH.read_text()
+    for base in bases:  # the tag in a comment right above each FROM
+        tag = base.split("@")[0]
+        assert f"# {tag}\nFROM {base}" in text
 
 
 def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
     wheels = tmp_path / "dist"
-    subprocess.run(  # the build stage
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "--wheel-dir", str(wheels), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    build = tmp_path / "build"
+    venv.create(build, with_pip=True)
+    perform(0, build / "bin", {"/dist": str(wheels), ".": str(ROOT)})
     environment = tmp_path / "image"
     venv.create(environment, with_pip=True)
     bin_dir = environment / "bin"
-    install = dockerfile.one("RUN").split(" && ")[0]  # the runtime stage's pip install
-    requirement = install.split('"')[1]
-    assert requirement.startswith("iam-create-access-key[serve]==")
-    subprocess.run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-cache-dir",
-         f"--find-links={wheels}", requirement],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    (wheel,) = wheels.glob("*.whl")
+    perform(
+        1,
+        bin_dir,
+        {
+            "/tmp/requirements.txt": str(ROOT / "requirements" / "serve.txt"),  # noqa: S108
+            f"/dist/{wheel.name}": str(wheel),
+        },
+    )
     installed = subprocess.run(
         [str(bin_dir / "python"), "-m", "pip", "list", "--format=freeze"],
         capture_output=True,
@@ -55,8 +108,9 @@ def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
     port = free_port()
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        **SERVICE_LINKS,  # as the kubelet injects them beside the image's environment
         **dockerfile.environment(),
-        "IAM_CREATE_ACCESS_KEY_PORT": str(port),  # the image's 1337 may be taken here
+        "IAM_CREATE_ACCESS_KEY_PORT": str(port),  # the default 1337 may be taken here
     }
     entrypoint = dockerfile.exec_form("ENTRYPOINT")
     server = subprocess.Popen(

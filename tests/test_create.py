@@ -68,4 +68,7 @@ def test_a_connection_that_never_opened_is_tried_again() -> None:
         create.create_access_key(Unreachable(), "bob", Deadline(30), HEAD, sleep=pauses.append)  # type: ignore[arg-type]
     assert attempts == ["bob"] * create.MAX_ATTEMPTS
     assert len(pauses) == create.MAX_ATTEMPTS - 1
-    assert "could not connect to the IAM endpoint (nothing was sent" in raised.value.message
+    # A stand-in client, not one of a session the action signs with: the service goes unnamed.
+    assert raised.value.message == (
+        f"{HEAD}: could not connect to the endpoint https://iam.invalid (nothing was sent)"
+    )

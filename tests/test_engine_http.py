@@ -278,7 +278,10 @@ def test_an_unreachable_endpoint_is_transient() -> None:
     }
     response = execute({"parameters": {"user_name": "bob"}, "connection": connection})
     assert response["error_code"] == 4
-    assert "could not connect to the IAM endpoint (nothing was sent" in response["error_message"]
+    assert response["error_message"] == (
+        f'CreateAccessKey failed for user "bob": could not connect to the IAM endpoint '
+        f"http://127.0.0.1:{port}/ (nothing was sent)"
+    )
 
 
 def test_missing_credentials_are_a_configuration_error(iam: LocalIAM) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from plugin import execute
+from plugin import execute, lease
 from plugin.idempotency import pending_marker, tag_key
 from tests import fault_proxy as faults
 from tests.conftest import ROOT, assert_refused_before_sending, run_cli
@@ -96,24 +96,30 @@ def test_the_first_attempt_marks_creates_and_records(iam: LocalIAM, proxy: Fault
     assert actions(proxy, mark) == [
         "ListUserTags",
         "ListAccessKeys",
-        "TagUser",  # pending, with IAM's time
+        "TagUser",  # the lease: a nonce, IAM's time, and this attempt's deadline
+        "ListUserTags",  # IAM shows it (moto at once) ...
+        "ListUserTags",  # ... and after the settle time it is still this attempt's
         "CreateAccessKey",
+        "ListUserTags",  # still held before recording
         "TagUser",  # the key id
+        "ListUserTags",  # still held before answering
     ]
-    pending = next(e for e in proxy.since(mark) if e.action == "TagUser")
-    assert b"pending%3A" in pending.request_body
+    lease = next(e for e in proxy.since(mark) if e.action == "TagUser")
+    assert b"lease%3A" in lease.request_body
+    key_id = response["result"]["AccessKey"]["AccessKeyId"]
+    assert tags(iam, user) == {tag_key("t-order"): key_id}
 
 
-def test_a_process_killed_while_iam_creates_the_key_leaves_one_key_after_the_retry(
+def test_a_process_killed_while_iam_creates_the_key_leaves_one_key_after_its_lease_expires(
     iam: LocalIAM, proxy: FaultProxy, cli_env: dict[str, str]
 ) -> None:
     user = iam.new_user()
-    time.sleep(1.1)  # the pending marker's time is whole seconds of IAM's clock
     proxy.inject("CreateAccessKey", faults.hold_after_forward(30))
     env = {**cli_env, "AWS_ENDPOINT_URL_IAM": proxy.url}
+    arguments = ["run", "--user-name", user, "--idempotency-key", "t-kill"]
     mark = proxy.mark()
     process = subprocess.Popen(
-        [sys.executable, "-m", "plugin", "run", "--user-name", user, "--idempotency-key", "t-kill"],
+        [sys.executable, "-m", "plugin", *arguments, "--timeout", "8"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -127,13 +133,33 @@ def test_a_process_killed_while_iam_creates_the_key_leaves_one_key_after_the_ret
     process.wait()
     orphan = iam.key_ids(user)
     assert len(orphan) == 1
+    until = lease_until(iam, user, "t-kill")
 
-    completed = run_cli("run", "--user-name", user, "--idempotency-key", "t-kill", env=env)
+    early = run_cli(*arguments, env=env)  # the dead attempt's lease has not expired yet
+
+    assert early.returncode == 4
+    assert early.stderr.strip().endswith(
+        f"an attempt with this idempotency key is under way until {until:%Y-%m-%dT%H:%M:%SZ}; "
+        "retry after it (this attempt created and deleted nothing)"
+    )
+    assert iam.key_ids(user) == orphan
+    time.sleep(max(0.0, (until - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 1.5)
+
+    completed = run_cli(*arguments, env=env)  # after it: the orphan is found and deleted
 
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
     assert result["ReplacedAccessKeyId"] == orphan[0]
     assert iam.key_ids(user) == [result["AccessKey"]["AccessKeyId"]]
+    assert tags(iam, user) == {tag_key("t-kill"): result["AccessKey"]["AccessKeyId"]}
+
+
+def lease_until(iam: LocalIAM, user: str, token: str) -> dt.datetime:
+    """When the lease on `token`'s tag expires (it must hold one)."""
+    held = lease.parse(tags(iam, user)[tag_key(token)])
+    assert held is not None
+    assert not held.legacy
+    return held.until
 
 
 def mark_pending(iam: LocalIAM, user: str, token: str, seconds_ago: float) -> None:
@@ -253,6 +279,26 @@ def test_missing_tag_permission_names_it_and_leaves_no_key(
     assert response["error_message"].startswith(
         f'CreateAccessKey failed for user "{user}": AccessDenied: AccessDenied (the Idempotency '
         "Key needs iam:TagUser on the user, and iam:ListUserTags, iam:UntagUser)"
+    )
+    assert "CreateAccessKey" not in actions(proxy, mark)
+    assert iam.key_ids(user) == []
+
+
+def test_a_user_at_iams_50_tags_is_told_what_the_tag_is_for_and_gets_no_key(
+    iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """moto does not enforce IAM's 50 tags per user: the proxy answers as IAM does."""
+    user = iam.new_user()
+    proxy.inject("TagUser", faults.refuse("LimitExceeded", 409))
+    mark = proxy.mark()
+
+    response = attempt(iam, proxy, user, "t-full")
+
+    assert response["error_code"] == 3
+    assert response["error_message"] == (
+        f'CreateAccessKey failed for user "{user}": LimitExceeded: LimitExceeded (the '
+        "Idempotency Key keeps one tag per token on the user, and IAM allows 50 tags per user: "
+        "remove one the user does not need)"
     )
     assert "CreateAccessKey" not in actions(proxy, mark)
     assert iam.key_ids(user) == []

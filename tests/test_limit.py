@@ -37,11 +37,31 @@ def test_by_default_the_limit_fails_and_lists_the_keys(iam: LocalIAM, proxy: Fau
     assert re.fullmatch(
         rf'CreateAccessKey failed for user "{user}": LimitExceeded: Cannot exceed quota for '
         rf"AccessKeysPerUser: 2\. The user's keys: {ids[0]} \(Inactive, \d{{1,2}} s old\); "
-        rf"{ids[1]} \(Active, \d{{1,2}} s old\)\. Delete or deactivate one, or run with "
-        r"at_limit=delete_oldest_inactive to let the action delete the oldest Inactive key",
+        rf"{ids[1]} \(Active, \d{{1,2}} s old\)\. Delete one, or run with "
+        rf"at_limit=delete_oldest_inactive to let the action delete {ids[0]}, the oldest "
+        r"Inactive key",
         message,
     )
     assert iam.key_ids(user) == sorted(ids)
+
+
+def test_with_two_active_keys_the_hint_does_not_offer_the_policy(
+    iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """Issue 26: the hint suggested at_limit=delete_oldest_inactive, which then failed."""
+    user, ids = user_with_two_keys(iam, inactive=0)
+
+    message = create(iam, proxy, user)["error_message"]
+
+    assert re.fullmatch(
+        rf'CreateAccessKey failed for user "{user}": LimitExceeded: Cannot exceed quota for '
+        rf"AccessKeysPerUser: 2\. The user's keys: {ids[0]} \(Active, \d{{1,2}} s old\); "
+        rf"{ids[1]} \(Active, \d{{1,2}} s old\)\. None is Inactive, and an Active key is never "
+        r"deleted to make room: delete one that nobody uses \(aws iam delete-access-key\), or "
+        r"deactivate it \(aws iam update-access-key --status Inactive\) and run with "
+        r"at_limit=delete_oldest_inactive",
+        message,
+    )
 
 
 def test_delete_oldest_inactive_makes_room_and_says_which(iam: LocalIAM, proxy: FaultProxy) -> None:

@@ -23,6 +23,10 @@ EXPECTED_PARAMETERS = [
     ("wait_until_usable", "Wait Until The Key Works", "advanced"),
     ("ses_smtp_region", "SES SMTP Password For Region", "advanced"),
     ("idempotency_key", "Idempotency Key", "advanced"),
+    ("description", "Description", "advanced"),
+    ("expires_after", "Expires After", "advanced"),
+    ("expiry_role_arn", "Expiry Role ARN", "advanced"),
+    ("report_other_keys", "Report The User's Other Keys", "advanced"),
 ]
 
 

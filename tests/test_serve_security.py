@@ -566,7 +566,10 @@ def test_an_oversized_context_is_code_2_and_nothing_is_created(
 def test_sigterm_exits_within_the_grace_whatever_the_calls_wait_on(
     started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy
 ) -> None:
-    grace, delay = 2, 1  # after SIGTERM: calls still arriving are served `delay`, then the grace
+    # No grace: calls are cut at SIGTERM (after the delay, during which calls still arriving are
+    # served). With one, --max-call-seconds (at most the grace) would end these calls within the
+    # drain, and the exit would find none left to name.
+    grace, delay = 0, 1
     process = serve(started, iam, "--grace", str(grace), "--shutdown-delay", str(delay))
     users = [iam.new_user() for _ in range(3)]
     proxy.inject(
@@ -615,7 +618,7 @@ def test_memory_stays_flat_under_calls_that_run_out_of_time(
     # Slots enough that none is refused: each call given up on leaves a thread reading the
     # drip (about a second), counted against the slots, and this test is about memory.
     process = serve(
-        started, iam, "--allow-endpoint", drip.url, "--max-calls", "2000", local_endpoints=False
+        started, iam, "--allow-endpoint", drip.url, "--max-calls", "1024", local_endpoints=False
     )
     stub = process.stub()
     connection = {**iam.connection(), "endpoint_url": drip.url}

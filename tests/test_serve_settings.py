@@ -4,15 +4,21 @@ and `serve` without its extra."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 
-from plugin.serve.defaults import SETTINGS
+from plugin.serve import defaults
+from plugin.serve.defaults import SETTINGS, SettingError, resolve
+from plugin.serve.policy import Policy
 from tests.conftest import ROOT, free_port, run_cli
 from tests.grpc_plugin import PluginProcess, execute_request
 from tests.local_iam import LocalIAM
+from tests.test_serve_security import ambient, create
 
 
 def test_every_flag_has_a_variable_and_the_readme_lists_it() -> None:
@@ -30,7 +36,7 @@ def test_variables_configure_serve_and_a_flag_wins(iam: LocalIAM) -> None:
     by_environment = PluginProcess(
         env={
             "IAM_CREATE_ACCESS_KEY_MAX_CALLS": "1",
-            "IAM_CREATE_ACCESS_KEY_ALLOW_ENDPOINT": f"https://example.org, {iam.url}",
+            "IAM_CREATE_ACCESS_KEY_ALLOW_ENDPOINT": f"https://example.org\n  {iam.url} ",
             "IAM_CREATE_ACCESS_KEY_GRACE": "5",
         },
         local_endpoints=False,
@@ -141,3 +147,344 @@ def test_without_the_serve_extra_it_says_which_extra_to_install(command: str) ->
         f"{command} needs the [serve] extra (grpc is not installed): pip install "
         "'iam-create-access-key[serve]'" in completed.stderr
     )
+
+
+def kubelet_service_links(service: str, ip: str, ports: dict[str, int]) -> dict[str, str]:
+    """The variables the kubelet injects into every pod of a namespace for one Service
+    (enableServiceLinks, on by default): pkg/kubelet/envvars/envvars.go's FromServices."""
+    name = service.upper().replace("-", "_")
+    first = next(iter(ports.values()))
+    links = {
+        f"{name}_SERVICE_HOST": ip,
+        f"{name}_SERVICE_PORT": str(first),
+        f"{name}_PORT": f"tcp://{ip}:{first}",
+    }
+    for port_name, port in ports.items():
+        prefix = f"{name}_PORT_{port}_TCP"
+        links[f"{name}_SERVICE_PORT_{port_name.upper().replace('-', '_')}"] = str(port)
+        links[prefix] = f"tcp://{ip}:{port}"
+        links[f"{prefix}_PROTO"] = "tcp"
+        links[f"{prefix}_PORT"] = str(port)
+        links[f"{prefix}_ADDR"] = ip
+    return links
+
+
+SERVICE_LINKS = {
+    **kubelet_service_links("iam-create-access-key", "10.96.14.7", {"grpc": 1337, "metrics": 9464}),
+    **kubelet_service_links("iam-create-access-key-metrics", "10.96.14.8", {"http": 9464}),
+    **kubelet_service_links("iam-create-access-key-unix", "10.96.14.9", {"x": 80}),
+    **kubelet_service_links("blink-runner", "10.96.3.2", {"http": 8080}),
+}
+
+
+def test_service_links_of_any_service_are_not_settings() -> None:
+    assert SERVICE_LINKS["IAM_CREATE_ACCESS_KEY_PORT"] == "tcp://10.96.14.7:1337"
+    assert SERVICE_LINKS["IAM_CREATE_ACCESS_KEY_METRICS_PORT"] == "tcp://10.96.14.8:9464"
+    assert resolve({}, SERVICE_LINKS) == resolve({}, {})
+    image = {"IAM_CREATE_ACCESS_KEY_HOST": "0.0.0.0", "IAM_CREATE_ACCESS_KEY_GRACE": "60"}  # noqa: S104
+    assert resolve({}, {**image, **SERVICE_LINKS}) == resolve({}, image)
+    # whatever Service a namespace holds, no setting's variable is one the kubelet could
+    # inject with a value of a setting's shape (an address, a number)
+    for setting in SETTINGS:
+        assert not re.search(r"_SERVICE_(HOST|PORT)|_PORT_\d+_", setting.variable)
+        if setting.variable.endswith("_PORT"):
+            assert setting.kind == defaults.INTEGER  # a link's tcp://... is never one
+
+
+def test_serve_and_health_start_beside_service_links(tmp_path: Path) -> None:
+    """As the runner starts the image: nothing but its defaults and the namespace's links."""
+    path = f"{tmp_path}/plugin.sock"
+    env = {**os.environ, **SERVICE_LINKS}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugin", "serve", "--unix", path],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        assert f"serving integration_pack.Plugin on unix:{path}" in process.stderr.readline()
+        completed = run_cli("health", "--unix", path, env=env)
+        assert (completed.returncode, completed.stdout) == (0, f"unix:{path}: SERVING\n")
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert "metrics on" not in process.stderr.read()  # the metrics Service's link is not ours
+
+
+def test_a_unix_socket_overrides_the_images_plaintext_default(tmp_path: Path) -> None:
+    """The image's ENV says INSECURE_PLAINTEXT=true (for its pod-network listener); an operator
+    who sets UNIX gets that socket, not "TLS and plaintext flags do not apply"."""
+    from tests import dockerfile
+
+    path = f"{tmp_path}/plugin.sock"
+    image = dockerfile.environment()
+    assert image["IAM_CREATE_ACCESS_KEY_INSECURE_PLAINTEXT"] == "true"
+    env = {**os.environ, **image, "IAM_CREATE_ACCESS_KEY_UNIX": path}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugin", "serve"], cwd=ROOT, env=env, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert f"serving integration_pack.Plugin on unix:{path} (unix socket" in line, line
+        completed = run_cli("health", env=env)
+        assert (completed.returncode, completed.stdout) == (0, f"unix:{path}: SERVING\n")
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert "plaintext" not in process.stderr.read()  # no warning: nothing was opened
+    # typed together on one command line, the two still contradict each other
+    typed = run_cli("serve", "--unix", path, "--insecure-plaintext", env=env, timeout=30)
+    assert typed.returncode == 2
+    assert typed.stderr == (
+        "iam-create-access-key: error: --unix listens on a local socket: TLS and plaintext "
+        "flags do not apply\n"
+    )
+
+
+ROLES = "arn:aws:iam::123456789012:role/deploy,ci", "arn:aws:iam::123456789012:role/ops+x=y@z"
+ROLE = "arn:aws:iam::123456789012:role"
+
+
+def test_a_list_variable_means_what_repeating_the_flag_means() -> None:
+    by_flags = resolve({"allow_role_arn": list(ROLES), "lend_identity": "assume-role"}, {})
+    by_variable = resolve(
+        {},
+        {
+            "IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN": f"\n  {ROLES[0]}\n\t{ROLES[1]}  \n",
+            "IAM_CREATE_ACCESS_KEY_LEND_IDENTITY": "assume-role",
+        },
+    )
+    assert by_flags == by_variable
+    assert Policy.from_settings(by_variable).allow_role_arns == ROLES  # the comma is the name's
+
+
+def test_a_role_name_with_a_comma_admits_that_role_only(iam: LocalIAM) -> None:
+    """role/deploy,ci admits role/deploy,ci, never role/deploy (which a comma list did)."""
+    deploy = "arn:aws:iam::123456789012:role/deploy"
+    process = PluginProcess(
+        env={
+            **ambient(iam),
+            "IAM_CREATE_ACCESS_KEY_LEND_IDENTITY": "assume-role",
+            "IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN": f"{deploy},ci\n{ROLES[1]}",
+        }
+    )
+    try:
+        user = iam.new_user()
+        mark = iam.mark()
+        refused = create(process.stub(), user, {"role_arn": deploy})
+        assert refused.error_code == 3
+        assert f"{deploy} is not a role this server assumes" in refused.error_message
+        assert "AssumeRole" not in iam.actions()[mark:]
+        allowed = create(process.stub(), user, {"role_arn": f"{deploy},ci"})
+        assert "Refused by this server" not in allowed.error_message
+        assert "AssumeRole" in iam.actions()[mark:]
+    finally:
+        process.stop()
+
+
+def test_a_blank_variable_means_unset() -> None:
+    blank = {setting.variable: " " for setting in SETTINGS}
+    assert resolve({}, blank) == resolve({}, {})
+
+
+@pytest.mark.parametrize(
+    ("arguments", "env", "expected"),
+    [
+        ((), {"IAM_CREATE_ACCESS_KEY_MAX_CALL_SECONDS": "nan"},
+         "IAM_CREATE_ACCESS_KEY_MAX_CALL_SECONDS='nan' is not a finite number"),
+        (("--grace", "nan"), {}, "--grace='nan' is not a finite number"),
+        ((), {"IAM_CREATE_ACCESS_KEY_GRACE": "inf"},
+         "IAM_CREATE_ACCESS_KEY_GRACE='inf' is not a finite number"),
+        ((), {"IAM_CREATE_ACCESS_KEY_PORT": "70000"},
+         "IAM_CREATE_ACCESS_KEY_PORT='70000' is not from 0 to 65535"),
+        (("--metrics-port", "65536"), {}, "--metrics-port='65536' is not from 0 to 65535"),
+        (("--max-calls", "0"), {}, "--max-calls='0' is not from 1 to 1024"),
+        (("--max-calls", "1_000"), {},
+         "--max-calls='1_000' is not a whole number (decimal digits only)"),
+        ((), {"IAM_CREATE_ACCESS_KEY_MAX_CALLS": "1_000"},
+         "IAM_CREATE_ACCESS_KEY_MAX_CALLS='1_000' is not a whole number (decimal digits only)"),
+        ((), {"IAM_CREATE_ACCESS_KEY_MAX_CALLS": "100000000"},
+         "IAM_CREATE_ACCESS_KEY_MAX_CALLS='100000000' is not from 1 to 1024"),
+        ((), {"IAM_CREATE_ACCESS_KEY_GRACE": "1e308"},
+         "IAM_CREATE_ACCESS_KEY_GRACE='1e308' is not a number in decimal digits (such as 60 or "
+         "2.5)"),
+        (("--grace", "86401"), {}, "--grace='86401' is not from 0 to 86400"),
+        (("--grace", "0", "--max-call-seconds", "86400.5"), {},
+         "--max-call-seconds='86400.5' is not more than 0 and at most 86400"),
+        ((), {"IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN": f"{ROLE}/a, {ROLE}/b"},
+         f"IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN='{ROLE}/a,' ends in a comma: a list's items are "
+         "separated by whitespace, not commas"),
+        ((), {"IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN": "not-an-arn"},
+         "IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN='not-an-arn' is not a role ARN pattern "
+         "(arn:PARTITION:iam::ACCOUNT-or-*:role/NAME, * allowed in NAME)"),
+        (("--allow-role-arn", "arn:aws:iam::*:user/ci"), {},
+         "--allow-role-arn='arn:aws:iam::*:user/ci' is not a role ARN pattern "
+         "(arn:PARTITION:iam::ACCOUNT-or-*:role/NAME, * allowed in NAME)"),
+        (("--host", " "), {}, "--host is blank"),
+        (("--allow-endpoint", ""), {},
+         "--allow-endpoint='': an item is one word, neither blank nor spaced"),
+        (("--lend-identity", "everyone"), {}, "--lend-identity='everyone': one of none, assume-role, all"),
+        (("--max-call-seconds", "120"), {},
+         "--max-call-seconds (120) is longer than --grace (60): a call could outlive the drain "
+         "at SIGTERM; lower it, or raise --grace"),
+    ],
+    ids=["nan-variable", "nan-flag", "inf", "port", "metrics-port", "max-calls", "underscore-flag",
+         "underscore-variable", "max-calls-too-many", "exponent", "grace-over-a-day",
+         "max-call-seconds-over-a-day", "roles-with-commas", "role-not-an-arn", "user-not-role",
+         "blank-flag", "blank-item", "choice-flag", "longer-than-grace"],
+)  # fmt: skip
+def test_flags_and_variables_out_of_range_stop_it_in_one_line(
+    arguments: tuple[str, ...], env: dict[str, str], expected: str
+) -> None:
+    completed = run_cli("serve", *arguments, env={**os.environ, **env}, timeout=30)
+    assert completed.returncode == 2
+    assert completed.stderr == f"iam-create-access-key: error: {expected}\n"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "arn:aws:iam::123456789012:role/deploy",
+        "arn:aws:iam::*:role/keymaker-*",
+        "arn:aws-us-gov:iam::123456789012:role/team/ci/*",
+        "arn:aws-cn:iam::123456789012:role/deploy,ci",
+    ],
+)
+def test_role_arn_patterns_an_operator_writes_are_read_as_written(pattern: str) -> None:
+    env = {"IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN": pattern}
+    assert resolve({}, env)["allow_role_arn"] == [pattern]
+
+
+def test_every_seconds_setting_is_bounded_and_the_whole_stop_fits_a_timer() -> None:
+    from plugin.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS
+
+    seconds = [setting for setting in SETTINGS if setting.metavar == "SECONDS"]
+    assert {setting.name for setting in seconds} >= {"grace", "max_call_seconds"}
+    for setting in seconds:
+        assert setting.most is not None, setting.name
+        assert setting.most <= defaults.MOST_SECONDS == 86400, setting.name
+    # what a stop can add up to: every delay at its most, then the exit's own seconds
+    longest_stop = sum(s.most or 0 for s in seconds) + EXIT_MARGIN_SECONDS + EXIT_LISTING_SECONDS
+    assert longest_stop < threading.TIMEOUT_MAX
+
+
+def test_the_longest_grace_serves_and_stops_without_a_traceback() -> None:
+    """GRACE=1e308 started, then grpc's stop(grace) raised OverflowError at SIGTERM; the
+    longest grace the grammar now admits is one its timers take."""
+    most = f"{defaults.MOST_SECONDS:g}"
+    process = PluginProcess(env={"IAM_CREATE_ACCESS_KEY_GRACE": most})
+    try:
+        assert process.terminate() == 0
+        text = process.text()
+        assert f"(at most {most} s)" in text
+        assert "Traceback" not in text
+        assert "OverflowError" not in text
+    finally:
+        process.stop()
+
+
+def test_max_call_seconds_follows_the_grace_unless_given() -> None:
+    assert resolve({}, {})["max_call_seconds"] == 60
+    assert resolve({"grace": "20"}, {})["max_call_seconds"] == 20
+    assert resolve({"grace": "20", "max_call_seconds": "15"}, {})["max_call_seconds"] == 15
+    with pytest.raises(SettingError):
+        resolve({"grace": "20", "max_call_seconds": "25"}, {})
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "50000 100000\n"}, 0.5),
+        ({"cpu.max": "250000 100000\n"}, 2.5),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "150000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.5),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+    ids=["v2-half", "v2-two-and-a-half", "v2-unlimited", "v1", "v1-unlimited", "none"],
+)
+def test_the_pods_cpu_limit_is_read_from_its_cgroup(
+    tmp_path: Path, files: dict[str, str], expected: float | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert defaults.cgroup_cpu_limit(tmp_path) == expected
+    node = len(os.sched_getaffinity(0))
+    assert defaults.available_cpus(tmp_path) == (node if expected is None else min(node, expected))
+
+
+def test_max_calls_follows_the_pods_processors_not_the_nodes() -> None:
+    # a 500m pod on a 16-core node: 32 (the node's count gave 64)
+    assert defaults.default_max_calls(min(16, 0.5)) == 32
+    assert defaults.default_max_calls(3) == 48
+    assert defaults.default_max_calls(16) == 64
+
+
+@pytest.mark.parametrize("command", ["serve", "health", "describe"])
+def test_debug_shows_the_traceback_of_an_internal_error(command: str) -> None:
+    probe = (
+        "import sys\n"
+        "import plugin.manifest, plugin.serve.server, plugin.serve.health_check\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise ZeroDivisionError('the bug itself')\n"
+        "plugin.manifest.describe = plugin.serve.server.serve = broken\n"
+        "plugin.serve.health_check.check = broken\n"
+        "from plugin.cli import main\n"
+        f"sys.exit(main(['{command}', '--debug']))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 1
+    assert "Traceback (most recent call last)" in completed.stderr
+    assert "ZeroDivisionError: the bug itself" in completed.stderr
+    assert completed.stderr.endswith(
+        "iam-create-access-key: error: internal error (run with --debug for details)\n"
+    )
+    quiet = subprocess.run(
+        [sys.executable, "-c", probe.replace(", '--debug'", "")],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert quiet.stderr == (
+        "iam-create-access-key: error: internal error (run with --debug for details)\n"
+    )
+
+
+@pytest.mark.parametrize("plaintext", [None, "false"], ids=["line-dropped", "set-false"])
+def test_the_readmes_mutual_tls_recipe_with_the_images_environment(
+    tmp_path: Path, plaintext: str | None
+) -> None:
+    from tests import dockerfile
+    from tests.pki import RUNNER_DNS, make_pki
+
+    pki = make_pki(tmp_path)
+    recipe = {
+        "IAM_CREATE_ACCESS_KEY_TLS_CERT": pki["server"][3],
+        "IAM_CREATE_ACCESS_KEY_TLS_KEY": pki["server"][2],
+        "IAM_CREATE_ACCESS_KEY_TLS_CLIENT_CA": pki["ca"][3],
+        "IAM_CREATE_ACCESS_KEY_TLS_CLIENT_NAME": RUNNER_DNS,
+        "IAM_CREATE_ACCESS_KEY_PORT": str(free_port()),
+    }
+    if plaintext is not None:
+        recipe["IAM_CREATE_ACCESS_KEY_INSECURE_PLAINTEXT"] = plaintext
+    env = {**os.environ, **dockerfile.environment(), **recipe}
+    if plaintext is None:  # the old recipe: the image's ENV still says true
+        completed = run_cli("serve", env=env, timeout=30)
+        assert completed.returncode == 2
+        assert "--insecure-plaintext contradicts --tls-cert/--tls-key" in completed.stderr
+        return
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugin", "serve"], cwd=ROOT, env=env, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        assert "(mutual TLS" in process.stderr.readline()
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -1,64 +1,122 @@
-"""The action as a Shuffle app, driven by Shuffle's own SDK (no mock of it), against moto: the
-standalone mode, the production path (the SDK posting its result to a stand-in for Shuffle's
-backend) and the microservice mode; custody under the SDK's timeout and under faults.
+"""The action as a Shuffle app, built and run as Shuffle builds and runs it, with Shuffle's own
+SDK (no mock of it), against moto.
 
-The app runs in a virtual environment of its own holding what Shuffle's app image holds: the
-SDK (the `shuffle` extra's pin) and the app's requirements.txt (the action's wheel)."""
+Built as Shuffle builds it: the app folder alone (copied away from the checkout), its
+requirements installed in a fresh virtual environment as its Dockerfile installs them (pip's
+hash-checking mode, the lock only), nothing of the checkout on the path: the action's code comes
+from the zip in src/ (what Shuffle's cloud build also keeps: flat files in src/).
+
+Run as Shuffle runs it: the environment of Shuffle's worker (functions/onprem/worker/worker.go:
+EXECUTIONID, AUTHORIZATION, CALLBACK_URL, BASE_URL, TZ, SHUFFLE_LOGS_DISABLED, ACTION,
+SHUFFLE_APP_SDK_TIMEOUT), the image's ENV (read from the app's Dockerfile) and what a Helm chart's
+extraEnvVars would add (the endpoint), nothing else; authentication passed as the backend passes
+it (action arguments; a single space for a field left empty, as Shuffle's form demands)."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
 import venv
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pyrage
 import pytest
-import tomllib
 import yaml
+from packaging.requirements import Requirement
 
-from plugin import manifest, resources, shuffle_app
+from plugin import manifest, resources, shuffle_app, shuffle_folder
+from plugin.errors import ActionError
+from plugin.shuffle_settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
 from tests import fault_proxy as faults
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 from tests.shuffle_backend import ShuffleBackend, action
 
-APP = ROOT / "shuffle" / "iam-create-access-key" / "0.1.0"
-ALLOW_LOCAL = {"IAM_CREATE_ACCESS_KEY_ALLOW_ENDPOINT": "http://127.0.0.1:*"}
+APP = shuffle_folder.APP
 
 pytestmark = pytest.mark.slow
 
 
+@dataclasses.dataclass(frozen=True)
+class BuiltApp:
+    python: Path  # the image's interpreter (a fresh virtual environment)
+    src: Path  # /app in the image: a copy of src/, away from the checkout
+    home: Path  # the container's HOME: no AWS config of the machine's user
+
+
 @pytest.fixture(scope="module")
-def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The app image's Python: Shuffle's SDK, then the app's requirements.txt."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
+    """The app image's Python, built once for the module as the Dockerfile builds it."""
     folder = tmp_path_factory.mktemp("shuffle-app")
-    wheels = folder / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "--wheel-dir", str(wheels), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    (sdk,) = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"
-    ]["shuffle"]
+    copy = folder / "app"
+    shutil.copytree(APP, copy)
     venv.create(folder / "venv", with_pip=True)
-    interpreter = folder / "venv" / "bin" / "python"
+    python = folder / "venv" / "bin" / "python"
     subprocess.run(
-        [str(interpreter), "-m", "pip", "install", "-q", "--no-cache-dir", sdk,
-         f"--find-links={wheels}", "-r", str(APP / "requirements.txt")],
+        [str(python), "-m", "pip", "install", "-q", "--require-hashes",
+         "-r", str(copy / "requirements.lock")],
         check=True,
         capture_output=True,
+        cwd=folder,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        timeout=900,
     )  # fmt: skip
-    return interpreter
+    (folder / "home").mkdir()
+    return BuiltApp(python, copy / "src", folder / "home")
+
+
+def stitch(folder: Path, target: Path) -> None:
+    """What shuffle-shared app_upload/stitcher.go makes of an app folder for Shuffle's cloud:
+    main.py from src/app.py (lines naming walkoff_app_sdk dropped, cut at `if __name__ ==`;
+    Shuffle prepends its SDK's AppBase, which app.py imports), requirements.txt, and the flat
+    files of src/ beside them (subfolders skipped)."""
+    target.mkdir()
+    kept = []
+    for line in (folder / "src" / "app.py").read_text().split("\n"):
+        if "walkoff_app_sdk" in line or ("console_logger" in line and "await" in line):
+            continue
+        if "if __name__ ==" in line:
+            break
+        kept.append(line)
+    (target / "main.py").write_text("\n".join(kept))
+    shutil.copy(folder / "requirements.txt", target / "requirements.txt")
+    for path in (folder / "src").iterdir():
+        if path.is_file() and path.name != "app.py":
+            shutil.copy(path, target / path.name)
+
+
+@pytest.fixture(scope="module")
+def stitched(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
+    """The app as Shuffle's cloud build lays it out, its requirements.txt installed alone."""
+    folder = tmp_path_factory.mktemp("shuffle-cloud")
+    stitch(APP, folder / "function")
+    venv.create(folder / "venv", with_pip=True)
+    python = folder / "venv" / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-r", "requirements.txt"],
+        check=True,
+        capture_output=True,
+        cwd=folder / "function",
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        timeout=900,
+    )
+    (folder / "home").mkdir()
+    return BuiltApp(python, folder / "function", folder / "home")
 
 
 @pytest.fixture
@@ -68,35 +126,57 @@ def backend() -> Iterator[ShuffleBackend]:
     stand_in.stop()
 
 
-def app_env(**more: str) -> dict[str, str]:
-    """The app container's environment: no AWS identity of its own unless a test gives one."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHUFFLE_"))}
-    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    env.update(AWS_EC2_METADATA_DISABLED="true", **ALLOW_LOCAL, **more)
-    return env
+def image_env() -> dict[str, str]:
+    """The ENV lines of the app's Dockerfile: the operator's settings the image carries."""
+    found = re.findall(r"^ENV (\w+)=(.*)$", (APP / "Dockerfile").read_text(), re.MULTILINE)
+    assert found, "the Dockerfile sets the app's settings"
+    return dict(found)
 
 
-def fields(iam: LocalIAM, endpoint: str, **parameters: str) -> dict[str, str]:
-    """The action's parameters and the authentication fields, as Shuffle's form holds them."""
+def worker_env(built: BuiltApp, **more: str) -> dict[str, str]:
+    """The app container's environment: the image's (PATH, HOME, its ENV), the worker's fixed
+    list, then what a test adds as the image or a Helm chart's extraEnvVars would."""
     return {
-        "regions": "us-east-1",
-        "access_key_id": ADMIN_KEY_ID,
-        "secret_access_key": ADMIN_SECRET,
-        "region": "us-east-1",
-        "endpoint_url": endpoint,
-        "session_token": "",  # a field left empty: not given
-        **parameters,
+        "PATH": f"{built.python.parent}:/usr/bin:/bin",
+        "HOME": str(built.home),
+        "LANG": "C.UTF-8",
+        **image_env(),
+        "EXECUTIONID": "",
+        "AUTHORIZATION": "",
+        "CALLBACK_URL": "",
+        "BASE_URL": "",
+        "TZ": "Europe/Amsterdam",
+        "SHUFFLE_LOGS_DISABLED": "",
+        "SHUFFLE_APP_SDK_TIMEOUT": "",  # deployApp adds it even when the worker has none
+        **more,
     }
 
 
-def standalone(python: Path, given: dict[str, str], **env: str) -> tuple[dict[str, Any], str]:
+def chart(proxy: FaultProxy) -> dict[str, str]:
+    """What an operator adds in the Helm chart's extraEnvVars: the IAM endpoint (moto's)."""
+    return {"AWS_ENDPOINT_URL": proxy.url}
+
+
+def authentication(**given: str) -> dict[str, str]:
+    """The app's authentication, as the backend copies it into the action's arguments: the
+    session token left "empty" (a space, as Shuffle's form demands)."""
+    return {
+        "access_key_id": ADMIN_KEY_ID,
+        "secret_access_key": ADMIN_SECRET,
+        "session_token": " ",
+        "region": "us-east-1",
+        **given,
+    }
+
+
+def standalone(built: BuiltApp, given: dict[str, str], **env: str) -> tuple[dict[str, Any], str]:
     """`python app.py --standalone --action=create_access_key --name=value ...`: the result the
     SDK prints, and everything the process wrote."""
     completed = subprocess.run(
-        [str(python), "app.py", "--standalone", "--action=create_access_key",
+        [str(built.python), "app.py", "--standalone", "--action=create_access_key",
          *[f"--{name}={value}" for name, value in given.items()]],
-        cwd=APP / "src",
-        env=app_env(**env),
+        cwd=built.src,
+        env=worker_env(built, **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -107,87 +187,21 @@ def standalone(python: Path, given: dict[str, str], **env: str) -> tuple[dict[st
     return json.loads(printed), completed.stdout + completed.stderr
 
 
-# ---- api.yaml, from the manifest -------------------------------------------------------------
-
-
-def test_api_yaml_is_the_manifest_regenerated() -> None:
-    assert (APP / "api.yaml").read_text() == shuffle_app.render(), "run make shuffle-app"
-
-
-def test_api_yaml_has_every_parameter_in_order_and_the_authentication() -> None:
-    document = yaml.safe_load((APP / "api.yaml").read_text())
-    assert document["app_version"] == resources.manifest()["version"]
-    (only,) = document["actions"]
-    assert only["name"] == "create_access_key"
-    parameters = {p["name"]: p for p in only["parameters"]}
-    assert list(parameters) == [p["name"] for p in manifest.parameters()]
-    assert parameters["status"]["options"] == ["Active", "Inactive"]
-    assert parameters["disable_xml_to_json"]["options"] == ["false", "true"]
-    assert parameters["user_name"]["example"] == "Bob"
-    assert parameters["user_name"]["description"].startswith("User Name: ")
-    assert json.loads(only["returns"]["example"])["success"] is True
-    auth = {p["name"]: p for p in document["authentication"]["parameters"]}
-    assert list(auth) == list(resources.schema("connection")["properties"])
-    for secret in ("secret_access_key", "session_token"):
-        assert auth[secret]["schema"]["format"] == "password"
-        assert auth[secret]["example"] == "*****"
-    assert "format" not in auth["access_key_id"]["schema"]
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"), [("", 27.0), ("30", 27.0), ("100", 97.0), ("4", 2.0), ("x", 27.0)]
-)
-def test_the_actions_deadline_is_below_the_sdks(given: str, expected: float) -> None:
-    assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": given}) == expected
-
-
-# ---- the three ways the SDK runs an app ------------------------------------------------------
-
-
-def test_standalone_creates_one_key_and_answers_in_shuffles_convention(
-    python: Path, iam: LocalIAM, proxy: FaultProxy
-) -> None:
-    user = iam.new_user()
-    mark = proxy.mark()
-    result, output = standalone(python, fields(iam, proxy.url, user_name=user))
-
-    assert result["success"] is True
-    key = result["AccessKey"]
-    assert (key["UserName"], key["Status"]) == (user, "Active")
-    assert iam.key_ids(user) == [key["AccessKeyId"]]
-    assert proxy.issued_secrets(mark) == [key["SecretAccessKey"]]
-    assert output.count(key["SecretAccessKey"]) == 1  # in the printed result only
-    assert ADMIN_SECRET not in output
-
-
-def test_standalone_failure_has_the_code_and_reason(
-    python: Path, iam: LocalIAM, proxy: FaultProxy
-) -> None:
-    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
-    result, _ = standalone(python, fields(iam, proxy.url, user_name=ghost, wait_for_user="0"))
-    assert result == {
-        "success": False,
-        "reason": result["reason"],
-        "error_code": 3,
-    }
-    assert result["reason"].startswith(f'CreateAccessKey failed for user "{ghost}": NoSuchEntity')
-    bad, _ = standalone(python, fields(iam, proxy.url, user_name="not valid!", statuss="x"))
-    assert bad["error_code"] == 2
-    assert "parameters.statuss: unknown field" in bad["reason"]
-    assert "parameters.user_name: must match" in bad["reason"]
-
-
-def run_production(python: Path, backend: ShuffleBackend, given: dict[str, str]) -> str:
+def run_production(
+    built: BuiltApp, backend: ShuffleBackend, given: dict[str, str], **env: str
+) -> str:
     """As Shuffle's worker starts an app: the action and execution in its environment."""
     completed = subprocess.run(
-        [str(python), "app.py"],
-        cwd=APP / "src",
-        env=app_env(
+        [str(built.python), "app.py"],
+        cwd=built.src,
+        env=worker_env(
+            built,
             ACTION=json.dumps(action(given)),
             AUTHORIZATION="workflow-authorization",
             EXECUTIONID="execution-1",
             BASE_URL=backend.url,
             CALLBACK_URL=backend.url,
+            **env,
         ),
         capture_output=True,
         text=True,
@@ -198,17 +212,254 @@ def run_production(python: Path, backend: ShuffleBackend, given: dict[str, str])
     return completed.stdout + completed.stderr
 
 
-def test_production_path_posts_the_result_and_keeps_secrets_out_of_the_logs(
-    python: Path, backend: ShuffleBackend, iam: LocalIAM, proxy: FaultProxy
+def posted_log(posted: dict[str, Any]) -> str:
+    (logs,) = [p["value"] for p in posted["action"]["parameters"]
+               if p["name"] == "shuffle_action_logs"]  # fmt: skip
+    return str(logs)
+
+
+# ---- the app folder, generated ---------------------------------------------------------------
+
+
+def test_the_app_folder_is_this_checkout_regenerated() -> None:
+    for relative, content in shuffle_folder.generated().items():
+        assert (APP / relative).read_bytes() == content, f"{relative}: run make shuffle-app"
+    assert sorted(p.name for p in (APP / "src").iterdir()) == [
+        "app.py",
+        "iam_create_access_key.zip",
+    ]
+
+
+def test_every_requirement_is_pinned_with_hashes_and_fits_the_project() -> None:
+    lock = (APP / "requirements.lock").read_text()
+    pins = dict(re.findall(r"^([\w.-]+)==(\S+) \\$", lock, re.MULTILINE))
+    entries = re.split(r"\n(?=[\w.-]+==)", lock.split("\n\n")[-1].strip())
+    assert all("--hash=sha256:" in entry for entry in entries if "==" in entry)
+    wanted = (APP / "requirements.in").read_text().splitlines()[1:]
+    for line in wanted:
+        requirement = Requirement(line)
+        version = pins[requirement.name.lower().replace("_", "-")]
+        assert requirement.specifier.contains(version), line
+    assert pins["shuffle-sdk"] == "0.0.41"
+    assert "pyrage" in pins  # Seal Secret To works in the image
+    assert "iam-create-access-key" not in lock  # a name no index serves: never requested
+
+
+def test_the_vendored_zip_holds_the_package_with_its_manifest_and_schemas() -> None:
+    with zipfile.ZipFile(APP / "src" / "iam_create_access_key.zip") as archive:
+        names = set(archive.namelist())
+    assert {"plugin/__init__.py", "plugin/shuffle_app.py", "plugin/action.yaml",
+            "plugin/schemas/connection.schema.json"} <= names  # fmt: skip
+    digest = hashlib.sha256((APP / "src" / "iam_create_access_key.zip").read_bytes()).hexdigest()
+    assert f'VENDORED_SHA256 = "{digest}"' in (APP / "src" / "app.py").read_text()
+
+
+def test_the_dockerfile_installs_the_lock_by_hash_and_lints_clean() -> None:
+    """The fixture below builds as this Dockerfile does: the lock, hash-checked; then src/."""
+    recipe = (APP / "Dockerfile").read_text()
+    assert "FROM frikky/shuffle:app_sdk AS base" in recipe
+    assert "--require-hashes -r /requirements.lock" in recipe
+    assert "COPY src /app" in recipe
+    hadolint = Path(sys.executable).parent / "hadolint"
+    linted = subprocess.run([str(hadolint), str(APP / "Dockerfile")], capture_output=True,
+                            text=True, check=False)  # fmt: skip
+    assert linted.returncode == 0, linted.stdout
+
+
+# ---- api.yaml, for Shuffle's editor ----------------------------------------------------------
+
+
+def test_api_yaml_asks_for_authentication_shuffle_passes_to_the_app() -> None:
+    document = yaml.safe_load((APP / "api.yaml").read_text())
+    assert document["name"] == "AWS IAM Create Access Key"
+    assert document["app_version"] == resources.manifest()["version"]
+    assert document["contact_info"]["name"] == "iam-create-access-key maintainers"
+    assert document["authentication"]["required"] is True
+    fields = {p["name"]: p for p in document["authentication"]["parameters"]}
+    assert tuple(fields) == AUTHENTICATION == ("access_key_id", "secret_access_key",
+                                               "session_token", "region")  # fmt: skip
+    assert [n for n, f in fields.items() if f["required"]] == ["access_key_id", "secret_access_key"]
+    assert all(len(f["description"]) <= 80 and "format" not in f["schema"] for f in fields.values())
+    assert fields["secret_access_key"]["example"] == "*****"
+    assert fields["session_token"]["example"] == " "  # shown as a value: "none"
+    icon = document["large_image"]
+    assert icon.startswith("data:image/png;base64,")
+    assert base64.b64decode(icon.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_api_yaml_offers_every_parameter_in_the_editors_order_with_one_line_each() -> None:
+    document = yaml.safe_load((APP / "api.yaml").read_text())
+    (only,) = document["actions"]
+    assert only["name"] == "create_access_key"
+    parameters = {p["name"]: p for p in only["parameters"]}
+    offered = [p["name"] for p in manifest.parameters() if p["name"] not in OPERATOR_PARAMETERS]
+    assert sorted(parameters) == sorted(offered)
+    assert list(parameters)[:4] == ["user_name", "regions", "seal_secret_to", "vault"]
+    assert all(len(p["description"]) <= 130 for p in parameters.values())
+    assert parameters["status"]["options"] == ["Active", "Inactive"]
+    assert parameters["disable_xml_to_json"]["options"] == ["false", "true"]
+    assert json.loads(only["returns"]["example"])["success"] is True
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [("", 30), ("45", 45), ("45.5", 30), (" 45 ", 45), ("x", 30), ("1_0", 10)],
+    ids=["unset", "45", "45.5", "spaces", "text", "underscore"],
+)
+def test_the_sdks_timeout_is_read_as_the_sdk_reads_it(given: str, seconds: int) -> None:
+    """shuffle_sdk.py: int(SHUFFLE_APP_SDK_TIMEOUT) if not empty, 30 if that fails."""
+    assert shuffle_app.sdk_timeout({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds
+    assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds - 3
+
+
+@pytest.mark.parametrize(
+    ("said", "read"),
+    [
+        ("connection.region: must match ^[a-z0-9-]+$",
+         "authentication.region: must match ^[a-z0-9-]+$"),
+        ('CreateAccessKey failed for user "bob": internal error KeyError (run with --debug for '
+         "details)",
+         'CreateAccessKey failed for user "bob": internal error KeyError (the app\'s log has the '
+         "details when its DEBUG variable is true)"),
+    ],
+    ids=["field", "details"],
+)  # fmt: skip
+def test_the_actions_messages_are_said_in_shuffles_words(said: str, read: str) -> None:
+    assert shuffle_app.in_shuffle_words(said) == read
+
+
+def test_an_expiry_without_the_operators_role_is_refused_in_shuffles_words() -> None:
+    """Once the manifest has Expires After (issue 23), a call asking for it on this door needs
+    the operator's role; the request is stood in for (this checkout's may lack the fields)."""
+    request = SimpleNamespace(
+        parameters=SimpleNamespace(expires_after="1h", expiry_role_arn=None, vault=None),
+        connection=SimpleNamespace(access_key_id=ADMIN_KEY_ID),
+    )
+    with pytest.raises(ActionError) as refused:
+        Settings.from_environment({}).admit(request)  # type: ignore[arg-type]
+    assert refused.value.error_code == 2
+    assert str(refused.value).endswith(
+        "needs the app's setting IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN, which is not set: its "
+        "administrator sets it on the app's image (ENV) or in the Helm chart's extraEnvVars "
+        "(nothing was sent)"
+    )
+    granted = SimpleNamespace(
+        parameters=SimpleNamespace(expires_after="1h", expiry_role_arn="arn:aws:iam::1:role/x",
+                                   vault=None),
+        connection=request.connection,
+    )  # fmt: skip
+    Settings.from_environment({}).admit(granted)  # type: ignore[arg-type]
+
+
+# ---- the image, as built ---------------------------------------------------------------------
+
+
+def test_the_image_has_no_action_package_but_the_vendored_one(built: BuiltApp) -> None:
+    probe = "import importlib.util as u; print(u.find_spec('plugin'))"
+    alone = subprocess.run([str(built.python), "-c", probe], cwd=built.home,
+                           env=worker_env(built), capture_output=True, text=True, check=True)  # fmt: skip
+    assert alone.stdout.strip() == "None"  # nothing named plugin was installed from an index
+    loaded = subprocess.run(
+        [str(built.python), "-c", "import app, plugin; print(plugin.__file__)"],
+        cwd=built.src, env=worker_env(built), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert loaded.stdout.strip() == str(built.src / "iam_create_access_key.zip/plugin/__init__.py")
+
+
+def test_the_cloud_builds_layout_creates_a_key(
+    stitched: BuiltApp, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """main.py (stitched) beside the zip, with requirements.txt's packages only: the SDK's
+    standalone run of the stitched class creates one key."""
+    user = iam.new_user()
+    arguments = ["--standalone", "--action=create_access_key", f"--user_name={user}",
+                 *[f"--{k}={v}" for k, v in authentication().items()]]  # fmt: skip
+    run = (
+        f"import sys; sys.argv[1:] = {arguments!r}; import main; main.{shuffle_folder.CLASS}.run()"
+    )
+    completed = subprocess.run(
+        [str(stitched.python), "-c", run],
+        cwd=stitched.src,
+        env=worker_env(stitched, **chart(proxy)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(completed.stdout.split("=====\n", 1)[1])
+    assert result["success"] is True, result
+    assert iam.key_ids(user) == [result["AccessKey"]["AccessKeyId"]]
+
+
+def test_a_vendored_zip_that_is_not_the_generated_one_is_never_imported(
+    built: BuiltApp, tmp_path: Path
+) -> None:
+    src = tmp_path / "app"
+    shutil.copytree(built.src, src)
+    archive = src / "iam_create_access_key.zip"
+    archive.write_bytes(archive.read_bytes().replace(b"Creates a new AWS", b"Creates a bad AWS"))
+    loaded = subprocess.run([str(built.python), "-c", "import app"], cwd=src,
+                            env=worker_env(built), capture_output=True, text=True, check=False)  # fmt: skip
+    assert loaded.returncode == 1
+    assert f"ImportError: {archive} is not the code this app was generated with" in loaded.stderr
+
+
+# ---- the three ways the SDK runs an app ------------------------------------------------------
+
+
+def test_standalone_with_spaces_for_empty_fields_creates_one_key(
+    built: BuiltApp, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    user = iam.new_user()
+    mark = proxy.mark()
+    given = {**authentication(region=" "), "user_name": user, "regions": "us-east-1"}
+    expiry = {"IAM_CREATE_ACCESS_KEY_EXPIRY_ROLE_ARN": "arn:aws:iam::123456789012:role/expiry"}
+    result, output = standalone(built, given, **chart(proxy), **expiry)  # no expiry asked: unused
+
+    assert result["success"] is True, result
+    key = result["AccessKey"]
+    assert (key["UserName"], key["Status"]) == (user, "Active")
+    assert iam.key_ids(user) == [key["AccessKeyId"]]
+    assert proxy.issued_secrets(mark) == [key["SecretAccessKey"]]
+    assert output.count(key["SecretAccessKey"]) == 1  # in the printed result only
+    assert ADMIN_SECRET not in output
+
+
+def test_standalone_failures_speak_of_the_apps_fields(
+    built: BuiltApp, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    given = {**authentication(), "user_name": ghost, "wait_for_user": "0"}
+    result, _ = standalone(built, given, **chart(proxy))
+    assert result == {"success": False, "reason": result["reason"], "error_code": 3}
+    assert result["reason"].startswith(f'CreateAccessKey failed for user "{ghost}": NoSuchEntity')
+    mark = iam.mark()
+    bad, _ = standalone(
+        built, {**authentication(region="not a region"), "user_name": "not valid!", "statuss": "x"},
+        **chart(proxy),
+    )  # fmt: skip
+    assert bad["error_code"] == 2
+    assert "parameters.statuss: unknown field" in bad["reason"]
+    assert "parameters.user_name: must match" in bad["reason"]
+    assert "authentication.region: must match" in bad["reason"]
+    assert "connection" not in bad["reason"]
+    assert iam.since(mark) == []
+
+
+def test_production_path_with_debug_logs_keeps_every_secret_out_of_every_line(
+    built: BuiltApp, backend: ShuffleBackend, iam: LocalIAM, proxy: FaultProxy
 ) -> None:
     user = iam.new_user()
     ghost = f"ghost-{uuid.uuid4().hex[:8]}"
     mark = proxy.mark()
-    outputs = run_production(python, backend, fields(iam, proxy.url, user_name=user))
+    debug = {"DEBUG": "true", **chart(proxy)}  # DEBUG: the image's ENV or extraEnvVars
+    outputs = run_production(built, backend, {**authentication(), "user_name": user}, **debug)
     outputs += run_production(
-        python, backend, fields(iam, proxy.url, user_name=ghost, wait_for_user="0")
+        built, backend, {**authentication(), "user_name": ghost, "wait_for_user": "0"}, **debug
     )
 
+    assert "[DEBUG] Param:" in outputs  # the SDK logged every argument ...
+    assert "'secret_access_key': '***'" in outputs  # ... with the secret masked
     succeeded, failed = backend.received()
     assert (succeeded["status"], succeeded["execution_id"]) == ("SUCCESS", "execution-1")
     key = json.loads(succeeded["result"])["AccessKey"]
@@ -219,27 +470,48 @@ def test_production_path_posts_the_result_and_keeps_secrets_out_of_the_logs(
     assert (failure["success"], failure["error_code"]) == (False, 3)
     assert "NoSuchEntity" in failure["reason"]
     for posted in (succeeded, failed):
-        (logs,) = [p["value"] for p in posted["action"]["parameters"]
-                   if p["name"] == "shuffle_action_logs"]  # fmt: skip
+        logs = posted_log(posted)
         assert "create_access_key" in logs  # the SDK's captured log is there ...
         assert secret not in logs  # ... without the new secret
+        assert ADMIN_SECRET not in logs  # ... nor the authentication's
     assert secret not in outputs
+    assert ADMIN_SECRET not in outputs
+
+
+def test_an_unresolved_reference_is_refused_with_its_cause(
+    built: BuiltApp, backend: ShuffleBackend, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """user_name is `$create_user.User.UserName`, and the execution has no such result: the SDK
+    adds shuffle_variable_error; the step says so, and nothing reaches IAM (no key for the
+    identity that signs)."""
+    mark = iam.mark()
+    given = {**authentication(), "user_name": "$create_user.User.UserName"}
+    run_production(built, backend, given, **chart(proxy))
+    (posted,) = backend.received()
+    assert json.loads(posted["result"]) == {
+        "success": False,
+        "reason": "Failed finding 'create_user . User . UserName': a $ reference in this step's "
+        "arguments found no value in the execution; fix the reference (nothing was sent to AWS)",
+        "error_code": 2,
+    }
+    assert iam.since(mark) == []
 
 
 def test_microservice_mode_runs_the_action_posted_to_it(
-    python: Path, backend: ShuffleBackend, iam: LocalIAM, proxy: FaultProxy
+    built: BuiltApp, backend: ShuffleBackend, iam: LocalIAM, proxy: FaultProxy
 ) -> None:
     port = free_port()
     server = subprocess.Popen(
-        [str(python), "app.py"],
-        cwd=APP / "src",
-        env=app_env(SHUFFLE_SWARM_CONFIG="run", SHUFFLE_APP_EXPOSED_PORT=str(port)),
+        [str(built.python), "app.py"],
+        cwd=built.src,
+        env=worker_env(
+            built, SHUFFLE_SWARM_CONFIG="run", SHUFFLE_APP_EXPOSED_PORT=str(port), **chart(proxy)
+        ),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
@@ -249,7 +521,7 @@ def test_microservice_mode_runs_the_action_posted_to_it(
                 time.sleep(0.2)
         user = iam.new_user()
         run = {
-            "action": action(fields(iam, proxy.url, user_name=user)),
+            "action": action({**authentication(), "user_name": user}),
             "authorization": "workflow-authorization",
             "execution_id": "execution-2",
             "url": backend.url,
@@ -274,20 +546,33 @@ def test_microservice_mode_runs_the_action_posted_to_it(
 # ---- custody under Shuffle's SDK -------------------------------------------------------------
 
 
-def test_a_call_the_sdks_timeout_would_cut_leaves_no_key(
-    python: Path, iam: LocalIAM, proxy: FaultProxy
-) -> None:
-    """The SDK gives 4 s and then reports a failure while the call runs on; the action's own
-    deadline (2 s) comes first: it answers, and the key IAM made behind the held answer is
-    found and deleted."""
+def test_sealing_works_in_the_image(built: BuiltApp, iam: LocalIAM, proxy: FaultProxy) -> None:
+    identity = pyrage.x25519.Identity.generate()
     user = iam.new_user()
-    proxy.inject("CreateAccessKey", *[faults.hold_after_forward(6)] * 6)  # every attempt
     mark = proxy.mark()
-    started = time.monotonic()
+    given = {**authentication(), "user_name": user, "seal_secret_to": str(identity.to_public())}
+    result, output = standalone(built, given, **chart(proxy))
+    assert result["success"] is True, result
+    key = result["AccessKey"]
+    assert "SecretAccessKey" not in key
+    secret = proxy.issued_secret(mark)
+    assert pyrage.decrypt(key["SealedSecretAccessKey"].encode(), [identity]).decode() == secret
+    assert secret not in output
+
+
+def test_a_timeout_the_sdk_cannot_read_leaves_no_key(
+    built: BuiltApp, iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """SHUFFLE_APP_SDK_TIMEOUT=45.5: int() fails, so the SDK gives 30 s and then reports a
+    failure while the call runs on. The action reads it the same way: its deadline (27 s) comes
+    first; it answers, and the key IAM made behind the held answer is found and deleted."""
+    user = iam.new_user()
+    proxy.inject("CreateAccessKey", *[faults.hold_after_forward(40)] * 6)  # every attempt
+    mark = proxy.mark()
     result, _ = standalone(
-        python, fields(iam, proxy.url, user_name=user), SHUFFLE_APP_SDK_TIMEOUT="4"
-    )
-    assert time.monotonic() - started < 6
+        built, {**authentication(), "user_name": user}, SHUFFLE_APP_SDK_TIMEOUT="45.5",
+        **chart(proxy),
+    )  # fmt: skip
     assert result["success"] is False
     assert result["error_code"] == 4
     assert "Timeout error" not in result["reason"]  # the action's answer, not the SDK's
@@ -296,12 +581,12 @@ def test_a_call_the_sdks_timeout_would_cut_leaves_no_key(
 
 
 def test_an_answer_lost_after_iam_acted_leaves_exactly_the_delivered_key(
-    python: Path, iam: LocalIAM, proxy: FaultProxy
+    built: BuiltApp, iam: LocalIAM, proxy: FaultProxy
 ) -> None:
     user = iam.new_user()
     proxy.inject("CreateAccessKey", faults.DROP_AFTER_FORWARD)
     mark = proxy.mark()
-    result, _ = standalone(python, fields(iam, proxy.url, user_name=user))
+    result, _ = standalone(built, {**authentication(), "user_name": user}, **chart(proxy))
     assert result["success"] is True, result
     delivered = result["AccessKey"]
     issued = proxy.issued_secrets(mark)
@@ -310,22 +595,38 @@ def test_an_answer_lost_after_iam_acted_leaves_exactly_the_delivered_key(
     assert iam.key_ids(user) == [delivered["AccessKeyId"]]
 
 
-def test_the_workers_own_identity_is_lent_to_nobody_by_default(python: Path, iam: LocalIAM) -> None:
+def test_the_containers_own_identity_is_lent_to_nobody_by_default(
+    built: BuiltApp, iam: LocalIAM
+) -> None:
     user = iam.new_user()
     mark = iam.mark()
-    ambient = {
+    ambient = {  # the container's own identity, as a chart could give it
         "AWS_ACCESS_KEY_ID": ADMIN_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
         "AWS_ENDPOINT_URL": iam.url,
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    result, _ = standalone(python, {"user_name": user}, **ambient)
-    assert result["success"] is False
-    assert result["error_code"] == 3
-    assert "lends to nobody" in result["reason"]
+    spaces = authentication(access_key_id=" ", secret_access_key=" ", region=" ")
+    result, _ = standalone(built, {**spaces, "user_name": user}, **ambient)
+    assert result == {
+        "success": False,
+        "reason": "The app's authentication has no Access Key ID, and the app does not lend its "
+        "own AWS identity: fill Access Key ID and Secret Access Key in the authentication (or "
+        "its administrator sets IAM_CREATE_ACCESS_KEY_LEND_IDENTITY=all on the app's image "
+        "(ENV) or in the Helm chart's extraEnvVars) (nothing was sent)",
+        "error_code": 3,
+    }
     assert iam.since(mark) == []
     lent, _ = standalone(
-        python, {"user_name": user}, **ambient, IAM_CREATE_ACCESS_KEY_LEND_IDENTITY="all"
+        built, {**spaces, "user_name": user}, **ambient, IAM_CREATE_ACCESS_KEY_LEND_IDENTITY="all"
     )
     assert lent["success"] is True, lent
     assert iam.key_ids(user) == [lent["AccessKey"]["AccessKeyId"]]
+    wrong, _ = standalone(
+        built, {**spaces, "user_name": user}, **ambient, IAM_CREATE_ACCESS_KEY_LEND_IDENTITY="yes"
+    )
+    assert wrong["error_code"] == 2
+    assert wrong["reason"] == (
+        "The app's setting IAM_CREATE_ACCESS_KEY_LEND_IDENTITY is 'yes'; it must be none or all "
+        "(on the app's image (ENV) or in the Helm chart's extraEnvVars); nothing was sent to AWS"
+    )

@@ -1,15 +1,24 @@
 """`serve`'s settings, once: each flag's name, kind, default, help, and the environment
 variable that sets it too (containers are configured so; a flag wins over its variable).
 
+One grammar for both: a flag's text and its variable's are read by the same rules (a list's
+variable is what repeating the flag is, its items separated by whitespace; a number is plain
+decimal digits, within its range), and whatever cannot be read is one line naming the flag or
+variable, exit 2, before anything listens.
+
 No grpc here: the command line shows these without importing it (the `run` path never pays
 for it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "IAM_CREATE_ACCESS_KEY_"
@@ -20,11 +29,58 @@ DEFAULT_GRACE_SECONDS = 60.0
 # After SIGTERM, readiness is NOT_SERVING at once but calls still arriving are served this long
 # (the endpoint's removal from the Service races the signal), then the drain.
 DEFAULT_SHUTDOWN_DELAY_SECONDS = 5.0
-# Every call ends within this, even one whose caller set no deadline.
-DEFAULT_MAX_CALL_SECONDS = 300.0
-# Calls in flight by default: they wait on the network, not the processor, but each holds a
-# thread and its memory; enough for a runner's bursts on a small pod.
-DEFAULT_MAX_CALLS = min(64, max(32, 16 * (os.cpu_count() or 2)))
+# Without --max-call-seconds a call may run as long as the grace, so that none outlives the
+# drain at SIGTERM; this value serves only when the grace is 0 (calls are cut at SIGTERM).
+DEFAULT_MAX_CALL_SECONDS = DEFAULT_GRACE_SECONDS
+# Every seconds setting is at most a day: no pod waits longer to stop, and whatever the stop
+# adds up (grace, delays, the few seconds after) stays far inside what a timer accepts
+# (threading's waits refuse more than threading.TIMEOUT_MAX, about 292 years; grpc's stop(grace)
+# raised OverflowError at SIGTERM for a grace of 1e308).
+MOST_SECONDS = 86400.0
+# Calls in flight at most. Each holds an open file (its socket to AWS) and two threads while it
+# runs: 1000 calls held by a dripping endpoint took 1009 open files, 2008 threads and 182 MiB
+# (`python -m tests.measure_in_flight 1000`; a working call costs more, ~0.75 MiB: 50 MiB idle,
+# 74 MiB at 32 calls, `python -m tests.measure_serve`). 1024 is the soft limit of open files
+# most Linux systems give a process (RLIMIT_NOFILE, `ulimit -n`; a container's may be higher):
+# past it, calls would fail on their sockets instead of being refused cleanly. More capacity
+# is more replicas, not a bigger process.
+MOST_CALLS = 1024
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_limit(root: Path = CGROUP) -> float | None:
+    """The CPUs this process's cgroup may use (a pod's CPU limit), or None without a limit:
+    cgroup v2's cpu.max ("quota period" or "max period"), else v1's cfs quota and period."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+        period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        return None if int(quota) <= 0 else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus(root: Path = CGROUP) -> float:
+    """The processors this process may use: those it may run on (the node's, or its CPU set),
+    capped by its cgroup's limit (os.cpu_count() sees the node's, whatever the pod's limit)."""
+    schedulable = getattr(os, "sched_getaffinity", None)
+    node = len(schedulable(0)) if schedulable else (os.cpu_count() or 1)
+    limit = cgroup_cpu_limit(root)
+    return node if limit is None else min(float(node), limit)
+
+
+def default_max_calls(cpus: float) -> int:
+    """Calls in flight by default: they wait on the network, not the processor, but each holds
+    a worker and its memory; enough for a runner's bursts on a small pod. 16 per processor
+    the pod may use, at least 32, at most 64."""
+    return min(64, max(32, math.ceil(16 * cpus)))
+
+
+DEFAULT_MAX_CALLS = default_max_calls(available_cpus())
 
 # Whose AWS identity a call without an access key of its own may act with (serve.policy).
 LEND_NONE = "none"
@@ -33,7 +89,7 @@ LEND_ALL = "all"
 LEND_CHOICES = (LEND_NONE, LEND_ASSUME_ROLE, LEND_ALL)
 
 TEXT, INTEGER, NUMBER, SWITCH, LIST = "text", "integer", "number", "switch", "list"
-_WHAT = {SWITCH: "true or false", INTEGER: "a whole number", NUMBER: "a number"}
+_SWITCHES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 LISTEN, LEND, LOAD, OPERATE = (
     "where it listens, and who may call",
     "whose AWS identity, and what a caller can reach",
@@ -41,11 +97,33 @@ LISTEN, LEND, LOAD, OPERATE = (
     "what the operator sees",
 )
 LOG_FORMATS = ("text", "json")
+MAX_PORT = 65535
+# What the kubelet injects for every Service of the namespace (service links, Kubernetes'
+# pkg/kubelet/envvars/envvars.go FromServices): for a Service
+# named iam-create-access-key, IAM_CREATE_ACCESS_KEY_PORT=tcp://10.0.0.7:1337 beside
+# ..._PORT_1337_TCP(_PROTO|_PORT|_ADDR), ..._SERVICE_HOST and ..._SERVICE_PORT(_<name>); for one
+# named iam-create-access-key-metrics, IAM_CREATE_ACCESS_KEY_METRICS_PORT=tcp://... Only names
+# ending in _PORT can be one of ours (tests/test_serve_settings.py keeps it so), and a port's
+# value in this shape is never the operator's: it is read as unset.
+SERVICE_LINK = re.compile(r"(tcp|udp|sctp)://\S+:\d+")
+# Numbers are written in plain decimal digits, flag or variable: int() and float() would also
+# read 1_000, 1e3, digits of other scripts, nan and inf, which no operator means.
+_WHOLE = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+# An --allow-role-arn pattern: a role ARN whose account may be * and whose path and name may
+# hold * (policy matches them with fnmatch), in a partition's own spelling (aws, aws-cn, ...).
+ROLE_PATTERN = re.compile(r"arn:aws(-[a-z]+)*:iam::([0-9]{12}|\*):role/[\w+=,.@/*-]+", re.ASCII)
+
+
+class SettingError(ValueError):
+    """A flag's or variable's text that means nothing: the message names it, in one line."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """One flag; `kind` says how its variable's text is read (a list: comma-separated)."""
+    """One flag, its variable, and how the text of either is read: a list's variable holds
+    its items separated by whitespace (which no role ARN, URL, DNS name or vault name can
+    contain, while an IAM role name and a URI can contain commas)."""
 
     name: str
     kind: str
@@ -54,6 +132,12 @@ class Setting:
     group: str
     metavar: str | None = None
     choices: tuple[str, ...] = ()
+    # bounds of a number (inclusive); `above` is an exclusive lower bound
+    least: float | None = None
+    most: float | None = None
+    above: float | None = None
+    # what a list's every item must look like: (its pattern, the shape said in words)
+    shape: tuple[re.Pattern[str], str] | None = None
 
     @property
     def flag(self) -> str:
@@ -63,28 +147,85 @@ class Setting:
     def variable(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
-    def from_text(self, text: str) -> Any:
-        """The value a variable's text means; ValueError (naming the variable) if none."""
-        try:
-            if self.kind == SWITCH:
-                return {"1": True, "true": True, "yes": True, "0": False, "false": False,
-                        "no": False, "": False}[text.strip().lower()]  # fmt: skip
-            if self.kind == INTEGER:
-                return int(text)
-            if self.kind == NUMBER:
-                return float(text)
-        except (KeyError, ValueError):
-            raise ValueError(f"{self.variable}={text!r} is not {_WHAT[self.kind]}") from None
+    def from_flag(self, given: Any) -> Any:
+        """The value a flag's text (a list's: each repetition's) means; SettingError if none."""
+        if self.kind == SWITCH:
+            return bool(given)
         if self.kind == LIST:
-            return [item.strip() for item in text.split(",") if item.strip()]
-        if self.choices and text not in self.choices:
-            raise ValueError(f"{self.variable}={text!r}: one of {', '.join(self.choices)}")
+            return [self._item(self.flag, text) for text in given]
+        return self._read(self.flag, given.strip())
+
+    def from_text(self, text: str) -> Any:
+        """The value a variable's text means, None for unset (blank, or a Kubernetes service
+        link on a port's variable); SettingError naming the variable if none."""
+        if not text.strip() or (
+            self.variable.endswith("_PORT") and SERVICE_LINK.fullmatch(text.strip())
+        ):
+            return None
+        if self.kind == LIST:
+            return [self._item(self.variable, item) for item in text.split()]
+        if self.kind == SWITCH:
+            switch = _SWITCHES.get(text.strip().lower())
+            if switch is None:
+                raise SettingError(f"{self.variable}={text!r} is not true or false")
+            return switch
+        return self._read(self.variable, text.strip())
+
+    def _item(self, source: str, text: str) -> str:
+        if not text.strip() or text.split() != [text]:
+            raise SettingError(f"{source}={text!r}: an item is one word, neither blank nor spaced")
+        if self.shape is not None:
+            if text.endswith(","):  # "a, b" read as items "a," and "b": the old comma list
+                raise SettingError(
+                    f"{source}={text!r} ends in a comma: a list's items are separated by "
+                    "whitespace, not commas"
+                )
+            pattern, shape = self.shape
+            if not pattern.fullmatch(text):
+                raise SettingError(f"{source}={text!r} is not {shape}")
         return text
+
+    def _read(self, source: str, text: str) -> Any:
+        if not text.strip():
+            raise SettingError(f"{source} is blank")
+        if self.choices and text not in self.choices:
+            raise SettingError(f"{source}={text!r}: one of {', '.join(self.choices)}")
+        if self.kind == INTEGER:
+            if not _WHOLE.fullmatch(text):
+                raise SettingError(f"{source}={text!r} is not a whole number (decimal digits only)")
+            try:
+                number: float = int(text)
+            except ValueError:  # more digits than int() reads (4300): out of any range
+                number = math.inf
+        elif self.kind == NUMBER:
+            if not _DECIMAL.fullmatch(text):
+                shape = "a number in decimal digits (such as 60 or 2.5)"
+                with contextlib.suppress(ValueError):
+                    shape = shape if math.isfinite(float(text)) else "a finite number"
+                raise SettingError(f"{source}={text!r} is not {shape}")
+            number = float(text)  # digits beyond a float's range read as inf: out of range
+        else:
+            return text
+        if (
+            (self.least is not None and number < self.least)
+            or (self.most is not None and number > self.most)
+            or (self.above is not None and number <= self.above)
+        ):
+            raise SettingError(f"{source}={text!r} is not {self._range()}")
+        return number
+
+    def _range(self) -> str:
+        if self.least is not None:
+            low = f"{self.least:g}"
+            return f"from {low} to {self.most:g}" if self.most is not None else f"{low} or more"
+        low = f"more than {self.above:g}" if self.above is not None else ""
+        high = f"at most {self.most:g}" if self.most is not None else ""
+        return " and ".join(part for part in (low, high) if part)
 
 
 SETTINGS = (
     Setting("host", TEXT, DEFAULT_HOST, "address to listen on", LISTEN),
-    Setting("port", INTEGER, DEFAULT_PORT, "port to listen on", LISTEN),
+    Setting("port", INTEGER, DEFAULT_PORT, "port to listen on", LISTEN, least=0, most=MAX_PORT),
     Setting("unix", TEXT, None, "listen on this Unix socket instead (mode 0600)", LISTEN, "PATH"),
     Setting("tls_cert", TEXT, None, "the server's certificate (chain)", LISTEN, "PEM"),
     Setting("tls_key", TEXT, None, "the server's private key", LISTEN, "PEM"),
@@ -124,6 +265,20 @@ SETTINGS = (
         "(repeatable)",
         LEND,
         "PATTERN",
+        shape=(
+            ROLE_PATTERN,
+            "a role ARN pattern (arn:PARTITION:iam::ACCOUNT-or-*:role/NAME, * allowed in NAME)",
+        ),
+    ),
+    Setting(
+        "role_external_id",
+        LIST,
+        [],
+        "with --lend-identity assume-role: the external ID it assumes allowed roles with: ID "
+        "for all of them, or 'PATTERN|ID' for the roles PATTERN matches (repeatable; the first "
+        "match wins); never a caller's",
+        LEND,
+        "[PATTERN|]ID",
     ),
     Setting(
         "allow_endpoint",
@@ -143,38 +298,57 @@ SETTINGS = (
         "PREFIX",
     ),
     Setting(
+        "expiry_role_arn",
+        TEXT,
+        None,
+        "the role EventBridge Scheduler deletes expiring keys with, for a call that gives "
+        "Expires After and no Expiry Role ARN of its own",
+        LEND,
+        "ARN",
+    ),
+    Setting(
         "max_calls",
         INTEGER,
         DEFAULT_MAX_CALLS,
-        "ExecuteAction/TestCredentials calls at once; more are refused",
+        "ExecuteAction/TestCredentials calls at once, at most 1024; more are refused (16 per "
+        "processor the pod may use, its cgroup's CPU limit included, 32 to 64)",
         LOAD,
         "N",
+        least=1,
+        most=MOST_CALLS,
     ),
     Setting(
         "max_call_seconds",
         NUMBER,
-        DEFAULT_MAX_CALL_SECONDS,
-        "every call ends within this, deadline or not",
+        None,
+        "every call ends within this, deadline or not; at most the grace, which is its "
+        "default, so that no call outlives the drain",
         LOAD,
         "SECONDS",
+        above=0,
+        most=MOST_SECONDS,
     ),
     Setting(
         "grace",
         NUMBER,
         DEFAULT_GRACE_SECONDS,
-        "on SIGTERM/SIGINT, time the calls in flight have to finish; the process exits within "
-        "4 s after, whatever they wait on",
+        "on SIGTERM/SIGINT, time the calls in flight have to finish (at most a day); the "
+        "process exits within 4 s after, whatever they wait on",
         LOAD,
         "SECONDS",
+        least=0,
+        most=MOST_SECONDS,
     ),
     Setting(
         "shutdown_delay",
         NUMBER,
         DEFAULT_SHUTDOWN_DELAY_SECONDS,
         "on SIGTERM/SIGINT, readiness turns NOT_SERVING at once and calls still arriving are "
-        "served this long, before the grace",
+        "served this long, before the grace (at most a day)",
         LOAD,
         "SECONDS",
+        least=0,
+        most=MOST_SECONDS,
     ),
     Setting(
         "log_format",
@@ -192,6 +366,8 @@ SETTINGS = (
         "serve Prometheus metrics on this port (off unless given)",
         OPERATE,
         "PORT",
+        least=0,
+        most=MAX_PORT,
     ),
     Setting(
         "metrics_host",
@@ -206,15 +382,30 @@ BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 def resolve(given: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Each setting's value: its flag's if given (not None), else its variable's, else the
-    default. ValueError naming the variable for one that cannot be read."""
+    """Each setting's value: its flag's if given (not None), else its variable's (unless blank
+    or a service link), else the default. SettingError, naming the flag or variable, for
+    text that cannot be read or settings that contradict each other."""
     values = {}
     for setting in SETTINGS:
         flag_value = given.get(setting.name)
+        value = None
         if flag_value is not None:
-            values[setting.name] = flag_value
+            value = setting.from_flag(flag_value)
         elif setting.variable in environ:
-            values[setting.name] = setting.from_text(environ[setting.variable])
-        else:
-            values[setting.name] = setting.default
+            value = setting.from_text(environ[setting.variable])
+        values[setting.name] = setting.default if value is None else value
+    if values["unix"] and given.get("insecure_plaintext") is None:
+        # The image's ENV says plaintext because it listens on the pod network by default; a
+        # Unix socket is a listener that switch does not describe (never TLS, never on a
+        # network, mode 0600), so the variable yields to it and loosens nothing. Typed beside
+        # --unix, the flag is still refused as a contradiction (serve.listener).
+        values["insecure_plaintext"] = False
+    grace, longest = values["grace"], values["max_call_seconds"]
+    if longest is None:
+        values["max_call_seconds"] = grace or DEFAULT_MAX_CALL_SECONDS
+    elif grace and longest > grace:
+        raise SettingError(
+            f"--max-call-seconds ({longest:g}) is longer than --grace ({grace:g}): a call could "
+            "outlive the drain at SIGTERM; lower it, or raise --grace"
+        )
     return values

@@ -5,7 +5,10 @@ A caller that brings credentials of its own (an access key in the connection) ac
 A caller without one would act with the server's own identity (its environment, profile or
 instance role): that is lent only on purpose (`--lend-identity`), and with `assume-role` only to
 assume roles the operator allows, with no external ID of the caller's choosing (the external ID
-is the defence against a confused deputy: the deputy, not the caller, must set it).
+is the defence against a confused deputy: the deputy, not the caller, must set it). The
+operator's own external ID (`--role-external-id`, per role pattern if need be) is set on the
+request the server admits, and only when its own identity assumes the role: a caller that
+brings a key of its own never gets it.
 
 Every check reads the validated request, before anything is sent.
 """
@@ -14,17 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import vault
+from .. import validation, vault
 from ..clients import is_loopback
 from ..errors import ActionError, Category
 from ..request import Request
 from .defaults import LEND_ALL, LEND_ASSUME_ROLE, LEND_NONE
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# sts:AssumeRole's ExternalId: 2 to 1224 of these characters (the STS API reference).
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 ANY_PORT = "*"
 
 
@@ -58,6 +64,20 @@ def allowed_endpoint(text: str) -> Origin:
     return dataclasses.replace(origin, port=None) if any_port else origin
 
 
+def external_id_entry(text: str) -> tuple[str, str]:
+    """A --role-external-id entry: "ID" (every allowed role) or "PATTERN|ID"; ValueError in
+    words for the operator (never echoing the ID) if it is neither. `|` because neither a role
+    ARN nor an external ID can hold it, and a list item (flag or variable) is one word."""
+    parts = text.split("|")
+    pattern, external_id = ["*", *parts] if len(parts) == 1 else [*parts, "", ""][:2]
+    if len(parts) not in (1, 2) or not pattern or not _EXTERNAL_ID.fullmatch(external_id):
+        raise ValueError(
+            "--role-external-id: give ID or 'PATTERN|ID', the ID 2 to 1224 letters, digits or "
+            "_+=,.@:/- (sts:AssumeRole's rule)"
+        )
+    return pattern, external_id
+
+
 def _origin(url: str) -> Origin | None:
     """The origin a URL names, or None if it names none (or hides a user name in it)."""
     try:
@@ -71,14 +91,27 @@ def _origin(url: str) -> Origin | None:
     return Origin(scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme])
 
 
+def _expiry_role(text: str | None) -> str | None:
+    """--expiry-role-arn, checked by the input schema's own rule for expiry_role_arn."""
+    if not text:
+        return None
+    if validation.problems("input", {"expiry_role_arn": text}, "parameters"):
+        raise ValueError(
+            f"--expiry-role-arn {text}: not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        )
+    return text
+
+
 @dataclasses.dataclass(frozen=True)
 class Policy:
     """The operator's answer to "whose identity, and what may a caller reach"."""
 
     lend_identity: str = LEND_NONE
     allow_role_arns: tuple[str, ...] = ()
+    role_external_ids: tuple[tuple[str, str], ...] = ()  # (role pattern, external ID)
     allow_endpoints: tuple[Origin, ...] = ()
     vault_prefixes: tuple[str, ...] = ()
+    expiry_role_arn: str | None = None  # for a call with Expires After and no role of its own
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Policy:
@@ -91,15 +124,22 @@ class Policy:
             raise ValueError(
                 "--lend-identity assume-role needs --allow-role-arn: the roles it may assume"
             )
+        external_ids = tuple(external_id_entry(entry) for entry in settings["role_external_id"])
+        if external_ids and lend != LEND_ASSUME_ROLE:
+            raise ValueError("--role-external-id goes with --lend-identity assume-role")
         return cls(
             lend_identity=lend,
             allow_role_arns=roles,
+            role_external_ids=external_ids,
             allow_endpoints=tuple(allowed_endpoint(url) for url in settings["allow_endpoint"]),
             vault_prefixes=tuple(settings["vault_prefix"]),
+            expiry_role_arn=_expiry_role(settings.get("expiry_role_arn")),
         )
 
-    def admit(self, request: Request) -> None:
-        """Refuse (ActionError, code 3; nothing sent) what this server does not allow."""
+    def admit(self, request: Request) -> Request:
+        """Refuse (ActionError, code 3; nothing sent) what this server does not allow; return
+        the request as this server runs it (with the operator's expiry role, if it needs one,
+        and the operator's external ID where its own identity assumes a role)."""
         problems = [
             problem
             for problem in (
@@ -114,6 +154,30 @@ class Policy:
                 "Refused by this server: " + "; ".join(problems) + " (nothing was sent)",
                 Category.REJECTED,
             )
+        return self._with_external_id(self._with_expiry_role(request))
+
+    def _with_expiry_role(self, request: Request) -> Request:
+        """The request, with the operator's expiry role for a call that needs one and has none."""
+        parameters = request.parameters
+        if parameters.expires_after and not parameters.expiry_role_arn and self.expiry_role_arn:
+            parameters = dataclasses.replace(parameters, expiry_role_arn=self.expiry_role_arn)
+            return dataclasses.replace(request, parameters=parameters)
+        return request
+
+    def _with_external_id(self, request: Request) -> Request:
+        """The request, with the operator's external ID for a role its own identity assumes."""
+        connection = request.connection
+        if (
+            self.lend_identity != LEND_ASSUME_ROLE
+            or connection.access_key_id is not None  # the caller's own key: never the operator's ID
+            or connection.role_arn is None
+        ):
+            return request
+        for pattern, external_id in self.role_external_ids:
+            if fnmatch.fnmatchcase(connection.role_arn, pattern):
+                lent = dataclasses.replace(connection, external_id=external_id)
+                return dataclasses.replace(request, connection=lent)
+        return request
 
     def _endpoint_problem(self, request: Request) -> str | None:
         url = request.connection.endpoint_url

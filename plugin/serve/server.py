@@ -173,7 +173,7 @@ class PluginServicer:
         self.options = options
         self.slots = Slots(options.max_calls)
         self.flights = Flights()
-        self.metrics = Metrics()
+        self.metrics = Metrics(options.max_call_seconds)  # buckets up to it
         self.metrics.in_flight.set_function(self.flights.count)
         # One thread per slot runs the action: a call that holds a slot holds one of these.
         self.executor = concurrent.futures.ThreadPoolExecutor(
@@ -367,6 +367,7 @@ class PluginServicer:
         key it made unless the thread saw the caller go and did it already; count it (code 4)
         and free its slot. Decided here, in one place, so no race between the caller going
         and the action finishing leaves a key."""
+        # Cancelled at exit: the flight stays open, and the exit names its key.
         try:
             _, engine_request, response = await work
             if engine_request is not None and not flight.hung_up:
@@ -374,9 +375,10 @@ class PluginServicer:
                     flight, gone, CUSTODY_SECONDS + 1, _withdraw, engine_request, response,
                     flight, why,
                 )  # fmt: skip
-        finally:
-            self._count_execute(Category.TRANSIENT, started)
-            self._end(flight)
+        except Exception:  # a bug (the action's errors are answers): the slot is freed anyway
+            log.error("a call's clean-up failed", exc_info=True)
+        self._count_execute(Category.TRANSIENT, started)
+        self._end(flight)
 
     async def _take_slot(self, context: Any, rpc: str, subject: str) -> Flight:
         """A call slot, or RESOURCE_EXHAUSTED at once (never queued)."""
@@ -517,11 +519,11 @@ def serve(options: Options) -> int:
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
     for chatty in ("asyncio", "grpc._cython"):  # their loop's set-up, before the ready line
         logging.getLogger(chatty).setLevel(logging.INFO)
-    servicer = asyncio.run(_serve(options, listening))
-    return _exit_now(servicer.flights, options)
+    asyncio.run(_serve(options, listening))  # exits the process from inside (os._exit)
+    raise AssertionError("serve exits from its loop")
 
 
-async def _serve(options: Options, listening: listener.Listening) -> PluginServicer:
+async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
     names = listener.client_names(options.tls_client_names) if options.tls_client_names else None
     server = grpc.aio.server(
         # Under mutual TLS every method checks the certificate first; otherwise no interceptor
@@ -547,18 +549,11 @@ async def _serve(options: Options, listening: listener.Listening) -> PluginServi
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = listener.bind(server, listening)
-    metrics_line = None
-    if options.metrics_port is not None:  # bound before anything says it is serving
-        try:
-            bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
-        except OSError as error:
-            raise ActionError(
-                f"cannot serve metrics on {options.metrics_host}:{options.metrics_port}: "
-                f"{error.strerror}",
-                Category.INVALID_INPUT,
-            ) from None
-        where = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
-        metrics_line = f"metrics on http://{where}:{bound}/metrics"
+    metrics_line = None  # before anything serves: a metrics port it cannot have is a start-up
+    if options.metrics_port is not None:  # error (Metrics.serve: ActionError, one line)
+        host = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
+        bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
+        metrics_line = f"metrics on http://{host}:{bound}/metrics"
     await server.start()
     for service in ("", SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -585,8 +580,13 @@ async def _serve(options: Options, listening: listener.Listening) -> PluginServi
     )
     await asyncio.sleep(options.shutdown_delay)
     await server.stop(options.grace)
-    servicer.executor.shutdown(wait=False)
-    return servicer
+    # The calls grpc has cancelled get a moment to finish (their withdrawals complete on this
+    # loop); then the exit, from inside the loop: asyncio.run's teardown would cancel what is
+    # left (grpc logs each as an unhandled CancelledError) and hide unfinished calls.
+    ends = time.monotonic() + EXIT_MARGIN_SECONDS
+    while servicer.flights.under_way() and time.monotonic() < ends:
+        await asyncio.sleep(0.05)
+    _exit_now(servicer.flights, options)
 
 
 class _Say:
@@ -625,12 +625,9 @@ def _quiet_urllib3() -> None:
 
 
 def _exit_now(flights: Flights, options: Options) -> NoReturn:
-    """Give the calls grpc has cancelled a moment to finish, name what the rest leave behind,
-    and leave: the executor's threads would otherwise hold the process open for as long as
-    they are blocked (Python joins them at exit)."""
-    ends = time.monotonic() + EXIT_MARGIN_SECONDS
-    while flights.under_way() and time.monotonic() < ends:
-        time.sleep(0.05)
+    """Name what the calls still unfinished leave behind, and leave: the executor's threads
+    would otherwise hold the process open for as long as they are blocked (Python joins them
+    at exit)."""
     unfinished = flights.under_way()
     listed = _keys_of_unfinished(unfinished)
     for flight in unfinished:

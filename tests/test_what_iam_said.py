@@ -1,0 +1,155 @@
+"""The code says what IAM said: a user IAM never showed is code 3, whatever cut the wait.
+
+Every answer NoSuchEntity (the tries, and the listing after a try whose answer did not come)
+proves that no key was created: the step fails with code 3 and says how long it waited and
+what ended the wait. "IAM may have created a key" (code 4) is kept for answers that really
+leave it open. Each test cuts the wait at a different point: the wait window, the step's
+timeout between tries, the step's timeout during a try, a socket read timeout, a gRPC
+deadline.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from plugin import execute
+from tests import fault_proxy as faults
+from tests.fault_proxy import FaultProxy
+from tests.local_iam import LocalIAM
+
+NO_SUCH_USER = faults.refuse("NoSuchEntity", status=404)
+HEAD = 'CreateAccessKey failed for user "{user}": NoSuchEntity: '
+
+
+def slow_no_such_user(seconds: float) -> faults.Fault:
+    """IAM that answers NoSuchEntity, but only after `seconds` (a slow, loaded IAM)."""
+    return faults.Fault(
+        f"NoSuchEntity after {seconds:g}s",
+        forward=False,
+        status=404,
+        code="NoSuchEntity",
+        hold=seconds,
+    )
+
+
+def run(
+    iam: LocalIAM, proxy: FaultProxy, timeout: float | None, **parameters: Any
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "parameters": parameters,
+        "connection": iam.connection(endpoint_url=proxy.url),
+    }
+    if timeout is not None:
+        request["timeout"] = timeout
+    return execute(request)
+
+
+def waited(message: str) -> float:
+    found = re.search(r"\(waited (\d+\.\d)s for IAM to show the user; ", message)
+    assert found, message
+    return float(found.group(1))
+
+
+def assert_no_key_for_a_user_iam_never_showed(response: dict[str, Any], user: str) -> str:
+    assert response["error_code"] == 3, response["error_message"]
+    message: str = response["error_message"]
+    assert message.startswith(HEAD.format(user=user)), message
+    assert "may have created" not in message
+    assert "; every answer was NoSuchEntity, so no key was created)" in message, message
+    return message
+
+
+def test_the_wait_window_ends_the_wait(iam: LocalIAM, proxy: FaultProxy) -> None:
+    proxy.inject("CreateAccessKey", *[NO_SUCH_USER] * 50)
+
+    response = run(iam, proxy, None, user_name="ghost-window", wait_for_user=1)
+
+    message = assert_no_key_for_a_user_iam_never_showed(response, "ghost-window")
+    assert "; Wait For A New User was 1 s; " in message
+    assert 0.5 <= waited(message) <= 3.0
+
+
+def test_the_steps_timeout_ends_the_wait_between_tries(iam: LocalIAM, proxy: FaultProxy) -> None:
+    """IAM itself (moto) answers NoSuchEntity for a user that does not exist: the issue's
+    `run --user-name ghost --timeout 5`."""
+    response = run(iam, proxy, 5, user_name="ghost", wait_for_user=60)
+
+    message = assert_no_key_for_a_user_iam_never_showed(response, "ghost")
+    assert "; the step's time ran out first: it had 5 s; " in message
+    assert 1.0 <= waited(message) <= 5.0
+
+
+def test_the_steps_timeout_ends_a_try_in_flight(iam: LocalIAM, proxy: FaultProxy) -> None:
+    """The last try's answer does not come before the step's time is up; the listing that
+    follows answers NoSuchEntity (moto: the user does not exist), so nothing was created."""
+    # A 12 s step reads for 4 s at most and keeps 4 s to reconcile: two tries of 2.5 s each
+    # bring the third to a moment where the step's time, not the read timeout, ends it.
+    proxy.inject(
+        "CreateAccessKey", slow_no_such_user(2.5), slow_no_such_user(2.5), slow_no_such_user(30)
+    )
+    mark = proxy.mark()
+
+    response = run(iam, proxy, 12, user_name="ghost-in-flight", wait_for_user=60)
+
+    message = assert_no_key_for_a_user_iam_never_showed(response, "ghost-in-flight")
+    assert (
+        "; the step's time ran out first: it had 12 s; the last try got no answer (the request "
+        "was sent but IAM's answer did not arrive in the time allowed); "
+    ) in message
+    sent = [exchange.action for exchange in proxy.since(mark)]
+    assert sent == ["CreateAccessKey"] * 3 + ["ListAccessKeys"]
+
+
+def test_a_socket_read_timeout_ends_the_wait(iam: LocalIAM, proxy: FaultProxy) -> None:
+    """With a 9 s step, each read waits 3 s: IAM answering after 20 s is a read timeout, and
+    with no wait allowed that one try is all."""
+    proxy.inject("CreateAccessKey", slow_no_such_user(20))
+
+    response = run(iam, proxy, 9, user_name="ghost-read", wait_for_user=0)
+
+    assert response["error_code"] == 3, response["error_message"]
+    message = response["error_message"]
+    assert message.startswith(HEAD.format(user="ghost-read"))
+    assert (
+        " (the request was sent but timed out waiting for IAM's answer; IAM then showed no "
+        "such user, so no key was created)"
+    ) in message
+
+
+def test_may_have_created_is_kept_for_a_user_that_exists(iam: LocalIAM, proxy: FaultProxy) -> None:
+    """The same lost answers for a user IAM does show: IAM did act, each listing finds the key
+    a lost try made and deletes it, and the step stays code 4 (a retry may work)."""
+    user = iam.new_user()
+    proxy.inject("CreateAccessKey", *[faults.hold_after_forward(30)] * 3)
+
+    response = run(iam, proxy, 6, user_name=user, wait_for_user=0)
+
+    assert response["error_code"] == 4, response["error_message"]
+    assert "NoSuchEntity" not in response["error_message"]
+    assert "none is left" in response["error_message"]
+    assert iam.key_ids(user) == []
+
+
+def test_a_grpc_deadline_ends_the_wait(iam: LocalIAM) -> None:
+    """The issue's gRPC call: no `timeout` field, the call's own 5 s deadline (the server ends
+    the step half a second before it), moto's NoSuchEntity for a user that does not exist."""
+    from tests.grpc_plugin import PluginProcess, execute_request
+
+    server = PluginProcess()
+    try:
+        codes = []
+        for attempt in range(3):
+            user = f"ghost-grpc-{attempt}"
+            response = server.stub().ExecuteAction(
+                execute_request({"user_name": user}, iam.connection()), timeout=5
+            )
+            assert response.error_message.startswith(HEAD.format(user=user))
+            assert "may have created" not in response.error_message
+            assert "; every answer was NoSuchEntity, so no key was created)" in (
+                response.error_message
+            )
+            codes.append(response.error_code)
+        assert codes == [3, 3, 3]
+    finally:
+        server.stop()
