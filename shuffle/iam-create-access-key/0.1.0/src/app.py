@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "7c94b7d1719eb84182086115a7b260700e8efa116f99e1e089c7cf2df0f06a4a"
+VENDORED_SHA256 = "4ca1f46e74ef8203ffdebed26aa5384c0647ff0defada6f9e735de9ac46e8d8f"
 # requirements.lock's SHA-256: Shuffle's hot-load rebuilds an app when app.py changes, not when
 # the lock does (walkoff.go hashes api.yaml, src/app.py and the Dockerfile).
 REQUIREMENTS_SHA256 = "989715a4177121f3ab85decb153d47c17917484f3d2b86d8b0906da6c1f77c38"
