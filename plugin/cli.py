@@ -380,6 +380,7 @@ def _serve(arguments: argparse.Namespace) -> int:
             tls_client_names=tuple(settings["tls_client_name"]),
             insecure_plaintext=settings["insecure_plaintext"],
             grace=settings["grace"],
+            shutdown_delay=settings["shutdown_delay"],
             max_calls=settings["max_calls"],
             max_call_seconds=settings["max_call_seconds"],
             policy=policy,

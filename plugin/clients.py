@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from botocore.config import Config
 
 from .create import capture_raw_bodies
-from .deadline import Deadline
+from .deadline import Deadline, bound_sends
 from .errors import ActionError, Category
 from .limit import keep_listing_bodies
 
@@ -63,6 +63,7 @@ def iam_client(
             )
             refuse_clear_text(client.meta.endpoint_url)
             capture_raw_bodies(client)
+            bound_sends(client)  # a dripping endpoint keeps to the invocation's time
             keep_listing_bodies(client)
             _clients[key] = client
             if len(_clients) > MAX_CLIENTS:

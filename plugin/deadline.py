@@ -15,7 +15,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 from .context import bound
 
@@ -117,42 +119,23 @@ class _Workers:
 _WORKERS = _Workers()
 
 
-class Lease:
-    """Held while an invocation, or any worker still running one of its calls, is under way.
-
-    A host that bounds the calls in flight (serve's slots) frees a slot only when the lease is
-    let go by all: a call given up on at its deadline may still hold a worker thread, blocked
-    on an endpoint that drips its answer, and counts until that worker is done.
-    """
-
-    def __init__(self, on_free: Callable[[], None]) -> None:
-        self._holders = 1  # the invocation itself
-        self._lock = threading.Lock()
-        self._on_free = on_free
-
-    def hold(self) -> None:
-        with self._lock:
-            self._holders += 1
-
-    def let_go(self) -> None:
-        with self._lock:
-            self._holders -= 1
-            free = self._holders == 0
-        if free:
-            self._on_free()
+# Calls given up on at their deadline whose worker is still blocked on the network (an endpoint
+# that drips its answer): the invocation has ended and its host's slot is free, but the thread
+# is not. A host bounds them (serve refuses new calls while too many are abandoned).
+_abandoned = 0
+_abandoned_lock = threading.Lock()
 
 
-_LEASE: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("lease", default=None)
+def abandoned() -> int:
+    """Workers still running a call that its invocation gave up on."""
+    with _abandoned_lock:
+        return _abandoned
 
 
-@contextlib.contextmanager
-def leased(lease: Lease) -> Iterator[None]:
-    """Run an invocation under `lease`; its workers hold it too, while they run."""
-    try:
-        with bound(_LEASE, lease):
-            yield
-    finally:
-        lease.let_go()
+def _count_abandoned(change: int) -> None:
+    global _abandoned
+    with _abandoned_lock:
+        _abandoned += change
 
 
 class _Outcome(Generic[T]):
@@ -182,34 +165,91 @@ def call_within(
     outcome: _Outcome[T] = _Outcome()
 
     context = contextvars.copy_context()  # the worker acts for this invocation (its step log)
-    lease = _LEASE.get()
-    if lease is not None:
-        lease.hold()
+    context.run(_IN_WORKER.set, True)  # its sends are bounded here, not once more inside
 
     def work() -> None:
         try:
-            try:
-                value = context.run(call)
-            except BaseException as error:  # handed to the waiting thread, re-raised there
-                outcome.error = error
-                outcome.done.set()
-                return
+            value = context.run(call)
+        except BaseException as error:  # handed to the waiting thread, re-raised there
             with outcome.lock:
-                outcome.value = value
+                outcome.error = error
                 late = outcome.abandoned
                 outcome.done.set()
-            if late and on_late_result is not None:
+            if late:
+                _count_abandoned(-1)
+            return
+        with outcome.lock:
+            outcome.value = value
+            late = outcome.abandoned
+            outcome.done.set()
+        if late:
+            _count_abandoned(-1)
+            if on_late_result is not None:
                 context.run(on_late_result, value)  # the invocation's witness sees it
-        finally:
-            if lease is not None:
-                lease.let_go()
 
     _WORKERS.run(work)
     finished = outcome.done.wait(seconds)
     with outcome.lock:
         if not finished and not outcome.done.is_set():
             outcome.abandoned = True
+            _count_abandoned(1)
             raise DeadlineExceeded(f"no answer within {seconds:.1f}s")
     if outcome.error is not None:
         raise outcome.error
     return outcome.value  # type: ignore[return-value]
+
+
+# The invocation's deadline for every AWS call it makes (set by a host that bounds whole calls,
+# serve): each HTTP request of a client passed to bound_sends waits no longer than what remains
+# of it. botocore's timeouts bound one socket read; an endpoint that drips its answer (a byte
+# within each read timeout) would otherwise hold an AssumeRole, a vault write or a tag call, and
+# the whole invocation, for as long as it likes.
+_SENDS: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("sends", default=None)
+# Set in call_within's workers: the call they run is bounded already (create.py's own handling
+# of a late CreateAccessKey must see its result), so its sends are not bounded a second time.
+_IN_WORKER: contextvars.ContextVar[bool] = contextvars.ContextVar("in_worker", default=False)
+# What a delete of a key nobody can receive gets beyond the invocation's time: custody comes
+# first (the caller's deadline has passed by then, or its answer failed).
+CUSTODY_SECONDS = 2.0
+_DELETE = b"Action=DeleteAccessKey"
+
+
+@contextlib.contextmanager
+def sends_within(deadline: Deadline) -> Iterator[None]:
+    """Within the block, every send of a bounded client ends by `deadline`."""
+    with bound(_SENDS, deadline):
+        yield
+
+
+def current() -> Deadline | None:
+    """The deadline the invocation's sends keep (None outside a host that bounds calls)."""
+    return _SENDS.get()
+
+
+def bound_sends(client: Any) -> None:
+    """Make every HTTP request of this botocore client keep the current invocation's deadline
+    (sends_within). A request with no time left is not sent (ConnectTimeoutError: nothing
+    reached AWS); one whose answer is not whole in time raises ReadTimeoutError (AWS may have
+    acted), as botocore's own timeouts do, so callers handle both as they already do."""
+    http = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    if http is None or getattr(http, "_iam_create_access_key_bounded", False):
+        return
+    send = http.send
+
+    def bounded(request: Any) -> Any:
+        deadline = _SENDS.get()
+        if deadline is None or not deadline.enforced or _IN_WORKER.get():
+            return send(request)
+        body = request.body
+        if isinstance(body, str):
+            body = body.encode()
+        extra = CUSTODY_SECONDS if isinstance(body, bytes) and _DELETE in body else 0.0
+        if deadline.remaining() + extra <= 0.05:
+            raise ConnectTimeoutError(endpoint_url=request.url)
+        try:
+            return call_within(lambda: send(request), deadline, reserve=-extra)
+        except DeadlineExceeded:
+            raise ReadTimeoutError(endpoint_url=request.url) from None
+
+    http.send = bounded
+    http._iam_create_access_key_bounded = True

@@ -27,6 +27,8 @@ from . import resources
 from .context import bound
 
 MASK = "***"
+# Values shorter than this are masked as whole words only (see Redactor.redact_values).
+SHORT_VALUE = 6
 _SECRET_MARKS = ("secret", "writeOnly")
 # Other spellings of the connection's secrets, as they appear in botocore's logs: its own
 # argument names, the X-Amz-Security-Token header, and STS's AssumeRole answer.
@@ -110,9 +112,14 @@ class Redactor(logging.Filter):
         return self.redact_fields(self.redact_values(text))
 
     def redact_values(self, text: str) -> str:
-        """Mask the values the current invocation guards (cheap: do it while it runs)."""
+        """Mask the values the current invocation guards (cheap: do it while it runs). A value
+        shorter than SHORT_VALUE is masked only where it stands alone: a caller's one-letter
+        "secret" must not mask that letter in every word of the lines about its call."""
         for value in self._current_values():
-            text = text.replace(value, MASK)
+            if len(value) >= SHORT_VALUE:
+                text = text.replace(value, MASK)
+            elif value in text:
+                text = re.sub(rf"(?<![^\W_]){re.escape(value)}(?![^\W_])", MASK, text)
         return text
 
     def redact_fields(self, text: str) -> str:

@@ -25,6 +25,7 @@ from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import deadline
 from .clients import USER_AGENT, refuse_clear_text
 from .errors import ActionError, Category
 from .failures import aws_code, aws_reason, translate
@@ -40,7 +41,8 @@ Session = botocore.session.Session
 
 MAX_SESSIONS = 64  # a worker serving many tenants keeps the most recent ones
 _sessions: collections.OrderedDict[tuple[str, ...], Session] = collections.OrderedDict()
-_lock = threading.Lock()
+_pending: dict[tuple[str, ...], _Pending] = {}
+_lock = threading.Lock()  # held only to read and write the two dicts above
 
 
 class _AssumedRoleCredentials(RefreshableCredentials):
@@ -52,18 +54,64 @@ class _AssumedRoleCredentials(RefreshableCredentials):
 
 
 def session_for(connection: Connection) -> Session:
-    """The (cached) session that signs as the connection says, assuming its role if any."""
+    """The (cached) session that signs as the connection says, assuming its role if any.
+
+    The lock is held only to look up and to store, never across AssumeRole: a tenant whose
+    endpoint drips its STS answer delays its own calls, never another role's. Concurrent
+    calls for the same role share one AssumeRole (whoever comes first makes it; the others
+    wait for it within their own time)."""
     key = _cache_key(connection)
     with _lock:
         session = _sessions.get(key)
-        if session is None:
-            session = _new_session(connection)
+        if session is not None:
+            _sessions.move_to_end(key)
+            return session
+        pending = _pending.get(key)
+        first = pending is None
+        if pending is None:
+            pending = _pending[key] = _Pending()
+    if not first:
+        return pending.result(connection)
+    try:
+        session = _new_session(connection)
+    except BaseException as error:
+        pending.error = error
+        raise
+    else:
+        pending.session = session
+        with _lock:
             _sessions[key] = session
             if len(_sessions) > MAX_SESSIONS:
                 _sessions.popitem(last=False)
-        else:
-            _sessions.move_to_end(key)
-    return session
+        return session
+    finally:
+        with _lock:
+            _pending.pop(key, None)
+        pending.done.set()
+
+
+class _Pending:
+    """A session being made (its AssumeRole under way) that other calls for it wait for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.session: Session | None = None
+        self.error: BaseException | None = None
+
+    def result(self, connection: Connection) -> Session:
+        """The session, once made; the maker's error; or, if the waiting call's own time
+        runs out first, a TRANSIENT ActionError."""
+        bound = deadline.current()
+        if not self.done.wait(None if bound is None else bound.remaining()):
+            raise ActionError(
+                f"AssumeRole into {connection.role_arn} failed: another call's AssumeRole for "
+                "the same role did not finish within this call's time",
+                Category.TRANSIENT,
+            )
+        if self.error is not None:
+            raise self.error
+        assert self.session is not None
+        return self.session
 
 
 # The environment variables botocore reads to decide who signs, where, and how; a session is
@@ -233,6 +281,7 @@ def sts_client(session: Session, connection: Connection) -> STSClient:
         ),
     )
     refuse_clear_text(client.meta.endpoint_url)
+    deadline.bound_sends(client)  # AssumeRole keeps to the invocation's time (serve)
     return client
 
 

@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .clients import USER_AGENT, refuse_clear_text
+from .deadline import bound_sends
 from .errors import ActionError, Category
 from .failures import aws_code
 from .request import Connection
@@ -131,6 +132,7 @@ def _client(session: Any, connection: Connection, region: str, service: str) -> 
         config=Config(retries={"mode": "standard"}, user_agent_extra=USER_AGENT),
     )
     refuse_clear_text(client.meta.endpoint_url)
+    bound_sends(client)  # checks and writes keep to the invocation's time (serve)
     return client
 
 

@@ -46,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
+    if options.only == "grpc":  # the serve table alone: the gRPC phase, and nothing cold
+        canned = _Server([sys.executable, "-m", "tests.canned_iam"])
+        try:
+            over_grpc = _grpc(canned.url, options.calls, options.scale_calls)
+        finally:
+            canned.stop()
+        _report_grpc(over_grpc)
+        return 0
     moto = _Server(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(_free_port())], moto=True
     )
@@ -69,6 +77,7 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="cold runs per command not counted")
     parser.add_argument("--calls", type=int, default=2000, help="warm calls per contender")
     parser.add_argument("--scale-calls", type=int, default=400, help="calls per scale point")
+    parser.add_argument("--only", choices=("all", "grpc"), default="all", help="grpc: serve alone")
     return parser.parse_args(argv)
 
 
@@ -318,17 +327,22 @@ def _grpc(endpoint: str, calls: int, scale_calls: int) -> dict[str, float]:
 
             return call
 
-        contenders = {"gRPC": client(), "boto3": _contenders(endpoint)["boto3"]}
-        times: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(max(20, calls // 10)):
-            for call in contenders.values():
-                call()
-        for _ in range(calls):
-            for name, call in contenders.items():
-                started = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - started)
-        figures = {name: statistics.median(times[name]) for name in contenders}
+        in_process = _contenders(endpoint)
+        probe = pb_grpc.PluginStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        figures = _interleaved({"gRPC": client(), "boto3": in_process["boto3"]}, calls)
+        # The decomposition, in a loop of its own (a contender that hands its call to a worker
+        # thread disturbs whatever runs right after it): gRPC's own round trip (HealthProbe does
+        # no work) and the action in process with a timeout, as serve runs it (its AWS calls in
+        # a worker thread). ExecuteAction less both is serve's own share.
+        parts = _interleaved(
+            {
+                "HealthProbe": lambda: probe.HealthProbe(pb.Empty(), timeout=GRPC_DEADLINE_SECONDS),
+                "action, timeout": in_process["action, timeout 30s"],
+                "boto3 (decomposition loop)": in_process["boto3"],
+            },
+            calls,
+        )
+        figures.update(parts)
         for clients in (1, 8, 32):
             callers = [client() for _ in range(clients)]
             per_client = max(1, scale_calls // clients)
@@ -350,6 +364,20 @@ def _grpc(endpoint: str, calls: int, scale_calls: int) -> dict[str, float]:
         server.wait(timeout=30)
 
 
+def _interleaved(contenders: dict[str, Callable[[], Any]], calls: int) -> dict[str, float]:
+    """Median seconds of each contender, called in turn A B C A B C ... after a warm-up."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(max(20, calls // 10)):
+        for call in contenders.values():
+            call()
+    for _ in range(calls):
+        for name, call in contenders.items():
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(times[name]) for name in contenders}
+
+
 def _report_grpc(figures: dict[str, float]) -> None:
     grpc_call, boto = figures["gRPC"], figures["boto3"]
     print("\n| measure (serve, over loopback gRPC) | ExecuteAction | boto3 | ratio | bar |")
@@ -361,6 +389,23 @@ def _report_grpc(figures: dict[str, float]) -> None:
         print(
             f"| calls/s, {clients} concurrent client{'s' if clients > 1 else ''} | {figures[f'calls/s {clients}']:.0f} | | | |"
         )
+    # The parts, each as a fraction of a boto3 call of its own loop; serve's share is the rest
+    # of the ExecuteAction ratio above.
+    base = figures["boto3 (decomposition loop)"]
+    probe, action = figures["HealthProbe"] / base, figures["action, timeout"] / base
+    print(
+        "\n| where an ExecuteAction's time goes (medians; each part of a boto3 call) | of boto3 |"
+    )
+    print("|---|---|")
+    for name, value in (
+        ("gRPC round trip (HealthProbe: no work)", probe),
+        ("the action in process (engine, timeout set: AWS calls in a worker thread)", action),
+        (
+            "serve's own share (the rest: read, slot, executor, step log, translation, write)",
+            grpc_call / boto - probe - action,
+        ),
+    ):
+        print(f"| {name} | {value:.2f}x |")
 
 
 def _report(

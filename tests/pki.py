@@ -23,6 +23,10 @@ CERTIFICATES: dict[str, tuple[str, list[x509.GeneralName]]] = {
     "client": ("runner", [x509.DNSName(RUNNER_DNS)]),
     "uri-client": ("runner-by-uri", [x509.UniformResourceIdentifier(RUNNER_URI)]),
     "other-client": (RUNNER_DNS, [x509.DNSName(OTHER_DNS)]),  # a look-alike common name
+    # the runner's names in the other kind of SAN: what a CA constrained to other DNS names
+    # (or to URIs) can still issue
+    "uri-lookalike": ("lookalike-uri", [x509.UniformResourceIdentifier(RUNNER_DNS)]),
+    "dns-lookalike": ("lookalike-dns", [x509.DNSName(RUNNER_URI)]),
 }
 
 

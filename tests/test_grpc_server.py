@@ -615,8 +615,11 @@ def test_a_port_in_use_is_refused_not_shared(
 ) -> None:
     """grpc would share the port with the running server (SO_REUSEPORT) and take half its calls."""
     completed = run_cli("serve", "--port", str(server.port), env=cli_env, timeout=30)
-    assert completed.returncode == 3
-    assert f"cannot listen on 127.0.0.1:{server.port}" in completed.stderr
+    assert completed.returncode == 2  # a start-up error names its cause (issue 21), exit 2
+    assert completed.stderr.splitlines() == [
+        f"iam-create-access-key: error: cannot listen on 127.0.0.1:{server.port}: the port is "
+        "in use (another process listens on it)"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -251,7 +251,7 @@ def test_mutual_tls_lets_in_only_the_named_clients(
         iam,
         "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
         "--tls-client-ca", pki["ca"][3],
-        "--tls-client-name", RUNNER_DNS, "--tls-client-name", RUNNER_URI,
+        "--tls-client-name", RUNNER_DNS, "--tls-client-name", f"uri:{RUNNER_URI}",
         "--lend-identity", "all",
     )  # fmt: skip
     user = iam.new_user()
@@ -566,10 +566,11 @@ def test_an_oversized_context_is_code_2_and_nothing_is_created(
 def test_sigterm_exits_within_the_grace_whatever_the_calls_wait_on(
     started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy
 ) -> None:
-    # No grace: calls are cut at SIGTERM. With one, --max-call-seconds (at most the grace)
-    # would end these calls within the drain, and the exit would find none left to name.
-    grace = 0
-    process = serve(started, iam, "--grace", str(grace))
+    # No grace: calls are cut at SIGTERM (after the delay, during which calls still arriving are
+    # served). With one, --max-call-seconds (at most the grace) would end these calls within the
+    # drain, and the exit would find none left to name.
+    grace, delay = 0, 1
+    process = serve(started, iam, "--grace", str(grace), "--shutdown-delay", str(delay))
     users = [iam.new_user() for _ in range(3)]
     proxy.inject(
         "CreateAccessKey",
@@ -589,9 +590,9 @@ def test_sigterm_exits_within_the_grace_whatever_the_calls_wait_on(
 
     process.process.send_signal(15)
     stopped_at = time.monotonic()
-    code = process.process.wait(grace + 5)
+    code = process.process.wait(delay + grace + 5)
 
-    assert time.monotonic() - stopped_at < grace + 5
+    assert time.monotonic() - stopped_at < delay + grace + 5
     assert code == 0
     time.sleep(0.2)
     text = process.text()
@@ -614,8 +615,8 @@ def test_memory_stays_flat_under_calls_that_run_out_of_time(
     """2,300 calls whose time runs out against an endpoint that drips its answer: each leaves
     reference cycles (an exception and its frames) that a long-lived server must collect."""
     drip = DrippingEndpoint(seconds=1.0)
-    # Slots enough that none is refused: each call given up on keeps its slot while its worker
-    # still reads the drip (about a second), and this test is about memory, not capacity.
+    # Slots enough that none is refused: each call given up on leaves a thread reading the
+    # drip (about a second), counted against the slots, and this test is about memory.
     process = serve(
         started, iam, "--allow-endpoint", drip.url, "--max-calls", "1024", local_endpoints=False
     )

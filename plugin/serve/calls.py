@@ -5,28 +5,48 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
+import secrets
 import threading
 import time
 from typing import Any
 
-from .. import key_witness
-from ..deadline import Lease
+from .. import deadline, key_witness
+
+# Threads still reading a dripping endpoint for calls that have ended, per call slot: enough
+# that one tenant's drips (each bounded by botocore's timeouts between bytes) do not refuse
+# the others at once, few enough that threads stay bounded.
+ABANDONED_PER_SLOT = 4
 
 
 class Slots:
     """At most `size` ExecuteAction/TestCredentials calls at once; one more is refused at
-    once (never queued). A slot is free again when its call and every worker still running
-    one of its AWS calls are done (deadline.Lease)."""
+    once (never queued). A slot is free again when its call has ended: a worker still blocked
+    on an endpoint that drips the answer of a call given up on holds no slot, but counts
+    (deadline.abandoned) and, past ABANDONED_PER_SLOT times `size` of them, new calls are
+    refused too: threads, and so memory, stay bounded whatever the endpoints do."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._free = threading.BoundedSemaphore(size)
+        self._taken = 0
+        self._lock = threading.Lock()
 
-    def take(self) -> Lease | None:
-        if not self._free.acquire(blocking=False):
-            return None
-        return Lease(self._free.release)
+    def take(self) -> bool:
+        with self._lock:
+            if self._taken >= self.size:
+                return False
+            self._taken += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._taken -= 1
+
+    def abandoned_too_many(self) -> bool:
+        return deadline.abandoned() >= ABANDONED_PER_SLOT * self.size
+
+    @property
+    def abandoned_limit(self) -> int:
+        return ABANDONED_PER_SLOT * self.size
 
 
 @dataclasses.dataclass
@@ -65,7 +85,9 @@ class Flights:
 
     def __init__(self) -> None:
         self._numbers = itertools.count(1)
-        self._prefix = f"{os.getpid():x}"
+        # Random per process: ids stay unique across pods and restarts (under PID 1 every
+        # pod's process is 1, so a PID-based prefix repeated in every pod).
+        self._prefix = secrets.token_hex(4)
         self._open: dict[str, Flight] = {}
         self._lock = threading.Lock()
         self._last_change = time.time_ns()  # the server's start, until the first call

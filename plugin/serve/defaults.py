@@ -26,6 +26,9 @@ ENV_PREFIX = "IAM_CREATE_ACCESS_KEY_"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1337
 DEFAULT_GRACE_SECONDS = 60.0
+# After SIGTERM, readiness is NOT_SERVING at once but calls still arriving are served this long
+# (the endpoint's removal from the Service races the signal), then the drain.
+DEFAULT_SHUTDOWN_DELAY_SECONDS = 5.0
 # Without --max-call-seconds a call may run as long as the grace, so that none outlives the
 # drain at SIGTERM; this value serves only when the grace is 0 (calls are cut at SIGTERM).
 DEFAULT_MAX_CALL_SECONDS = DEFAULT_GRACE_SECONDS
@@ -331,6 +334,17 @@ SETTINGS = (
         DEFAULT_GRACE_SECONDS,
         "on SIGTERM/SIGINT, time the calls in flight have to finish (at most a day); the "
         "process exits within 4 s after, whatever they wait on",
+        LOAD,
+        "SECONDS",
+        least=0,
+        most=MOST_SECONDS,
+    ),
+    Setting(
+        "shutdown_delay",
+        NUMBER,
+        DEFAULT_SHUTDOWN_DELAY_SECONDS,
+        "on SIGTERM/SIGINT, readiness turns NOT_SERVING at once and calls still arriving are "
+        "served this long, before the grace (at most a day)",
         LOAD,
         "SECONDS",
         least=0,

@@ -1,0 +1,632 @@
+"""`serve` under hostile clients and slow endpoints (issue 20), tried as the attacks were: raw
+streams that never send their message, answers too large to receive in time, look-alike
+certificate names, endpoints that drip, and a SIGTERM in the middle of a stream of calls. Each
+test counts what is left on the local IAM endpoint, or what the runner's own calls got."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import re
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from plugin.serve.protocol import integration_pack_pb2 as pb
+from plugin.serve.translation import MAX_CONTEXT_BYTES
+from tests import fault_proxy as faults
+from tests.fault_proxy import FaultProxy
+from tests.grpc_plugin import PluginProcess, execute_request
+from tests.local_iam import LocalIAM
+from tests.pki import RUNNER_DNS, RUNNER_URI, client_credentials
+
+EXECUTE = "/integration_pack.Plugin/ExecuteAction"
+
+
+def serve(started: list[PluginProcess], *arguments: str, **more: Any) -> PluginProcess:
+    process = PluginProcess(*arguments, **more)
+    started.append(process)
+    return process
+
+
+def resident_kib(process: PluginProcess) -> int:
+    for line in Path(f"/proc/{process.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def threads_of(process: PluginProcess) -> int:
+    for line in Path(f"/proc/{process.process.pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads")
+
+
+class StalledStreams:
+    """`count` ExecuteAction streams over `connections` connections that send their headers
+    and never their request message (a grpc.aio client whose request iterator never yields),
+    held until `release()`; what each ended with, in `codes`."""
+
+    def __init__(
+        self, target: str, count: int, connections: int = 1, credentials: Any = None
+    ) -> None:
+        self.codes: list[grpc.StatusCode] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._release: asyncio.Event | None = None
+        asyncio.run_coroutine_threadsafe(
+            self._start(target, count, connections, credentials), self._loop
+        ).result(30)
+
+    async def _start(self, target: str, count: int, connections: int, credentials: Any) -> None:
+        self._release = asyncio.Event()
+        release = self._release
+        # distinct options: one connection each (grpc would share a subchannel otherwise)
+        self._channels = [
+            grpc.aio.secure_channel(target, credentials, options=[("test.connection", i)])
+            if credentials
+            else grpc.aio.insecure_channel(target, options=[("test.connection", i)])
+            for i in range(connections)
+        ]
+
+        async def never() -> Any:
+            await release.wait()
+            return
+            yield  # an async generator that ends without a message
+
+        async def one(channel: Any) -> None:
+            method = channel.stream_unary(
+                EXECUTE,
+                request_serializer=lambda message: message,
+                response_deserializer=pb.ExecuteActionResponse.FromString,
+            )
+            try:
+                await method(never())
+            except grpc.aio.AioRpcError as error:
+                self.codes.append(error.code())
+            else:
+                self.codes.append(grpc.StatusCode.OK)
+
+        self._calls = [
+            asyncio.ensure_future(one(self._channels[i % connections])) for i in range(count)
+        ]
+        await asyncio.sleep(0)
+
+    def wait_until_ended(self, seconds: float) -> None:
+        async def wait() -> None:
+            await asyncio.wait(self._calls, timeout=seconds)
+
+        asyncio.run_coroutine_threadsafe(wait(), self._loop).result(seconds + 10)
+
+    def release(self) -> None:
+        async def close() -> None:
+            assert self._release is not None
+            for call in self._calls:
+                call.cancel()
+            await asyncio.gather(*self._calls, return_exceptions=True)
+            for channel in self._channels:
+                await channel.close()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def stalled() -> Iterator[list[StalledStreams]]:
+    held: list[StalledStreams] = []
+    yield held
+    for streams in held:
+        streams.release()
+
+
+def runner_calls_are_answered(process: PluginProcess, iam: LocalIAM, **credentials: Any) -> None:
+    """What the runner does, each within a few seconds: health, HealthProbe, Describe, and
+    one ExecuteAction that creates a key."""
+    channel = process.channel(**credentials)
+    health = health_pb2_grpc.HealthStub(channel)
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+    stub = process.stub(**credentials)
+    stub.HealthProbe(pb.Empty(), timeout=5)
+    assert stub.Describe(pb.Empty(), timeout=5).name == "iam_create_access_key"
+    user = iam.new_user()
+    answer = stub.ExecuteAction(execute_request({"user_name": user}, iam.connection()), timeout=30)
+    assert answer.error_code == 0, answer.error_message
+    assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
+
+
+# ---- 1. deliver or delete ---------------------------------------------------------------------
+
+
+def test_a_large_answer_not_received_in_time_leaves_no_key(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The attack: a 4 MiB context (echoed back) and a deadline close to the call's length. Every
+    call whose answer the client did not receive must leave no key on its user."""
+    process = serve(started, "--max-calls", "8")
+    stub = process.stub()
+    context = b"c" * MAX_CONTEXT_BYTES  # the largest context, echoed back
+
+    def call(user: str, timeout: float) -> tuple[str, str | None]:
+        request = execute_request({"user_name": user}, iam.connection(), context=context)
+        try:
+            answer = stub.ExecuteAction(request, timeout=timeout)
+        except grpc.RpcError as error:
+            return user, None if error.code() != grpc.StatusCode.OK else ""
+        if answer.error_code != 0:
+            return user, None
+        assert len(answer.context) == len(context)
+        return user, json.loads(answer.result)["AccessKey"]["AccessKeyId"]
+
+    durations = []
+    for _ in range(3):  # how long such a call takes here, now
+        began = time.monotonic()
+        _, key = call(iam.new_user(), 30)
+        assert key is not None
+        durations.append(time.monotonic() - began)
+    typical = statistics.median(durations)
+    users = [iam.new_user() for _ in range(100)]
+    # deadlines from well under the typical length to a second over it: some answers arrive,
+    # some not, and many are close to the call's length (the server keeps a margin to deliver)
+    timeouts = [typical * 0.3 + (typical + 1.0) * i / len(users) for i in range(len(users))]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        received = dict(pool.map(call, users, timeouts))
+
+    until = time.monotonic() + 30  # withdrawals finish after the client gave up
+    while time.monotonic() < until:
+        left = {user: iam.key_ids(user) for user in users}
+        if all(left[user] == ([received[user]] if received[user] else []) for user in users):
+            break
+        time.sleep(0.5)
+    for user in users:
+        expected = [received[user]] if received[user] else []
+        assert left[user] == expected, (user, received[user], left[user], process.text())
+    assert any(received.values()), "no answer arrived at all: the test says nothing"
+    assert not all(received.values()), "every answer arrived: the test says nothing"
+
+
+# ---- 2. streams that never send ---------------------------------------------------------------
+
+
+def test_with_60_stalled_streams_health_and_the_runners_calls_are_answered(
+    started: list[PluginProcess], iam: LocalIAM, stalled: list[StalledStreams]
+) -> None:
+    """The attack: 45 streams (headers, no message) starved every thread of the old server
+    (32 call slots + 8 reserve). Now they hold no thread and no slot: with 60 of them on the
+    runner's own connection, health, HealthProbe, Describe and an ExecuteAction are answered."""
+    process = serve(started, "--max-calls", "4")
+    before = threads_of(process)
+    stalled.append(StalledStreams(process.address, 60))
+    time.sleep(1)
+    runner_calls_are_answered(process, iam)
+    assert threads_of(process) <= before + 4 + 2  # the call's executor thread, not 60
+    assert stalled[0].codes == []  # still open: nobody closed them for the test
+
+
+def test_a_stream_that_never_sends_is_ended(
+    started: list[PluginProcess], stalled: list[StalledStreams]
+) -> None:
+    process = serve(started)
+    streams = StalledStreams(process.address, 3)
+    stalled.append(streams)
+    streams.wait_until_ended(30)
+    assert streams.codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * 3
+
+
+def test_under_mutual_tls_a_refused_certificate_holds_nothing(
+    started: list[PluginProcess], iam: LocalIAM, pki: dict[str, Any], stalled: list[StalledStreams]
+) -> None:
+    """A client whose certificate name is refused is answered UNAUTHENTICATED at once, before
+    its request is read: its stalled streams end at once, the runner's calls are answered."""
+    process = serve(
+        started,
+        "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
+        "--tls-client-ca", pki["ca"][3], "--tls-client-name", RUNNER_DNS,
+    )  # fmt: skip
+    streams = StalledStreams(
+        f"localhost:{process.port}", 60, credentials=client_credentials(pki, "other-client")
+    )
+    stalled.append(streams)
+    streams.wait_until_ended(15)
+    assert streams.codes == [grpc.StatusCode.UNAUTHENTICATED] * 60
+    runner_calls_are_answered(
+        process, iam, credentials=client_credentials(pki, "client"), host="localhost"
+    )
+
+
+def test_memory_stays_bounded_under_thousands_of_stalled_streams(
+    started: list[PluginProcess], stalled: list[StalledStreams]
+) -> None:
+    """The attack: 10,000 stalled streams on 4 connections took the old server from 51 to 257
+    MiB. Now a connection has at most 100 streams open at once (the rest wait in the client),
+    each costing no thread: 3,000 on 4 connections stay within a few MiB."""
+    process = serve(started)
+    health = health_pb2_grpc.HealthStub(process.channel())
+    health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+    warm = resident_kib(process)
+    threads = threads_of(process)
+    stalled.append(StalledStreams(process.address, 3000, connections=4))
+    time.sleep(3)
+    grown = resident_kib(process) - warm
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+    assert threads_of(process) <= threads + 2
+    assert grown < 30 * 1024, f"resident memory grew {grown} KiB under 3,000 stalled streams"
+
+
+# ---- 3. typed client names --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("allowed", "admitted", "refused"),
+    [
+        ([f"dns:{RUNNER_DNS}"], "client", "uri-lookalike"),
+        ([RUNNER_DNS], "client", "uri-lookalike"),  # a bare name is a DNS name
+        ([f"uri:{RUNNER_URI}"], "uri-client", "dns-lookalike"),
+    ],
+    ids=["dns-entry-refuses-a-uri-san", "bare-entry-is-dns-only", "uri-entry-refuses-a-dns-san"],
+)
+def test_a_dns_entry_never_admits_a_uri_san_nor_the_reverse(
+    started: list[PluginProcess],
+    pki: dict[str, Any],
+    allowed: list[str],
+    admitted: str,
+    refused: str,
+) -> None:
+    names = [argument for name in allowed for argument in ("--tls-client-name", name)]
+    process = serve(
+        started,
+        "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
+        "--tls-client-ca", pki["ca"][3], *names,
+    )  # fmt: skip
+    good = process.stub(client_credentials(pki, admitted), host="localhost")
+    assert good.Describe(pb.Empty(), timeout=10).name == "iam_create_access_key"
+    channel = process.channel(client_credentials(pki, refused), host="localhost")
+    health = health_pb2_grpc.HealthStub(channel)
+    attempts = {
+        "Describe": lambda: pb_stub(channel).Describe(pb.Empty(), timeout=10),
+        "ExecuteAction": lambda: pb_stub(channel).ExecuteAction(
+            execute_request({"user_name": "x"}, None), timeout=10
+        ),
+        "Health.Check": lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=10),
+        "Health.Watch": lambda: next(health.Watch(health_pb2.HealthCheckRequest(), timeout=10)),
+    }
+    for method, attempt in attempts.items():
+        with pytest.raises(grpc.RpcError) as raised:
+            attempt()
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED, method
+        assert raised.value.details() == (
+            "the client certificate names no client this server lets in (--tls-client-name)"
+        )
+
+
+def pb_stub(channel: Any) -> Any:
+    from plugin.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+
+    return pb_grpc.PluginStub(channel)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            RUNNER_URI,
+            f"--tls-client-name {RUNNER_URI}: say what it matches, dns:NAME or uri:URI (a bare "
+            "name is a DNS name)",
+        ),
+        ("uri:runner.blink.svc", "--tls-client-name uri:runner.blink.svc: not a URI name"),
+        ("dns:", "--tls-client-name dns:: not a DNS name"),
+    ],
+)
+def test_an_ambiguous_client_name_is_refused_at_start(
+    pki: dict[str, Any], cli_env: dict[str, str], entry: str, message: str
+) -> None:
+    from tests.conftest import run_cli
+
+    completed = run_cli(
+        "serve", "--port", "0", "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
+        "--tls-client-ca", pki["ca"][3], "--tls-client-name", entry, env=cli_env, timeout=30,
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [f"iam-create-access-key: error: {message}"]
+
+
+# ---- 4, 5. slow endpoints: every AWS request within the call's time, no tenant waits on another
+
+
+DRIP = faults.answer("drips for minutes", b" " * 400, drip=0.5)  # 200 s, a byte within every read
+
+
+def role(name: str) -> str:
+    return f"arn:aws:iam::123456789012:role/{name}-{uuid.uuid4().hex[:6]}"
+
+
+def test_a_dripping_assume_role_freezes_no_other_tenant_and_is_made_once(
+    started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """Tenant A's endpoint drips its AssumeRole answer. Two of A's calls for the same role share
+    one AssumeRole; tenant B, assuming another role, is answered while A's calls still wait;
+    A's calls, which set no timeout of their own, end within --max-call-seconds (the old
+    server's process-wide lock held B until its deadline, and A's calls for 40 s and more)."""
+    process = serve(started, "--max-call-seconds", "5")
+    stub = process.stub()
+    proxy.inject("AssumeRole", DRIP)
+    mark = proxy.mark()
+    slow = iam.connection(endpoint_url=proxy.url, role_arn=role("slow"))
+    began = time.monotonic()
+    tenant_a = [
+        stub.ExecuteAction.future(execute_request({"user_name": iam.new_user()}, slow), timeout=60)
+        for _ in range(2)
+    ]
+    until = time.monotonic() + 15
+    while not any(e.action == "AssumeRole" for e in proxy.since(mark)):
+        assert time.monotonic() < until, "AssumeRole never reached the endpoint"
+        time.sleep(0.05)
+
+    user = iam.new_user()
+    other = iam.connection(role_arn=role("other"))
+    answer = stub.ExecuteAction(execute_request({"user_name": user}, other), timeout=30)
+
+    assert answer.error_code == 0, answer.error_message
+    assert not any(call.done() for call in tenant_a)  # B was answered while A still waited
+    for call in tenant_a:
+        result = call.result()
+        assert result.error_code == 4, result.error_message
+        assert "AssumeRole into" in result.error_message
+    took = time.monotonic() - began
+    assert took < 5 + 10, f"A's calls took {took:.0f} s with --max-call-seconds 5"
+    assert [e.action for e in proxy.since(mark)] == ["AssumeRole"]  # one for both calls
+
+
+@pytest.mark.parametrize(
+    ("action", "created"),
+    [("DescribeParameters", False), ("PutParameter", True)],
+    ids=["vault-check-drips", "vault-write-drips"],
+)
+def test_a_dripping_vault_is_bounded_by_max_call_seconds(
+    started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy, action: str, created: bool
+) -> None:
+    """The attack: a vault check that drips gave no answer after 70 s with --max-call-seconds 5.
+    Now the call ends within its time: a check that drips creates nothing, a write that drips
+    has its key deleted; and the one slot is free for another tenant as soon as the call ended,
+    while its thread still reads the drip."""
+    process = serve(started, "--max-call-seconds", "5", "--max-calls", "1")
+    user = iam.new_user()
+    # moto's Parameter Store loads AWS's public parameters on first use (seconds): not here
+    boto3.client(
+        "ssm", region_name="us-east-1", endpoint_url=iam.url, aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="warm-up",
+    ).describe_parameters()  # fmt: skip
+    proxy.inject(action, DRIP)
+    mark = proxy.mark()
+    connection = iam.connection(endpoint_url=proxy.url)
+    began = time.monotonic()
+    answer = process.stub().ExecuteAction(
+        execute_request({"user_name": user, "vault": f"ssm:/iam-keys/{user}"}, connection),
+        timeout=120,
+    )
+    took = time.monotonic() - began
+
+    assert answer.error_code == 4, answer.error_message
+    assert took < 5 + 10, f"the call took {took:.0f} s with --max-call-seconds 5"
+    assert iam.key_ids(user) == []
+    actions = [e.action for e in proxy.since(mark)]
+    assert ("CreateAccessKey" in actions) is created, (actions, answer.error_message)
+    if created:
+        assert "was deleted, so nothing is left behind" in answer.error_message
+    other = iam.new_user()
+    served = process.stub().ExecuteAction(
+        execute_request({"user_name": other}, iam.connection()), timeout=30
+    )
+    assert served.error_code == 0, served.error_message
+
+
+# ---- 8. smaller: short secrets, the log's format ---------------------------------------------
+
+
+def test_a_one_letter_secret_masks_no_letter_of_the_lines_about_its_call(
+    started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    process = serve(started)
+    stub = process.stub()
+    user = iam.new_user()
+    answer = stub.ExecuteAction(
+        execute_request({"user_name": user}, iam.connection(secret_access_key="e")), timeout=30
+    )
+    log = answer.log_buffer.decode()
+    assert answer.error_code == 0, answer.error_message
+    key = json.loads(answer.result)["AccessKey"]["AccessKeyId"]
+    assert f"INFO created access key {key}" in log
+    assert "INFO input checked; creating a key for user" in log
+    assert re.search(r"INFO finished in \d+ ms: error code 0", log), log
+    assert "***" not in log
+
+    proxy.inject("CreateAccessKey", faults.hold_after_forward(2))  # and hangs up meanwhile
+    mark = proxy.mark()
+    other = iam.new_user()
+    hanging_up = stub.ExecuteAction.future(
+        execute_request(
+            {"user_name": other}, iam.connection(secret_access_key="e", endpoint_url=proxy.url)
+        ),
+        timeout=30,
+    )
+    until = time.monotonic() + 15
+    while not any(e.upstream_body for e in proxy.since(mark)):
+        assert time.monotonic() < until
+        time.sleep(0.02)
+    hanging_up.cancel()
+    until = time.monotonic() + 15
+    while "deleted key" not in process.text() and time.monotonic() < until:
+        time.sleep(0.1)
+    assert re.search(
+        r"WARNING \[call [0-9a-f]{8}-\d+\] the caller hung up before the answer could be sent: "
+        r"deleted key AKIA\w+$",
+        process.text(),
+        re.MULTILINE,
+    ), process.text()
+    assert iam.key_ids(other) == []
+
+
+def test_every_line_serve_writes_follows_the_json_log_format(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    process = PluginProcess("--log-format", "json", "--shutdown-delay", "0")
+    started.append(process)
+    assert process.terminate() == 0
+    lines = [json.loads(line) for line in process.text().splitlines()]
+    assert [line["level"] for line in lines] == ["INFO", "INFO"]
+    assert lines[0]["message"].startswith("serving integration_pack.Plugin on 127.0.0.1:")
+    assert lines[1]["message"].startswith("stopping; finishing the calls in flight")
+
+
+# ---- issue 21, point 3: a rolling update loses no call ----------------------------------------
+
+
+def test_a_sigterm_during_a_stream_of_calls_loses_none(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """Readiness turns NOT_SERVING at once, while the calls the runner still sends during the
+    endpoint's removal (here 1.5 s of them, within --shutdown-delay 3) are all served."""
+    process = serve(started, "--shutdown-delay", "3", "--grace", "10")
+    stub = process.stub()
+    health = health_pb2_grpc.HealthStub(process.channel())
+    users = [iam.new_user() for _ in range(200)]
+    answers: list[tuple[str, Any]] = []
+    stop_sending = threading.Event()
+
+    def send(mine: list[str]) -> None:
+        for user in mine:
+            if stop_sending.is_set():
+                return
+            request = execute_request({"user_name": user}, iam.connection())
+            try:
+                answers.append((user, stub.ExecuteAction(request, timeout=30)))
+            except grpc.RpcError as error:
+                answers.append((user, error.code()))
+            time.sleep(0.05)  # a steady stream: about 20 calls a second from each sender
+
+    senders = [threading.Thread(target=send, args=(users[i::2],)) for i in range(2)]
+    for sender in senders:
+        sender.start()
+    time.sleep(1)
+    process.process.send_signal(15)
+    time.sleep(0.3)
+    readiness = health.Check(health_pb2.HealthCheckRequest(service="integration_pack.Plugin"))
+    sent_before = len(answers)
+    time.sleep(1.2)
+    stop_sending.set()
+    for sender in senders:
+        sender.join(30)
+    code = process.process.wait(30)
+
+    assert readiness.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert len(answers) > sent_before  # calls kept arriving after SIGTERM
+    failed = [(user, answer) for user, answer in answers if not hasattr(answer, "error_code")]
+    assert failed == []
+    for user, answer in answers:
+        assert answer.error_code == 0, answer.error_message
+        assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
+    assert code == 0
+
+
+# ---- issue 21, point 7: start-up errors name their cause -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--unix", "/nonexistent-folder/plugin.sock"],
+            "--unix /nonexistent-folder/plugin.sock: the folder /nonexistent-folder does not exist",
+        ),
+        (
+            ["--host", "no-such-host.invalid", "--insecure-plaintext"],
+            "--host no-such-host.invalid is neither an address nor a name this machine resolves",
+        ),
+        (
+            ["--host", "192.0.2.1", "--insecure-plaintext"],
+            "cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine",
+        ),
+        (
+            ["--tls-cert", __file__, "--tls-key", __file__],
+            f"--tls-cert {__file__} and --tls-key {__file__} are not a PEM certificate and its "
+            "private key",
+        ),
+    ],
+    ids=["socket-folder-missing", "host-unknown", "host-not-ours", "certificate-not-pem"],
+)
+def test_a_start_up_error_is_one_line_naming_its_cause_exit_2(
+    cli_env: dict[str, str], arguments: list[str], message: str
+) -> None:
+    from tests.conftest import run_cli
+
+    completed = run_cli("serve", "--port", "0", *arguments, env=cli_env, timeout=30)
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [f"iam-create-access-key: error: {message}"]
+
+
+def test_an_endpoints_malformed_headers_are_one_line_without_their_bytes(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The attack: an endpoint (allowed, but hostile or broken) sends a header line that is no
+    header. urllib3 warned with a traceback quoting the bytes it could not parse."""
+    import http.server
+
+    marker = "not-a-header-line-" + uuid.uuid4().hex
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<CreateAccessKeyResponse></CreateAccessKeyResponse>"
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+                + marker.encode()
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\n\r\n"
+                + body
+            )
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{endpoint.server_port}"
+    try:
+        process = serve(started, "--allow-endpoint", url, local_endpoints=False)
+        answer = process.stub().ExecuteAction(
+            execute_request({"user_name": iam.new_user()}, iam.connection(endpoint_url=url)),
+            timeout=30,
+        )
+        assert answer.error_code != 0
+        until = time.monotonic() + 10
+        while "malformed" not in process.text() and time.monotonic() < until:
+            time.sleep(0.1)
+    finally:
+        endpoint.shutdown()
+    text = process.text()
+    assert re.search(
+        r"WARNING \[call [0-9a-f]{8}-1\] an endpoint sent malformed response headers$",
+        text,
+        re.MULTILINE,
+    ), text
+    assert marker not in text
+    assert "Traceback" not in text
