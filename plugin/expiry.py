@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from . import clients, lifetime, regions
-from .deadline import Deadline
+from .deadline import Deadline, bound_sends
 from .errors import ActionError, Category
 from .failures import aws_code, aws_reason
 from .request import Connection
@@ -90,6 +90,7 @@ def scheduler_client(
         ),
     )
     clients.refuse_clear_text(client.meta.endpoint_url)
+    bound_sends(client)  # schedules keep to the invocation's time (serve)
     return client
 
 

@@ -291,7 +291,7 @@ class PluginServicer:
                 flight.subject = _subject(engine_request)
                 response = engine.execute(engine_request, self.options.policy.admit)
                 if gone.is_set():
-                    _withdraw(engine_request, response, flight, HUNG_UP)
+                    _withdraw(engine_request, response, flight, HUNG_UP, self.options.policy.admit)
             step.note(
                 f"finished in {(time.monotonic() - started) * 1000:.0f} ms: error code "
                 f"{response['error_code']}"
@@ -302,7 +302,13 @@ class PluginServicer:
             answer = translation.execute_response(pb, response, echoed, step.text())
             if engine_request is not None and answer.ByteSize() > MAX_ANSWER_BYTES:
                 # Sized beforehand (context, log, error), so a bug; even then no live key.
-                _withdraw(engine_request, response, flight, "the answer was too large to send")
+                _withdraw(
+                    engine_request,
+                    response,
+                    flight,
+                    "the answer was too large to send",
+                    self.options.policy.admit,
+                )
                 answer = translation.execute_response(pb, response, b"", step.text())
         return answer, engine_request, response
 
@@ -373,7 +379,7 @@ class PluginServicer:
             if engine_request is not None and not flight.hung_up:
                 await self._run(
                     flight, gone, CUSTODY_SECONDS + 1, _withdraw, engine_request, response,
-                    flight, why,
+                    flight, why, self.options.policy.admit,
                 )  # fmt: skip
         except Exception:  # a bug (the action's errors are answers): the slot is freed anyway
             log.error("a call's clean-up failed", exc_info=True)
@@ -462,14 +468,19 @@ UNDELIVERED = (
 
 
 def _withdraw(
-    engine_request: dict[str, Any], response: dict[str, Any], flight: Flight, why: str
+    engine_request: dict[str, Any],
+    response: dict[str, Any],
+    flight: Flight,
+    why: str,
+    admit: engine.Admit,
 ) -> None:
     """The answer cannot reach the caller (it hung up: cancelled, disconnected or out of time):
-    its key must not outlive the call."""
+    its key must not outlive the call. `admit`: the policy the call ran under, so the delete
+    signs in as the call did (the operator's external ID for a lent role)."""
     flight.hung_up = True
     try:
         with sends_within(Deadline(CUSTODY_SECONDS)):  # the call's own time may be spent
-            withdrawn = engine.withdraw(engine_request, response)
+            withdrawn = engine.withdraw(engine_request, response, admit)
     except ActionError as error:
         log.error("%s, and its key could not be deleted: %s", why, error)
     except Exception as error:  # a bug; the key id is in the step's own log above
@@ -629,7 +640,7 @@ def _exit_now(flights: Flights, options: Options) -> NoReturn:
     would otherwise hold the process open for as long as they are blocked (Python joins them
     at exit)."""
     unfinished = flights.under_way()
-    listed = _keys_of_unfinished(unfinished)
+    listed = _keys_of_unfinished(unfinished, options.policy.admit)
     for flight in unfinished:
         log.error(
             "%s",
@@ -645,13 +656,17 @@ def _exit_now(flights: Flights, options: Options) -> NoReturn:
     os._exit(0)
 
 
-def _keys_of_unfinished(unfinished: list[Flight]) -> dict[str, list[str] | None]:
+def _keys_of_unfinished(
+    unfinished: list[Flight], admit: engine.Admit
+) -> dict[str, list[str] | None]:
     """For each unfinished call that made no key it knows of, the keys IAM shows on its user
     since it started: all looked up at once, within EXIT_LISTING_SECONDS."""
     listed: dict[str, list[str] | None] = {}
 
     def look(call_id: str, request: dict[str, Any], since: float) -> None:
-        listed[call_id] = engine.keys_created_since(request, since, EXIT_LISTING_SECONDS - 0.5)
+        listed[call_id] = engine.keys_created_since(
+            request, since, EXIT_LISTING_SECONDS - 0.5, admit
+        )
 
     lookups = [
         threading.Thread(
