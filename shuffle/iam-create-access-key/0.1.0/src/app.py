@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "262fe36934a515d1d2de2d7c7c2b1a047efdfa03e295d2035682d247b16aa246"
+VENDORED_SHA256 = "9c0dea2ab7fa7c09cebf855e84b27028139315dcf061e32f4b58dfb1da1eca5b"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
