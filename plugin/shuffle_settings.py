@@ -109,10 +109,7 @@ class Settings:
 
     def _vault(self, request: Request) -> str | None:
         given = request.parameters.vault
-        if given is None or not self.vault_prefixes:
-            return None
-        _, name = vault.target(given)
-        if any(name.startswith(prefix) for prefix in self.vault_prefixes):
+        if given is None or not vault.outside(given, self.vault_prefixes):
             return None
         return (
             f"vault: {given} is outside the names this app writes "

@@ -49,6 +49,13 @@ def target(text: str) -> tuple[str, str]:
     return service, name
 
 
+def outside(text: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether the target's name starts with none of an operator's `prefixes` (none set: it
+    is never outside)."""
+    _, name = target(text)
+    return bool(prefixes) and not any(name.startswith(prefix) for prefix in prefixes)
+
+
 def holding(
     session: Any, connection: Connection, region: str, text: str, key_id: str
 ) -> tuple[dict[str, Any], tuple[str, ...]] | None:
