@@ -630,3 +630,83 @@ def test_an_endpoints_malformed_headers_are_one_line_without_their_bytes(
     ), text
     assert marker not in text
     assert "Traceback" not in text
+
+
+def never_reading_client(port: int, message: bytes) -> tuple[Any, Any]:
+    """One ExecuteAction over raw HTTP/2 from a client whose flow-control window is zero and
+    that sends no grpc-timeout: the server can write nothing of the answer, ever."""
+    import socket
+    import struct
+
+    import h2.config
+    import h2.connection
+    import h2.settings
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+    )
+    connection.initiate_connection()
+    stream = connection.get_next_available_stream_id()
+    connection.send_headers(
+        stream,
+        [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", EXECUTE),
+            (":authority", "127.0.0.1"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ],
+    )
+    framed = b"\0" + struct.pack(">I", len(message)) + message
+    connection.send_data(stream, framed, end_stream=True)
+    sock.sendall(connection.data_to_send())
+    return sock, connection
+
+
+def test_a_client_that_never_reads_its_answer_holds_no_slot_and_no_key(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """Found by the red team after the asyncio server: a client that never opens its window
+    held its slot and its key past --max-call-seconds (nothing bounded the answer's write)."""
+    process = serve(started, "--max-calls", "2", "--max-call-seconds", "3")
+    users = [iam.new_user() for _ in range(2)]
+    clients = [
+        never_reading_client(
+            process.port,
+            execute_request({"user_name": user}, iam.connection()).SerializeToString(),
+        )
+        for user in users
+    ]
+    try:
+        other = iam.new_user()
+        made: set[str] = set()
+        refused: set[Any] = set()
+        response = None
+        deadline = time.monotonic() + 25
+        while response is None and time.monotonic() < deadline:
+            made.update(key for user in users for key in iam.key_ids(user))
+            try:
+                response = process.stub().ExecuteAction(
+                    execute_request({"user_name": other}, iam.connection()), timeout=30
+                )
+            except grpc.RpcError as error:  # the two slots are the never-reading clients'
+                refused.add(error.code())
+                time.sleep(0.5)
+        # Both calls made their key; another tenant is served again within the calls' time,
+        # and the keys nobody could read are gone.
+        assert len(made) == 2
+        assert refused <= {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert response is not None, "the never-reading clients kept the slots"
+        assert response.error_code == 0, response.error_message
+        assert iam.key_ids(other) == [json.loads(response.result)["AccessKey"]["AccessKeyId"]]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(iam.key_ids(user) for user in users):
+            time.sleep(0.25)
+        assert [iam.key_ids(user) for user in users] == [[], []]
+        assert "the answer did not reach the caller" in process.text()
+    finally:
+        for sock, _ in clients:
+            sock.close()

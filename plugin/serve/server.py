@@ -234,7 +234,15 @@ class PluginServicer:
             self._after(work, flight, lambda: self.metrics.answered("TestCredentials", 4))
             raise
         try:
-            await context.write(translation.credentials_response(pb, response))
+            # Bounded as ExecuteAction's answer is: a client that never reads holds no slot.
+            await asyncio.wait_for(
+                context.write(translation.credentials_response(pb, response)),
+                max(DELIVERY_SECONDS, budget),
+            )
+        except asyncio.TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "the answer was not read in time"
+            )
         finally:
             self.metrics.answered("TestCredentials", response["error_code"])
             self._end(flight)
@@ -261,8 +269,12 @@ class PluginServicer:
             )
         delivered = False
         try:
-            await context.write(answer)  # returns once it is written to the connection
+            # Bounded: a client that never reads (a zero window) would hold the slot and the
+            # key past the call's time; one not written in time is an answer not received.
+            await asyncio.wait_for(context.write(answer), self._time_to_write(started, budget))
             delivered = True
+        except asyncio.TimeoutError:
+            pass
         finally:
             if delivered or engine_request is None:
                 self._count_execute(response["error_code"], started)
@@ -270,6 +282,11 @@ class PluginServicer:
             else:  # not received: cancelled, out of time, or refused by the client's limits
                 gone.set()
                 self._later(self._withdraw_when_done(work, flight, gone, started, UNDELIVERED))
+        if not delivered:  # the write timed out: end the RPC (its key is being deleted)
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "the answer was not read within the call's time; its key was deleted",
+            )
 
     def _execute(
         self, request: Any, flight: Flight, gone: threading.Event, budget: float
@@ -406,6 +423,11 @@ class PluginServicer:
     def _end(self, flight: Flight) -> None:
         self.flights.end(flight)
         self.slots.give_back()
+
+    def _time_to_write(self, started: float, budget: float) -> float:
+        """How long an answer's write may take: what is left of the call's time, and at least
+        DELIVERY_SECONDS (a call that used all its time still gets its answer out)."""
+        return max(DELIVERY_SECONDS, budget - (time.monotonic() - started))
 
     def _time_for(self, timeout: int, context: Any) -> float:
         cap = self.options.max_call_seconds

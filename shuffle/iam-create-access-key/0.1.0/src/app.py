@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "25b1db0dc6b613efd9be0e174fb03d821e1cfb19191a306b0870c669ba1d72bf"
+VENDORED_SHA256 = "851440dcd3498a0ec9b55a332b98fb71e7fa83bcc5c3e2ffefa014fae5b1e7e0"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
