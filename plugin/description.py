@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from .errors import ActionError, Category
-from .failures import aws_code, aws_reason
+from .failures import access_denied, aws_reason, denied
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -22,13 +21,12 @@ def label(client: IAMClient, user_name: str, key_id: str, value: str) -> None:
     try:
         client.tag_user(UserName=user_name, Tags=[{"Key": key_id, "Value": value}])
     except ClientError as error:
-        if aws_code(error) not in ("AccessDenied", "AccessDeniedException"):
+        if not access_denied(error):
             raise
-        raise ActionError(
+        raise denied(
+            error,
             f"tagging its description: {aws_reason(error)} (Description needs iam:TagUser on "
             "the user)",
-            Category.REJECTED,
-            aws_code=aws_code(error),
         ) from None
     log.info("described key %s on user %s (tag %s)", key_id, user_name, key_id)
 

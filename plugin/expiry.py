@@ -21,8 +21,7 @@ from botocore.exceptions import ClientError
 
 from . import clients, lifetime, regions
 from .deadline import Deadline, bound_sends
-from .errors import ActionError, Category
-from .failures import aws_code, aws_reason
+from .failures import access_denied, aws_code, aws_reason, denied
 from .request import Connection
 
 log = logging.getLogger(__name__)
@@ -171,13 +170,12 @@ def _creating(client: Any, **wanted: Any) -> Any:
     try:
         return client.create_schedule(**wanted)
     except ClientError as error:
-        if aws_code(error) not in ("AccessDenied", "AccessDeniedException"):
+        if not access_denied(error):
             raise
-        raise ActionError(
+        raise denied(
+            error,
             f"creating its expiry schedule in {client.meta.region_name}: {aws_reason(error)} "
             f"(Expires After needs {PERMISSIONS})",
-            Category.REJECTED,
-            aws_code=aws_code(error),
         ) from None
 
 

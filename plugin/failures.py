@@ -43,6 +43,17 @@ def aws_code(error: Exception) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def access_denied(error: Exception) -> bool:
+    """Whether AWS refused the caller a permission (IAM's and the JSON services' spelling)."""
+    return aws_code(error) in ("AccessDenied", "AccessDeniedException")
+
+
+def denied(error: Exception, message: str) -> ActionError:
+    """An AccessDenied as the step's error: `message` names what the option needs; nothing to
+    retry."""
+    return ActionError(message, Category.REJECTED, aws_code=aws_code(error))
+
+
 def http_status(error: Exception) -> int:
     """The HTTP status AWS answered with, for a ClientError (0 for anything else)."""
     if not isinstance(error, boto.ClientError):

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from . import lease, limit, reconcile
 from .deadline import Deadline
 from .errors import ActionError, Category
-from .failures import aws_code, aws_reason
+from .failures import access_denied, aws_code, aws_reason, denied
 from .request import MAX_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
@@ -282,11 +282,10 @@ def _call(operation: str, method: Callable[..., Any], user_name: str, **argument
                 Category.REJECTED,
                 aws_code="LimitExceeded",
             ) from None
-        if aws_code(error) not in ("AccessDenied", "AccessDeniedException"):
+        if not access_denied(error):
             raise
-        raise ActionError(
+        raise denied(
+            error,
             f"{aws_reason(error)} (the Idempotency Key needs iam:{operation} on the user, and "
             f"{', '.join(p for p in PERMISSIONS if p != 'iam:' + operation)})",
-            Category.REJECTED,
-            aws_code=aws_code(error),
         ) from None

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from . import convert, limit
-from .errors import ActionError, Category
-from .failures import aws_code, aws_reason
+from .failures import access_denied, aws_reason, denied
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -29,13 +28,12 @@ def report(client: IAMClient, user_name: str | None) -> list[dict[str, Any]]:
     try:
         return _read(client, user_name)
     except ClientError as error:
-        if aws_code(error) not in ("AccessDenied", "AccessDeniedException"):
+        if not access_denied(error):
             raise
-        raise ActionError(
+        raise denied(
+            error,
             f"reading the user's other keys: {aws_reason(error)} (Report The User's Other Keys "
             "needs iam:ListAccessKeys and iam:GetAccessKeyLastUsed); nothing was created",
-            Category.REJECTED,
-            aws_code=aws_code(error),
         ) from None
 
 
