@@ -64,8 +64,13 @@ class LocalIAM:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.admin = boto3.client(
-            "iam",
+        self.admin = self.client("iam")
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of this endpoint for `service`, signed by the admin identity (moto
+        answers IAM, STS, Secrets Manager, SSM and EventBridge Scheduler)."""
+        return boto3.client(  # type: ignore[call-overload]
+            service,
             region_name="us-east-1",
             endpoint_url=self.url,
             aws_access_key_id=ADMIN_KEY_ID,

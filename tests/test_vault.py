@@ -7,24 +7,13 @@ import json
 import logging
 import uuid
 
-import boto3
 import pytest
 
 from plugin import execute
 from tests import fault_proxy as faults
 from tests.conftest import assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
-
-
-def admin(iam: LocalIAM, service: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=iam.url,
-        aws_access_key_id=ADMIN_KEY_ID,
-        aws_secret_access_key=ADMIN_SECRET,
-    )
+from tests.local_iam import LocalIAM
 
 
 def hand_over(iam: LocalIAM, proxy: FaultProxy, user: str, target: str) -> dict:  # type: ignore[type-arg]
@@ -56,7 +45,7 @@ def test_secrets_manager_holds_the_key_and_the_result_only_says_where(
     secret = proxy.issued_secret(mark)
     key, where = response["result"]["AccessKey"], response["result"]["Vault"]
     assert "SecretAccessKey" not in key
-    stored = admin(iam, "secretsmanager").get_secret_value(SecretId=name)
+    stored = iam.client("secretsmanager").get_secret_value(SecretId=name)
     assert json.loads(stored["SecretString"]) == {
         "AccessKeyId": key["AccessKeyId"],
         "SecretAccessKey": secret,
@@ -64,7 +53,7 @@ def test_secrets_manager_holds_the_key_and_the_result_only_says_where(
     assert where == {"SecretArn": stored["ARN"], "VersionId": stored["VersionId"]}
     assert secret not in json.dumps(response)
     assert secret not in logged
-    tags = admin(iam, "secretsmanager").describe_secret(SecretId=name)["Tags"]
+    tags = iam.client("secretsmanager").describe_secret(SecretId=name)["Tags"]
     assert {"Key": "created-by", "Value": "iam-create-access-key"} in tags
 
 
@@ -72,24 +61,24 @@ def _put_foreign(iam: LocalIAM, service: str, name: str, tagged_otherwise: bool)
     """A secret or parameter somebody else made (untagged, or tagged by another tool)."""
     tags = [{"Key": "created-by", "Value": "terraform"}] if tagged_otherwise else []
     if service == "ssm":
-        admin(iam, "ssm").put_parameter(
+        iam.client("ssm").put_parameter(
             Name=name,
             Value="db-password-v1",
             Type="SecureString",
             **({"Tags": tags} if tags else {}),
         )
     else:
-        admin(iam, "secretsmanager").create_secret(
+        iam.client("secretsmanager").create_secret(
             Name=name, SecretString="db-password-v1", **({"Tags": tags} if tags else {})
         )
 
 
 def _read_foreign(iam: LocalIAM, service: str, name: str) -> tuple[str, object]:
     if service == "ssm":
-        parameter = admin(iam, "ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        parameter = iam.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
         return parameter["Value"], parameter["Version"]
-    secret = admin(iam, "secretsmanager").get_secret_value(SecretId=name)
-    versions = admin(iam, "secretsmanager").list_secret_version_ids(SecretId=name)["Versions"]
+    secret = iam.client("secretsmanager").get_secret_value(SecretId=name)
+    versions = iam.client("secretsmanager").list_secret_version_ids(SecretId=name)["Versions"]
     return secret["SecretString"], len(versions)
 
 
@@ -136,7 +125,7 @@ def test_ssm_securestring_holds_the_key(iam: LocalIAM, proxy: FaultProxy) -> Non
     response = hand_over(iam, proxy, user, f"ssm:{name}")
 
     assert response["error_code"] == 0, response["error_message"]
-    stored = admin(iam, "ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    stored = iam.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
     assert stored["Type"] == "SecureString"
     assert json.loads(stored["Value"])["SecretAccessKey"] == proxy.issued_secret(mark)
     assert response["result"]["Vault"] == {

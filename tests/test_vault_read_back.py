@@ -3,11 +3,10 @@ does: a target that lost the tag (or never had it) is refused, whatever it holds
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from plugin import execute
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.local_iam import LocalIAM
 
 
 def attempt(iam: LocalIAM, user: str, vault: str) -> dict:  # type: ignore[type-arg]
@@ -19,16 +18,6 @@ def attempt(iam: LocalIAM, user: str, vault: str) -> dict:  # type: ignore[type-
     )
 
 
-def client(iam: LocalIAM, service: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=iam.url,
-        aws_access_key_id=ADMIN_KEY_ID,
-        aws_secret_access_key=ADMIN_SECRET,
-    )
-
-
 @pytest.mark.parametrize("kind", ["ssm", "secretsmanager"])
 def test_a_vault_that_is_no_longer_ours_is_not_read_back(iam: LocalIAM, kind: str) -> None:
     user = iam.new_user()
@@ -37,11 +26,11 @@ def test_a_vault_that_is_no_longer_ours_is_not_read_back(iam: LocalIAM, kind: st
     assert first["error_code"] == 0, first["error_message"]
     # Someone else takes the target over: the tag is gone, the document (our key id) stays.
     if kind == "ssm":
-        client(iam, "ssm").remove_tags_from_resource(
+        iam.client("ssm").remove_tags_from_resource(
             ResourceType="Parameter", ResourceId=name, TagKeys=["created-by"]
         )
     else:
-        client(iam, "secretsmanager").untag_resource(SecretId=name, TagKeys=["created-by"])
+        iam.client("secretsmanager").untag_resource(SecretId=name, TagKeys=["created-by"])
 
     again = attempt(iam, user, f"{kind}:{name}")
 
