@@ -283,8 +283,8 @@ def _grpc(endpoint: str, calls: int, scale_calls: int) -> dict[str, float]:
     1, 8 and 32 concurrent clients, each with its own channel."""
     import grpc
 
-    from plugin.serve.protocol import integration_pack_pb2 as pb
-    from plugin.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+    from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+    from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 
     port = _free_port()
     server = subprocess.Popen(

@@ -12,8 +12,8 @@ from typing import Any
 
 import grpc
 
-from plugin.serve.protocol import integration_pack_pb2 as pb
-from plugin.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 from tests.conftest import ROOT
 
 READY = re.compile(r"serving integration_pack\.Plugin on ([\w.:]+):(\d+) \(([^)]*)\)")

@@ -13,7 +13,7 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plugin.serve.server import MAX_CONNECTIONS
+from plugin.hosts.serve.server import MAX_CONNECTIONS
 from tests.grpc_plugin import PluginProcess
 from tests.test_serve_hostile import StalledStreams, resident_kib, threads_of
 

@@ -10,7 +10,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from plugin import engine, execute, sessions
+from plugin import engine, execute
+from plugin.aws import sessions
 from tests import fault_proxy as faults
 from tests.conftest import run_cli
 from tests.fault_proxy import FaultProxy

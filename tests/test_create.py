@@ -7,9 +7,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
-from plugin import create
-from plugin.deadline import Deadline
-from plugin.errors import ActionError, Category
+from plugin.contract.errors import ActionError, Category
+from plugin.invocation import create
+from plugin.runtime.deadline import Deadline
 
 HEAD = 'CreateAccessKey failed for user "bob"'
 

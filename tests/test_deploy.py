@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from plugin.serve import defaults
-from plugin.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS, SERVICE
+from plugin.hosts.operator import settings as defaults
+from plugin.hosts.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS, SERVICE
 from tests import dockerfile
 from tests.conftest import ROOT
 from tests.test_serve_settings import SERVICE_LINKS

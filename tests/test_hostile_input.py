@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plugin import execute, resources
+from plugin import execute
+from plugin.contract import resources
 from tests.conftest import run_cli
 from tests.fault_proxy import FaultProxy
 from tests.local_iam import LocalIAM

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from plugin import execute, lease
-from plugin.idempotency import pending_marker, tag_key
+from plugin import execute
+from plugin.invocation import lease
+from plugin.invocation.idempotency import pending_marker, tag_key
 from tests import fault_proxy as faults
 from tests.conftest import ROOT, assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from plugin import execute, lease
-from plugin.idempotency import tag_key
+from plugin import execute
+from plugin.invocation import lease
+from plugin.invocation.idempotency import tag_key
 from tests import fault_proxy as faults
 from tests.fault_proxy import FaultProxy
 from tests.grpc_plugin import PluginProcess, execute_request

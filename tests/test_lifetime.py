@@ -16,7 +16,8 @@ import pytest
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
-from plugin import execute, validation
+from plugin import execute
+from plugin.contract import validation
 from tests import fault_proxy as faults
 from tests.conftest import assert_refused_before_sending, run_cli
 from tests.fault_proxy import FaultProxy
@@ -575,8 +576,8 @@ def test_a_key_whose_lease_was_lost_takes_its_schedule_and_tag_with_it(
 ) -> None:
     """Another attempt takes the token over while this one makes the key's schedule: the key
     is not handed out, and nothing made for it is left."""
-    from plugin import lease
-    from plugin.idempotency import tag_key
+    from plugin.invocation import lease
+    from plugin.invocation.idempotency import tag_key
 
     user, token = iam.new_user(), f"run-{uuid.uuid4().hex[:8]}"
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -703,7 +704,7 @@ def test_a_description_with_the_raw_xml_mode(iam: LocalIAM, proxy: FaultProxy) -
     ids=["whole-seconds", "milliseconds", "microsecond-past-new-year", "offset"],
 )
 def test_the_expiry_counts_from_iams_create_date(created: str, after: str, expected: str) -> None:
-    from plugin import lifetime
+    from plugin.contract import lifetime
 
     moment = lifetime.iam_time(created)
     assert moment is not None

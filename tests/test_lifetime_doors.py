@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from plugin import shuffle_app
+from plugin.hosts.shuffle import app as shuffle_app
 from tests.conftest import run_cli
 from tests.fault_proxy import FaultProxy
 from tests.grpc_plugin import PluginProcess, execute_request

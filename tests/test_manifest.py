@@ -7,7 +7,7 @@ import re
 import jsonschema
 import pytest
 
-from plugin import manifest, resources
+from plugin.contract import manifest, resources
 from tests.conftest import ROOT
 
 EXPECTED_PARAMETERS = [

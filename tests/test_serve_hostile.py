@@ -22,8 +22,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plugin.serve.protocol import integration_pack_pb2 as pb
-from plugin.serve.translation import MAX_CONTEXT_BYTES
+from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES
 from tests import fault_proxy as faults
 from tests.fault_proxy import FaultProxy
 from tests.grpc_plugin import PluginProcess, execute_request
@@ -316,7 +316,7 @@ def test_a_dns_entry_never_admits_a_uri_san_nor_the_reverse(
 
 
 def pb_stub(channel: Any) -> Any:
-    from plugin.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+    from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 
     return pb_grpc.PluginStub(channel)
 

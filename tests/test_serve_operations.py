@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from plugin import execute
-from plugin.serve.protocol import integration_pack_pb2 as pb
-from plugin.serve.translation import engine_request
+from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+from plugin.hosts.serve.translation import engine_request
 from tests import fault_proxy as faults
 from tests.conftest import run_cli
 from tests.fault_proxy import FaultProxy
@@ -208,7 +208,7 @@ def test_no_user_name_means_no_wait_for_a_new_user(iam: LocalIAM) -> None:
 
 
 def test_a_short_printable_action_name_is_shown() -> None:
-    from plugin.errors import ActionError
+    from plugin.contract.errors import ActionError
 
     for name, shown in [
         ("aws.iam_create_access_key", "aws.iam_create_access_key"),

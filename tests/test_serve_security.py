@@ -27,9 +27,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plugin.serve.protocol import integration_pack_pb2 as pb
-from plugin.serve.protocol import integration_pack_pb2_grpc as pb_grpc
-from plugin.serve.translation import MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES
+from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES
 from tests import fault_proxy as faults
 from tests.conftest import ROOT, run_cli
 from tests.fault_proxy import FaultProxy

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.serve import defaults
-from plugin.serve.defaults import SETTINGS, SettingError, resolve
-from plugin.serve.policy import Policy
+from plugin.hosts.operator import settings as defaults
+from plugin.hosts.operator.policy import Policy
+from plugin.hosts.operator.settings import SETTINGS, SettingError, resolve
 from tests.conftest import ROOT, free_port, run_cli
 from tests.grpc_plugin import PluginProcess, execute_request
 from tests.local_iam import LocalIAM
@@ -136,7 +136,7 @@ def test_without_the_serve_extra_it_says_which_extra_to_install(command: str) ->
     probe = (
         "import sys\n"
         "sys.modules['grpc'] = None  # as if grpcio were not installed\n"
-        "from plugin.cli import main\n"
+        "from plugin.hosts.cli import main\n"
         f"sys.exit(main(['{command}', '--port', '0']))\n"
     )
     completed = subprocess.run(
@@ -360,7 +360,7 @@ def test_role_arn_patterns_an_operator_writes_are_read_as_written(pattern: str) 
 
 
 def test_every_seconds_setting_is_bounded_and_the_whole_stop_fits_a_timer() -> None:
-    from plugin.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS
+    from plugin.hosts.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS
 
     seconds = [setting for setting in SETTINGS if setting.metavar == "SECONDS"]
     assert {setting.name for setting in seconds} >= {"grace", "max_call_seconds"}
@@ -429,12 +429,12 @@ def test_max_calls_follows_the_pods_processors_not_the_nodes() -> None:
 def test_debug_shows_the_traceback_of_an_internal_error(command: str) -> None:
     probe = (
         "import sys\n"
-        "import plugin.manifest, plugin.serve.server, plugin.serve.health_check\n"
+        "import plugin.contract.manifest, plugin.hosts.serve.server, plugin.hosts.serve.health_check\n"
         "def broken(*args, **kwargs):\n"
         "    raise ZeroDivisionError('the bug itself')\n"
-        "plugin.manifest.describe = plugin.serve.server.serve = broken\n"
-        "plugin.serve.health_check.check = broken\n"
-        "from plugin.cli import main\n"
+        "plugin.contract.manifest.describe = plugin.hosts.serve.server.serve = broken\n"
+        "plugin.hosts.serve.health_check.check = broken\n"
+        "from plugin.hosts.cli import main\n"
         f"sys.exit(main(['{command}', '--debug']))\n"
     )
     completed = subprocess.run(

@@ -16,7 +16,8 @@ import botocore.session
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from plugin import failures, services
+from plugin.aws import client_errors as failures
+from plugin.aws import services
 from tests.conftest import ROOT, free_port, run_cli
 from tests.local_iam import LocalIAM
 
@@ -112,7 +113,8 @@ def test_an_unreachable_sts_is_named_when_assuming_a_role(
 
 def test_a_service_added_later_is_named_without_new_code() -> None:
     """EventBridge Scheduler (issue 23's expiry) through a session the action signs with."""
-    from plugin import request, sessions
+    from plugin.aws import sessions
+    from plugin.contract import request
 
     dead = f"http://127.0.0.1:{free_port()}"
     connection = request.Connection(access_key_id="AKIAEXAMPLE", secret_access_key="x")

@@ -38,9 +38,11 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from plugin import manifest, resources, shuffle_app, shuffle_folder
-from plugin.errors import ActionError
-from plugin.shuffle_settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
+from plugin.contract import manifest, resources
+from plugin.contract.errors import ActionError
+from plugin.hosts.shuffle import app as shuffle_app
+from plugin.hosts.shuffle import folder as shuffle_folder
+from plugin.hosts.shuffle.settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
 from tests import fault_proxy as faults
 from tests.conftest import free_port
 from tests.fault_proxy import FaultProxy
@@ -256,7 +258,7 @@ def test_every_requirement_is_pinned_with_hashes_and_fits_the_project() -> None:
 def test_the_vendored_zip_holds_the_package_with_its_manifest_and_schemas() -> None:
     with zipfile.ZipFile(APP / "src" / "iam_create_access_key.zip") as archive:
         names = set(archive.namelist())
-    assert {"plugin/__init__.py", "plugin/shuffle_app.py", "plugin/action.yaml",
+    assert {"plugin/__init__.py", "plugin/hosts/shuffle/app.py", "plugin/action.yaml",
             "plugin/schemas/connection.schema.json"} <= names  # fmt: skip
     digest = hashlib.sha256((APP / "src" / "iam_create_access_key.zip").read_bytes()).hexdigest()
     assert f'VENDORED_SHA256 = "{digest}"' in (APP / "src" / "app.py").read_text()
