@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 from botocore.config import Config
 
 from plugin.contract.errors import ActionError, Category
-from plugin.invocation.create import capture_raw_bodies
-from plugin.invocation.limit import keep_listing_bodies
 from plugin.runtime.deadline import Deadline, bound_sends
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from botocore.session import Session
     from mypy_boto3_iam import IAMClient
 
@@ -36,13 +36,20 @@ def timeouts(deadline: Deadline) -> tuple[float, float]:
 
 
 def iam_client(
-    session: Session, signing_region: str, endpoint_url: str | None, deadline: Deadline
+    session: Session,
+    signing_region: str,
+    endpoint_url: str | None,
+    deadline: Deadline,
+    prepare: Sequence[Callable[[IAMClient], None]] = (),
 ) -> IAMClient:
     """An IAM client that signs for `signing_region` and never retries on its own.
 
     CreateAccessKey has no idempotency token: botocore's own retries (5 attempts in legacy mode)
     would turn a response lost after IAM acted into a second key. One attempt; the plugin decides
-    itself what is safe to try again (see create.py).
+    itself what is safe to try again (see invocation/create.py).
+
+    `prepare`: the operations' own hooks (the invocation's: raw bodies kept), registered once
+    when the client is made; a kept client is not prepared again, so every caller passes the same.
     """
     connect, read = timeouts(deadline)
     key = (session, signing_region, endpoint_url or "", connect, read)  # sessions hash by identity
@@ -62,9 +69,9 @@ def iam_client(
                 ),
             )
             refuse_clear_text(client.meta.endpoint_url)
-            capture_raw_bodies(client)
             bound_sends(client)  # a dripping endpoint keeps to the invocation's time
-            keep_listing_bodies(client)
+            for hook in prepare:
+                hook(client)
             _clients[key] = client
             if len(_clients) > MAX_CLIENTS:
                 del _clients[next(iter(_clients))]  # the oldest

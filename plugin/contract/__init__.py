@@ -4,6 +4,8 @@
 - resources: finds and loads action.yaml and schemas/ shipped with the package (also from a zip);
 - validation: a document checked against one schema, every bad field reported by path;
 - request: one engine request validated and normalised before anything is sent to AWS;
+- recipients: an age recipient (Seal Secret To) read, or why it is not one;
+- secret_fields: which fields the schemas mark secret (the manifest shows, the redactor masks);
 - regions: the AWS Region(s) parameter as a plan (one partition, its regions, a signing region);
 - lifetime: a key's life as its parameters say it (expiry, description words);
 - json_input: JSON from outside (stdin, parameters_as_json), read defensively;

@@ -6,9 +6,8 @@ import copy
 import json
 from typing import Any
 
-from plugin.runtime import redaction
-
 from . import resources
+from .secret_fields import secret_field_names
 
 
 def parameters() -> list[dict[str, Any]]:
@@ -35,7 +34,7 @@ def describe() -> dict[str, Any]:
     document["parameters"] = parameters()
     output_schema = resources.schema("output")
     document["output"]["secret_fields"] = [
-        f"AccessKey.{name}" for name in redaction.secret_field_names([output_schema])
+        f"AccessKey.{name}" for name in secret_field_names([output_schema])
     ]
     document["schemas"] = {kind: resources.schema(kind) for kind in ("input", "output")}
     document["connection"]["schema"] = resources.schema("connection")

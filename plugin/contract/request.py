@@ -16,9 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from plugin.delivery import seal
-
-from . import lifetime, regions, resources, validation
+from . import lifetime, recipients, regions, resources, validation
 from .errors import ActionError, Category
 
 REQUEST_FIELDS = ("parameters", "connection", "timeout")
@@ -236,7 +234,7 @@ def _sealing_problems(given: Mapping[str, Any], problems: list[str]) -> list[str
     recipient = given.get("seal_secret_to")
     if not isinstance(recipient, str) or _has_problem(problems, "parameters.seal_secret_to"):
         return []
-    why = seal.recipient_problem(recipient)
+    why = recipients.recipient_problem(recipient)
     return [f"parameters.seal_secret_to: {why}"] if why else []
 
 

@@ -8,20 +8,8 @@ and `demo` extras) is imported only when sealing or opening is asked for.
 
 from __future__ import annotations
 
-from typing import Any
-
-EXTRA = "pip install 'iam-create-access-key[seal]'"
-
-
-def recipient_problem(text: str) -> str | None:
-    """Why `text` is not a usable age X25519 recipient, or None when it is."""
-    try:
-        _recipient(text)
-    except ImportError:
-        return f"sealing needs pyrage ({EXTRA})"
-    except Exception:
-        return "is not a valid age X25519 recipient (age1...)"
-    return None
+from plugin.contract.recipients import EXTRA as EXTRA  # unseal names it as seal.EXTRA
+from plugin.contract.recipients import recipient as _recipient
 
 
 def seal(secret: str, recipient: str) -> str:
@@ -30,12 +18,6 @@ def seal(secret: str, recipient: str) -> str:
 
     sealed: bytes = pyrage.encrypt(secret.encode(), [_recipient(recipient)], armored=True)
     return sealed.decode("ascii")
-
-
-def _recipient(text: str) -> Any:
-    import pyrage
-
-    return pyrage.x25519.Recipient.from_str(text)
 
 
 def new_identity() -> tuple[str, str]:

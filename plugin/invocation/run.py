@@ -22,9 +22,12 @@ from plugin.runtime.deadline import Deadline
 
 from . import check_only as dry_run
 from . import description, expiry, idempotency, limit, other_keys, reconcile, usable, wait_for_user
-from .create import Created, create_access_key, time_needed
+from .create import Created, capture_raw_bodies, create_access_key, time_needed
 
 log = logging.getLogger(__name__)
+# What the invocation's steps need of an IAM client, registered once when it is made: IAM's own
+# bytes for CreateAccessKey (create.py) and ListAccessKeys (limit.py).
+_IAM_HOOKS = (capture_raw_bodies, limit.keep_listing_bodies)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -397,7 +400,9 @@ def _iam_for(
     connection = request.connection
     home_region = connection.region or sessions.default_region(session)
     plan = regions.plan(request.parameters.regions, home_region)
-    client = clients.iam_client(session, plan.signing_region, connection.endpoint_url, deadline)
+    client = clients.iam_client(
+        session, plan.signing_region, connection.endpoint_url, deadline, _IAM_HOOKS
+    )
     return home_region, plan, client
 
 

@@ -20,44 +20,16 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 from plugin.contract import resources
+from plugin.contract.secret_fields import secret_field_names
 
 from .context import bound
 
 MASK = "***"
 # Values shorter than this are masked as whole words only (see Redactor.redact_values).
 SHORT_VALUE = 6
-_SECRET_MARKS = ("secret", "writeOnly")
-# Other spellings of the connection's secrets, as they appear in botocore's logs: its own
-# argument names, the X-Amz-Security-Token header, and STS's AssumeRole answer.
-_ALIASES = {
-    "secret_access_key": ("aws_secret_access_key", "SecretAccessKey"),
-    "session_token": ("aws_session_token", "x-amz-security-token", "SessionToken"),
-}
-
-
-def secret_field_names(schemas: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
-    """Every property name that some schema marks as secret."""
-    names: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, Mapping):
-            for name, rules in node.get("properties", {}).items():
-                if isinstance(rules, Mapping) and any(rules.get(m) for m in _SECRET_MARKS):
-                    names.add(name)
-                    names.update(_ALIASES.get(name, ()))
-            for child in node.values():
-                walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    for schema in schemas:
-        walk(schema)
-    return tuple(sorted(names))
 
 
 def _patterns(names: Iterable[str]) -> list[re.Pattern[str]]:

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "7c228680f805127717ea1c3a9702a5b87af9301064728692c9626c44c7f908c4"
+VENDORED_SHA256 = "eb48447ad305a9e57229f584627d59d464ec27be69c22419f57b8553fda69ba2"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
