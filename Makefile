@@ -45,4 +45,4 @@ lock: $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null $(PY) -m piptools compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --extra serve --output-file requirements/serve.txt pyproject.toml
 	env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null $(PY) -m piptools compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --only-build-deps --build-deps-for wheel --output-file requirements/build.txt pyproject.toml
-	$(PY) -m tests.lockfile
+	$(PY) -m tests.support.lockfile

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import grpc
 
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
 from tests.test_serve_security import DrippingEndpoint
 
 

@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from plugin.hosts.serve.server import MAX_CONNECTIONS
-from tests.grpc_plugin import PluginProcess
+from tests.support.grpc_plugin import PluginProcess
 from tests.test_serve_hostile import StalledStreams, resident_kib, threads_of
 
 

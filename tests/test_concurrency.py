@@ -9,7 +9,7 @@ import boto3
 
 from plugin import execute
 from plugin.invocation.create import capture_raw_bodies, create_once
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 THREADS, USERS, KEYS_EACH = 32, 16, 2
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tests import dockerfile
 from tests.conftest import ROOT, free_port
+from tests.support import dockerfile
 from tests.test_serve_settings import SERVICE_LINKS
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ import yaml
 
 from plugin.hosts.operator import settings as defaults
 from plugin.hosts.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS, SERVICE
-from tests import dockerfile
 from tests.conftest import ROOT
+from tests.support import dockerfile
 from tests.test_serve_settings import SERVICE_LINKS
 
 MANIFESTS = ROOT / "deploy" / "kubernetes"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.local_iam import LocalIAM
+from tests.support.local_iam import LocalIAM
 
 PROTOCOL = Path("plugin/hosts/serve/protocol")
 GENERATED = ("integration_pack_pb2.py", "integration_pack_pb2_grpc.py")

@@ -18,11 +18,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from plugin.contract import manifest, resources
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
-from tests import fault_proxy as faults
 from tests.conftest import run_cli
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import ADMIN_SECRET, LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import ADMIN_SECRET, LocalIAM
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,10 @@ from botocore.exceptions import ClientError
 
 from plugin import execute
 from plugin.contract import validation
-from tests import fault_proxy as faults
 from tests.conftest import assert_refused_before_sending, run_cli
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 ROLE = "arn:aws:iam::123456789012:role/iam-key-expiry"
 AGE_RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"

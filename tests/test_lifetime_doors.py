@@ -11,9 +11,9 @@ import pytest
 
 from plugin.hosts.shuffle import app as shuffle_app
 from tests.conftest import run_cli
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
 from tests.test_lifetime import ROLE, run_as_aws_would, schedule_of, tags_of
 from tests.test_shuffle import BuiltApp, authentication, built, chart, standalone
 

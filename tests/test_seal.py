@@ -15,8 +15,8 @@ import pytest
 
 from plugin import execute
 from tests.conftest import assert_refused_before_sending, run_cli
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 
 @pytest.fixture

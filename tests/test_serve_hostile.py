@@ -24,11 +24,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES
-from tests import fault_proxy as faults
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
-from tests.pki import RUNNER_DNS, RUNNER_URI, client_credentials
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
+from tests.support.pki import RUNNER_DNS, RUNNER_URI, client_credentials
 
 EXECUTE = "/integration_pack.Plugin/ExecuteAction"
 

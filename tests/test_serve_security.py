@@ -30,12 +30,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES
-from tests import fault_proxy as faults
 from tests.conftest import ROOT, run_cli
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
-from tests.pki import OTHER_DNS, RUNNER_DNS, RUNNER_URI, client_credentials
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.pki import OTHER_DNS, RUNNER_DNS, RUNNER_URI, client_credentials
 
 ALLOWED_ROLE = "arn:aws:iam::123456789012:role/keymaker-ci"
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (a listener off loopback is what these tests attack)

@@ -16,8 +16,8 @@ from plugin.hosts.operator import settings as defaults
 from plugin.hosts.operator.policy import Policy
 from plugin.hosts.operator.settings import SETTINGS, SettingError, resolve
 from tests.conftest import ROOT, free_port, run_cli
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
 from tests.test_serve_security import ambient, create
 
 
@@ -216,7 +216,7 @@ def test_serve_and_health_start_beside_service_links(tmp_path: Path) -> None:
 def test_a_unix_socket_overrides_the_images_plaintext_default(tmp_path: Path) -> None:
     """The image's ENV says INSECURE_PLAINTEXT=true (for its pod-network listener); an operator
     who sets UNIX gets that socket, not "TLS and plaintext flags do not apply"."""
-    from tests import dockerfile
+    from tests.support import dockerfile
 
     path = f"{tmp_path}/plugin.sock"
     image = dockerfile.environment()
@@ -459,8 +459,8 @@ def test_debug_shows_the_traceback_of_an_internal_error(command: str) -> None:
 def test_the_readmes_mutual_tls_recipe_with_the_images_environment(
     tmp_path: Path, plaintext: str | None
 ) -> None:
-    from tests import dockerfile
-    from tests.pki import RUNNER_DNS, make_pki
+    from tests.support import dockerfile
+    from tests.support.pki import RUNNER_DNS, make_pki
 
     pki = make_pki(tmp_path)
     recipe = {

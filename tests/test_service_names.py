@@ -19,7 +19,7 @@ from botocore.exceptions import EndpointConnectionError
 from plugin.aws import client_errors as failures
 from plugin.aws import services
 from tests.conftest import ROOT, free_port, run_cli
-from tests.local_iam import LocalIAM
+from tests.support.local_iam import LocalIAM
 
 
 @pytest.mark.parametrize(

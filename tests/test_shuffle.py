@@ -43,11 +43,11 @@ from plugin.contract.errors import ActionError
 from plugin.hosts.shuffle import app as shuffle_app
 from plugin.hosts.shuffle import folder as shuffle_folder
 from plugin.hosts.shuffle.settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
-from tests import fault_proxy as faults
 from tests.conftest import free_port
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
-from tests.shuffle_backend import ShuffleBackend, action
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.shuffle_backend import ShuffleBackend, action
 
 APP = shuffle_folder.APP
 

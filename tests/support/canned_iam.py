@@ -1,7 +1,7 @@
 """A minimal IAM endpoint for the benchmark: CreateAccessKey answered with one fixed document.
 
 It does no work of its own, so that what a benchmark measures against it is the client's cost.
-Run as `python -m tests.canned_iam`: it prints its port on the first line, then serves until
+Run as `python -m tests.support.canned_iam`: it prints its port on the first line, then serves until
 killed.
 """
 

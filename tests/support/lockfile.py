@@ -1,6 +1,6 @@
 """The container image's hash-locked requirements (requirements/*.txt, made by `make lock`):
 which of pyproject.toml's requirements each is made from, and the stamp that says so, so that
-a test can tell a lock made from an older pyproject.toml. `python -m tests.lockfile` stamps."""
+a test can tell a lock made from an older pyproject.toml. `python -m tests.support.lockfile` stamps."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tomllib
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: this is tests/support/lockfile.py
 FOLDER = ROOT / "requirements"
 # lock file -> the tables of pyproject.toml it is made from
 SOURCES = {
