@@ -12,9 +12,9 @@ from pathlib import Path
 
 import grpc
 
+from tests.support.dripping_endpoint import DrippingEndpoint
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import LocalIAM
-from tests.test_serve_security import DrippingEndpoint
 
 
 def main(calls: int) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from plugin import execute
@@ -21,21 +20,10 @@ from plugin.contract import validation
 from tests.conftest import assert_refused_before_sending, run_cli
 from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
-from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.key_lifetime_in_aws import ROLE, client, run_as_aws_would, schedule_of, tags_of
+from tests.support.local_iam import LocalIAM
 
-ROLE = "arn:aws:iam::123456789012:role/iam-key-expiry"
 AGE_RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
-UNIVERSAL_TARGET = re.compile(r"^arn:aws:scheduler:::aws-sdk:(?P<service>\w+):(?P<action>\w+)$")
-
-
-def client(iam: LocalIAM, service: str, region: str = "us-east-1") -> Any:
-    return boto3.client(
-        service,
-        region_name=region,
-        endpoint_url=iam.url,
-        aws_access_key_id=ADMIN_KEY_ID,
-        aws_secret_access_key=ADMIN_SECRET,
-    )
 
 
 def run(iam: LocalIAM, proxy: FaultProxy, user: str, **parameters: object) -> dict[str, Any]:
@@ -47,13 +35,6 @@ def run(iam: LocalIAM, proxy: FaultProxy, user: str, **parameters: object) -> di
     )
 
 
-def schedule_of(iam: LocalIAM, arn: str) -> dict[str, Any]:
-    """GetSchedule of the schedule an ARN names, in the ARN's region."""
-    region, name = arn.split(":")[3], arn.rsplit("/", 1)[1]
-    found: dict[str, Any] = client(iam, "scheduler", region).get_schedule(Name=name)
-    return found
-
-
 def schedule_exists(iam: LocalIAM, key_id: str, region: str = "us-east-1") -> bool:
     try:
         client(iam, "scheduler", region).get_schedule(Name=f"iam-create-access-key-{key_id}")
@@ -62,20 +43,6 @@ def schedule_exists(iam: LocalIAM, key_id: str, region: str = "us-east-1") -> bo
             raise
         return False
     return True
-
-
-def run_as_aws_would(iam: LocalIAM, schedule: dict[str, Any]) -> None:
-    """What EventBridge Scheduler does at the schedule's time: the universal target's service
-    and API action, called with the target's Input as its arguments."""
-    target = UNIVERSAL_TARGET.fullmatch(schedule["Target"]["Arn"])
-    assert target is not None, schedule["Target"]["Arn"]
-    operation = target["action"][0].upper() + target["action"][1:]  # deleteAccessKey
-    call = getattr(client(iam, target["service"]), xform_name(operation))
-    call(**json.loads(schedule["Target"]["Input"]))
-
-
-def tags_of(iam: LocalIAM, user: str) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in iam.admin.list_user_tags(UserName=user)["Tags"]}
 
 
 def iso(text: str) -> dt.datetime:

@@ -24,21 +24,13 @@ from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import LocalIAM
-
-METRICS_LINE = re.compile(r"metrics on (http://\S+/metrics)")
+from tests.support.serve_metrics import METRICS_LINE, until
 
 
 def serve(started: list[PluginProcess], *arguments: str) -> PluginProcess:
     process = PluginProcess(*arguments)
     started.append(process)
     return process
-
-
-def until(condition: Any, seconds: float = 15, what: str = "") -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def scrape(

@@ -18,7 +18,8 @@ from plugin.hosts.operator.settings import SETTINGS, SettingError, resolve
 from tests.conftest import ROOT, free_port, run_cli
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import LocalIAM
-from tests.test_serve_security import ambient, create
+from tests.support.serve_calls import ambient, create
+from tests.support.service_links import SERVICE_LINKS
 
 
 def test_every_flag_has_a_variable_and_the_readme_lists_it() -> None:
@@ -147,34 +148,6 @@ def test_without_the_serve_extra_it_says_which_extra_to_install(command: str) ->
         f"{command} needs the [serve] extra (grpc is not installed): pip install "
         "'iam-create-access-key[serve]'" in completed.stderr
     )
-
-
-def kubelet_service_links(service: str, ip: str, ports: dict[str, int]) -> dict[str, str]:
-    """The variables the kubelet injects into every pod of a namespace for one Service
-    (enableServiceLinks, on by default): pkg/kubelet/envvars/envvars.go's FromServices."""
-    name = service.upper().replace("-", "_")
-    first = next(iter(ports.values()))
-    links = {
-        f"{name}_SERVICE_HOST": ip,
-        f"{name}_SERVICE_PORT": str(first),
-        f"{name}_PORT": f"tcp://{ip}:{first}",
-    }
-    for port_name, port in ports.items():
-        prefix = f"{name}_PORT_{port}_TCP"
-        links[f"{name}_SERVICE_PORT_{port_name.upper().replace('-', '_')}"] = str(port)
-        links[prefix] = f"tcp://{ip}:{port}"
-        links[f"{prefix}_PROTO"] = "tcp"
-        links[f"{prefix}_PORT"] = str(port)
-        links[f"{prefix}_ADDR"] = ip
-    return links
-
-
-SERVICE_LINKS = {
-    **kubelet_service_links("iam-create-access-key", "10.96.14.7", {"grpc": 1337, "metrics": 9464}),
-    **kubelet_service_links("iam-create-access-key-metrics", "10.96.14.8", {"http": 9464}),
-    **kubelet_service_links("iam-create-access-key-unix", "10.96.14.9", {"x": 80}),
-    **kubelet_service_links("blink-runner", "10.96.3.2", {"http": 8080}),
-}
 
 
 def test_service_links_of_any_service_are_not_settings() -> None:
