@@ -1,7 +1,7 @@
 """Hand the new secret to a vault: AWS Secrets Manager or an SSM Parameter Store SecureString.
 
 The key id and secret are written as one JSON document in the same invocation; the result says
-only where. The caller deletes the key if the write fails (see action.py): nothing orphaned.
+only where. The caller deletes the key if the write fails (see invocation/run.py): nothing orphaned.
 
 The hand-off never overwrites what it did not create: it writes a new secret or parameter
 (tagged as this action's), or a new version of one that carries that tag. Any other existing

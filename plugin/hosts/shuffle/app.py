@@ -20,7 +20,7 @@ What Shuffle gives an app, read from Shuffle's own code:
 - The container's environment is Shuffle's worker's fixed list (functions/onprem/worker/
   worker.go: EXECUTIONID, AUTHORIZATION, CALLBACK_URL, BASE_URL, TZ, SHUFFLE_LOGS_DISABLED,
   ACTION, proxies, SHUFFLE_APP_SDK_TIMEOUT) plus the image's ENV and a Helm chart's
-  extraEnvVars: the operator's settings (shuffle_settings) come from there.
+  extraEnvVars: the operator's settings (hosts/shuffle/settings) come from there.
 - With DEBUG=true the SDK logs every argument ("[DEBUG] Param: {...}"), the authentication's
   secret among them: guard_logs masks it on the SDK's logger.
 """

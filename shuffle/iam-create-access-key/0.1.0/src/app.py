@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "eb48447ad305a9e57229f584627d59d464ec27be69c22419f57b8553fda69ba2"
+VENDORED_SHA256 = "02998871c0be14397dae3573d1ce3a7e614a40a85db634af5bedc6d634559938"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
