@@ -89,8 +89,16 @@ def backward_imports() -> list[str]:
 
 
 def test_every_module_is_in_a_wing() -> None:
-    wings = {_wing(_module_name(path)) for path in _plugin_modules()}
-    assert wings <= set(ORDER)
+    """Beside the package's own three files, every module lives in a wing's folder (a module
+    added where the old flat layout had it is named here)."""
+    top = {"__init__.py", "__main__.py", "engine.py", "py.typed"}
+    stray = [
+        str(path.relative_to(ROOT))
+        for path in _plugin_modules()
+        if (path.parent == PLUGIN and path.name not in top)
+        or (path.parent != PLUGIN and path.relative_to(PLUGIN).parts[0] not in ORDER)
+    ]
+    assert stray == []
 
 
 def test_imports_run_one_way() -> None:
