@@ -1,5 +1,5 @@
 """`python -m plugin`: the same command line as `iam-create-access-key`."""
 
-from .cli import main
+from .hosts.cli import main
 
 raise SystemExit(main())

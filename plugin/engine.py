@@ -6,9 +6,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import action, check, redaction
-from .errors import ActionError, Category
-from .request import Request, parse_request
+from .contract.errors import ActionError, Category
+from .contract.request import Request, parse_request
+from .invocation import connection_test as check
+from .invocation import run as action
+from .runtime import redaction
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 
 1. Cold, whole process, against moto's server: `iam-create-access-key run`, a minimal boto3
    script, and `aws iam create-access-key`, interleaved, wall time and peak RSS.
-2. Warm, in process, against a canned endpoint (tests/canned_iam.py): the engine function vs
+2. Warm, in process, against a canned endpoint (tests/support/canned_iam.py): the engine function vs
    `create_access_key` on a cached boto3 client, interleaved call by call.
 3. Scale: the warm comparison with 1, 4 and 16 threads (calls per second), and
    `--regions '*'` against one region.
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
     if options.only == "grpc":  # the serve table alone: the gRPC phase, and nothing cold
-        canned = _Server([sys.executable, "-m", "tests.canned_iam"])
+        canned = _Server([sys.executable, "-m", "tests.support.canned_iam"])
         try:
             over_grpc = _grpc(canned.url, options.calls, options.scale_calls)
         finally:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     moto = _Server(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(_free_port())], moto=True
     )
-    canned = _Server([sys.executable, "-m", "tests.canned_iam"])
+    canned = _Server([sys.executable, "-m", "tests.support.canned_iam"])
     try:
         cold = _cold(moto.url, options.runs, options.warmup)
         warm = _warm(canned.url, options.calls)
@@ -283,8 +283,8 @@ def _grpc(endpoint: str, calls: int, scale_calls: int) -> dict[str, float]:
     1, 8 and 32 concurrent clients, each with its own channel."""
     import grpc
 
-    from plugin.serve.protocol import integration_pack_pb2 as pb
-    from plugin.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+    from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+    from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 
     port = _free_port()
     server = subprocess.Popen(

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 ROOT = Path(__file__).resolve().parent.parent
 _AWS_VARIABLES = [name for name in os.environ if name.startswith("AWS_")]
@@ -35,8 +35,8 @@ def proxy_server(iam: LocalIAM) -> Iterator[FaultProxy]:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, bytes, str, str]]:
-    """A CA, a server certificate and client certificates (see tests/pki.py), as files and PEM."""
-    from tests.pki import make_pki
+    """A CA, a server certificate and client certificates (see tests/support/pki.py), as files and PEM."""
+    from tests.support.pki import make_pki
 
     return make_pki(tmp_path_factory.mktemp("pki"))
 

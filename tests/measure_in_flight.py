@@ -1,6 +1,6 @@
 """What N calls in flight hold in `serve`: resident memory, threads and open files, each call
 held by an endpoint that drips its answer. The figures behind serve's --max-calls bound
-(plugin/serve/defaults.py MOST_CALLS). Run: .venv/bin/python -m tests.measure_in_flight 1000
+(plugin/hosts/operator/settings.py MOST_CALLS). Run: .venv/bin/python -m tests.measure_in_flight 1000
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import grpc
 
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
-from tests.test_serve_security import DrippingEndpoint
+from tests.support.dripping_endpoint import DrippingEndpoint
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
 
 
 def main(calls: int) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 
 import boto3
 
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 
 def client_for(url: str) -> Any:

@@ -12,8 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
 
 CLIENTS = 32
 CALLS = 640

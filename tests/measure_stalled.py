@@ -13,9 +13,9 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plugin.serve.server import MAX_CONNECTIONS
-from tests.grpc_plugin import PluginProcess
-from tests.test_serve_hostile import StalledStreams, resident_kib, threads_of
+from plugin.hosts.serve.server import MAX_CONNECTIONS
+from tests.support.grpc_plugin import PluginProcess
+from tests.support.stalled_streams import StalledStreams, resident_kib, threads_of
 
 
 def check(target: str, timeout: float = 3) -> str:

@@ -14,9 +14,9 @@ import time
 import pytest
 
 from plugin import execute
-from tests import fault_proxy as faults
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 AS_ROOT = faults.rewrite(
     "answered as for root", lambda body: re.sub(rb"<UserName>[^<]*</UserName>", b"", body)

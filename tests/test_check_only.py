@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from plugin import execute
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 
 def check(iam: LocalIAM, proxy: FaultProxy, **parameters: object) -> dict:  # type: ignore[type-arg]

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 
 from plugin import execute
-from plugin.create import capture_raw_bodies, create_once
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from plugin.invocation.create import capture_raw_bodies, create_once
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 THREADS, USERS, KEYS_EACH = 32, 16, 2
 

@@ -10,11 +10,12 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from plugin import engine, execute, sessions
-from tests import fault_proxy as faults
+from plugin import engine, execute
+from plugin.aws import sessions
 from tests.conftest import run_cli
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/automation"
 EXTERNAL_ID = "platform-tenant-4711"

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tests import dockerfile
 from tests.conftest import ROOT, free_port
-from tests.test_serve_settings import SERVICE_LINKS
+from tests.support import dockerfile
+from tests.support.service_links import SERVICE_LINKS
 
 pytestmark = pytest.mark.slow
 # pip as in the image: no configuration of this machine's (local wheel folders, extra indexes)

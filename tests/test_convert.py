@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin.convert import UnreadableAnswer, access_key_document
+from plugin.aws.convert import UnreadableAnswer, access_key_document
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

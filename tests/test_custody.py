@@ -16,10 +16,10 @@ import time
 import pytest
 
 from plugin import execute
-from tests import fault_proxy as faults
 from tests.conftest import CUSTODY_FIGURES, run_cli
-from tests.fault_proxy import Fault, FaultProxy
-from tests.local_iam import ADMIN_SECRET, LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import Fault, FaultProxy
+from tests.support.local_iam import ADMIN_SECRET, LocalIAM
 
 RUNS = 20
 SECRET_IN_XML = re.compile(

@@ -11,7 +11,7 @@ import pytest
 import tomllib
 
 from tests.conftest import ROOT, run_cli
-from tests.local_iam import LocalIAM
+from tests.support.local_iam import LocalIAM
 
 
 def responses(stdout: str) -> list[dict]:  # type: ignore[type-arg]

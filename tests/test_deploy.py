@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from plugin.serve import defaults
-from plugin.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS, SERVICE
-from tests import dockerfile
+from plugin.hosts.operator import settings as defaults
+from plugin.hosts.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS, SERVICE
 from tests.conftest import ROOT
-from tests.test_serve_settings import SERVICE_LINKS
+from tests.support import dockerfile
+from tests.support.service_links import SERVICE_LINKS
 
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 # The optional overlay for a Prometheus run by the Prometheus Operator: the base plus a PodMonitor.

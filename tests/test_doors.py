@@ -7,8 +7,8 @@ import json
 
 from plugin import execute
 from tests.conftest import run_cli
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 KNOWN = (
     "regions, user_name, disable_xml_to_json, status, at_limit, seal_secret_to, vault, "

@@ -9,7 +9,7 @@ import pytest
 
 from plugin import execute
 from tests.conftest import free_port
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 
 def create_requests(iam: LocalIAM, mark: int) -> list[str]:

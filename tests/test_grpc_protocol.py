@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.local_iam import LocalIAM
+from tests.support.local_iam import LocalIAM
 
-PROTOCOL = Path("plugin/serve/protocol")
+PROTOCOL = Path("plugin/hosts/serve/protocol")
 GENERATED = ("integration_pack_pb2.py", "integration_pack_pb2_grpc.py")
 
 
@@ -39,7 +39,7 @@ def _our_interface() -> list[str]:
     """integration_pack.proto as the fixture spells the SDK's: one line a method or field."""
     from google.protobuf.descriptor import FieldDescriptor
 
-    from plugin.serve.protocol import integration_pack_pb2 as pb
+    from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 
     scalar = {
         value: name.removeprefix("TYPE_").lower()
@@ -77,7 +77,7 @@ def test_the_run_path_never_imports_grpc(iam: LocalIAM, cli_env: dict[str, str])
     user = iam.new_user()
     probe = (
         "import sys\n"
-        "from plugin.cli import main\n"
+        "from plugin.hosts.cli import main\n"
         f"status = main(['run', '--user-name', '{user}'])\n"
         "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'grpc', 'google', 'grpc_health'})\n"
         "print(status, loaded, file=sys.stderr)\n"

@@ -16,13 +16,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plugin import manifest, resources
-from plugin.serve.protocol import integration_pack_pb2 as pb
-from tests import fault_proxy as faults
+from plugin.contract import manifest, resources
+from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from tests.conftest import run_cli
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import ADMIN_SECRET, LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import ADMIN_SECRET, LocalIAM
 
 
 @pytest.fixture(scope="module")
@@ -584,9 +584,9 @@ def test_the_step_log_is_redacted_and_bounded() -> None:
     import logging
     import threading
 
-    from plugin import redaction
-    from plugin.deadline import Deadline, call_within
-    from plugin.serve.server import MAX_LOG_BYTES, step_log
+    from plugin.hosts.serve.server import MAX_LOG_BYTES, step_log
+    from plugin.runtime import redaction
+    from plugin.runtime.deadline import Deadline, call_within
 
     plugin_log = logging.getLogger("plugin.test")
     plugin_log.setLevel(logging.INFO)
@@ -635,7 +635,7 @@ def test_a_port_in_use_is_refused_not_shared(
     ],
 )
 def test_the_time_for_a_call(timeout: int, remaining: float | None, expected: float) -> None:
-    from plugin.serve.server import _time_for_the_call
+    from plugin.hosts.serve.server import _time_for_the_call
 
     class Context:
         def time_remaining(self) -> float | None:

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plugin import execute, resources
+from plugin import execute
+from plugin.contract import resources
 from tests.conftest import run_cli
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 KNOWN = tuple(resources.schema("input")["properties"])
 USER_NAME_CHARACTERS = set(string.ascii_letters + string.digits + "_+=,.@-")

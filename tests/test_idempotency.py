@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from plugin import execute, lease
-from plugin.idempotency import pending_marker, tag_key
-from tests import fault_proxy as faults
+from plugin import execute
+from plugin.invocation import lease
+from plugin.invocation.idempotency import pending_marker, tag_key
 from tests.conftest import ROOT, assert_refused_before_sending, run_cli
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import ADMIN_SECRET, LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import ADMIN_SECRET, LocalIAM
 
 
 def attempt(iam: LocalIAM, proxy: FaultProxy, user: str, token: str, **more: Any) -> dict:  # type: ignore[type-arg]

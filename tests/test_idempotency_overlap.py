@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 
-from plugin import execute, lease
-from plugin.idempotency import tag_key
-from tests import fault_proxy as faults
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
+from plugin import execute
+from plugin.invocation import lease
+from plugin.invocation.idempotency import tag_key
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
 
 # Moto is consistent: at the same moment and at offsets of a few milliseconds, both attempts
 # look before either's lease is written, or the later one sees the earlier's lease.

@@ -13,28 +13,17 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore import xform_name
 from botocore.exceptions import ClientError
 
-from plugin import execute, validation
-from tests import fault_proxy as faults
+from plugin import execute
+from plugin.contract import validation
 from tests.conftest import assert_refused_before_sending, run_cli
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.key_lifetime_in_aws import ROLE, client, run_as_aws_would, schedule_of, tags_of
+from tests.support.local_iam import LocalIAM
 
-ROLE = "arn:aws:iam::123456789012:role/iam-key-expiry"
 AGE_RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
-UNIVERSAL_TARGET = re.compile(r"^arn:aws:scheduler:::aws-sdk:(?P<service>\w+):(?P<action>\w+)$")
-
-
-def client(iam: LocalIAM, service: str, region: str = "us-east-1") -> Any:
-    return boto3.client(
-        service,
-        region_name=region,
-        endpoint_url=iam.url,
-        aws_access_key_id=ADMIN_KEY_ID,
-        aws_secret_access_key=ADMIN_SECRET,
-    )
 
 
 def run(iam: LocalIAM, proxy: FaultProxy, user: str, **parameters: object) -> dict[str, Any]:
@@ -46,13 +35,6 @@ def run(iam: LocalIAM, proxy: FaultProxy, user: str, **parameters: object) -> di
     )
 
 
-def schedule_of(iam: LocalIAM, arn: str) -> dict[str, Any]:
-    """GetSchedule of the schedule an ARN names, in the ARN's region."""
-    region, name = arn.split(":")[3], arn.rsplit("/", 1)[1]
-    found: dict[str, Any] = client(iam, "scheduler", region).get_schedule(Name=name)
-    return found
-
-
 def schedule_exists(iam: LocalIAM, key_id: str, region: str = "us-east-1") -> bool:
     try:
         client(iam, "scheduler", region).get_schedule(Name=f"iam-create-access-key-{key_id}")
@@ -61,20 +43,6 @@ def schedule_exists(iam: LocalIAM, key_id: str, region: str = "us-east-1") -> bo
             raise
         return False
     return True
-
-
-def run_as_aws_would(iam: LocalIAM, schedule: dict[str, Any]) -> None:
-    """What EventBridge Scheduler does at the schedule's time: the universal target's service
-    and API action, called with the target's Input as its arguments."""
-    target = UNIVERSAL_TARGET.fullmatch(schedule["Target"]["Arn"])
-    assert target is not None, schedule["Target"]["Arn"]
-    operation = target["action"][0].upper() + target["action"][1:]  # deleteAccessKey
-    call = getattr(client(iam, target["service"]), xform_name(operation))
-    call(**json.loads(schedule["Target"]["Input"]))
-
-
-def tags_of(iam: LocalIAM, user: str) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in iam.admin.list_user_tags(UserName=user)["Tags"]}
 
 
 def iso(text: str) -> dt.datetime:
@@ -575,8 +543,8 @@ def test_a_key_whose_lease_was_lost_takes_its_schedule_and_tag_with_it(
 ) -> None:
     """Another attempt takes the token over while this one makes the key's schedule: the key
     is not handed out, and nothing made for it is left."""
-    from plugin import lease
-    from plugin.idempotency import tag_key
+    from plugin.invocation import lease
+    from plugin.invocation.idempotency import tag_key
 
     user, token = iam.new_user(), f"run-{uuid.uuid4().hex[:8]}"
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -703,7 +671,7 @@ def test_a_description_with_the_raw_xml_mode(iam: LocalIAM, proxy: FaultProxy) -
     ids=["whole-seconds", "milliseconds", "microsecond-past-new-year", "offset"],
 )
 def test_the_expiry_counts_from_iams_create_date(created: str, after: str, expected: str) -> None:
-    from plugin import lifetime
+    from plugin.contract import lifetime
 
     moment = lifetime.iam_time(created)
     assert moment is not None

@@ -9,15 +9,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from plugin import shuffle_app
+from plugin.hosts.shuffle import app as shuffle_app
 from tests.conftest import run_cli
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
-from tests.test_lifetime import ROLE, run_as_aws_would, schedule_of, tags_of
-from tests.test_shuffle import BuiltApp, authentication, built, chart, standalone
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.key_lifetime_in_aws import ROLE, run_as_aws_would, schedule_of, tags_of
+from tests.support.local_iam import LocalIAM
+from tests.support.shuffle_app import BuiltApp, authentication, built, chart, standalone
 
-__all__ = ["built"]  # the Shuffle app as its Dockerfile builds it, a fixture of test_shuffle.py
+__all__ = ["built"]  # the Shuffle app as its Dockerfile builds it (a fixture)
 OPERATORS_ROLE = "arn:aws:iam::123456789012:role/operators-key-expiry"
 
 

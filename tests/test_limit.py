@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from plugin import execute
-from tests import fault_proxy as faults
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 
 def user_with_two_keys(iam: LocalIAM, inactive: int) -> tuple[str, list[str]]:

@@ -9,7 +9,7 @@ import re
 import pytest
 from packaging.requirements import Requirement
 
-from tests import lockfile
+from tests.support import lockfile
 
 
 @pytest.mark.parametrize("lock", sorted(lockfile.SOURCES))

@@ -14,9 +14,9 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, free_port, run_cli
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
-from tests.test_serve_operations import METRICS_LINE, until
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
+from tests.support.serve_metrics import METRICS_LINE, until
 
 
 def test_a_metrics_port_in_use_stops_it_before_it_serves() -> None:

@@ -15,9 +15,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.conftest import run_cli
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
 CI_ROLE = "arn:aws:iam::123456789012:role/keymaker-ci"
 OPS_ROLE = "arn:aws:iam::123456789012:role/keymaker-ops"

@@ -43,9 +43,9 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             names
         )
         assert {
-            "plugin/serve/protocol/integration_pack.proto",
-            "plugin/serve/protocol/integration_pack_pb2.py",
-            "plugin/serve/protocol/integration_pack_pb2_grpc.py",
+            "plugin/hosts/serve/protocol/integration_pack.proto",
+            "plugin/hosts/serve/protocol/integration_pack_pb2.py",
+            "plugin/hosts/serve/protocol/integration_pack_pb2_grpc.py",
         } <= set(names)
         assert not any(name.startswith("tests/") for name in names)
         archive.extractall(site)
@@ -65,7 +65,7 @@ def test_the_wheel_describes_itself_outside_the_checkout(
         [
             sys.executable,
             "-c",
-            "import plugin, plugin.resources as r; print(plugin.__file__); print(r.resource_path('action.yaml'))",
+            "import plugin, plugin.contract.resources as r; print(plugin.__file__); print(r.resource_path('action.yaml'))",
         ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(installed_wheel)},

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, free_port
-from tests.test_readme_grpc import example_script
-from tests.test_service_names import readme_recipe
+from tests.support.readme_grpc_example import example_script
+from tests.support.readme_recipes import readme_recipe
 
 # The ports the README's recipes name, each given one free port for the whole test: two
 # recipes that named the same port would meet on it here as on a person's machine.

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from plugin import redaction
-from plugin.deadline import Deadline, call_within
+from plugin.runtime import redaction
+from plugin.runtime.deadline import Deadline, call_within
 
 SECRET = "unit-test-secret-value-Kx93Lp0Qz"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugin import regions
+from plugin.contract import regions
 
 
 def names(text: str) -> tuple[str, ...]:

@@ -15,8 +15,8 @@ import pytest
 
 from plugin import execute
 from tests.conftest import assert_refused_before_sending, run_cli
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_a_bad_recipient_is_refused_before_anything_is_created(
 def test_a_key_that_cannot_be_sealed_is_deleted(
     iam: LocalIAM, identity: pyrage.x25519.Identity, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from plugin import seal
+    from plugin.delivery import seal
 
     def broken(secret: str, recipient: str) -> str:
         raise pyrage.EncryptError("injected")

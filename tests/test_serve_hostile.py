@@ -5,7 +5,6 @@ test counts what is left on the local IAM endpoint, or what the runner's own cal
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import json
 import re
@@ -14,7 +13,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -22,106 +20,20 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plugin.serve.protocol import integration_pack_pb2 as pb
-from plugin.serve.translation import MAX_CONTEXT_BYTES
-from tests import fault_proxy as faults
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
-from tests.pki import RUNNER_DNS, RUNNER_URI, client_credentials
-
-EXECUTE = "/integration_pack.Plugin/ExecuteAction"
+from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
+from tests.support.pki import RUNNER_DNS, RUNNER_URI, client_credentials
+from tests.support.stalled_streams import EXECUTE, StalledStreams, resident_kib, threads_of
 
 
 def serve(started: list[PluginProcess], *arguments: str, **more: Any) -> PluginProcess:
     process = PluginProcess(*arguments, **more)
     started.append(process)
     return process
-
-
-def resident_kib(process: PluginProcess) -> int:
-    for line in Path(f"/proc/{process.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-def threads_of(process: PluginProcess) -> int:
-    for line in Path(f"/proc/{process.process.pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    raise AssertionError("no Threads")
-
-
-class StalledStreams:
-    """`count` ExecuteAction streams over `connections` connections that send their headers
-    and never their request message (a grpc.aio client whose request iterator never yields),
-    held until `release()`; what each ended with, in `codes`."""
-
-    def __init__(
-        self, target: str, count: int, connections: int = 1, credentials: Any = None
-    ) -> None:
-        self.codes: list[grpc.StatusCode] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._release: asyncio.Event | None = None
-        asyncio.run_coroutine_threadsafe(
-            self._start(target, count, connections, credentials), self._loop
-        ).result(30)
-
-    async def _start(self, target: str, count: int, connections: int, credentials: Any) -> None:
-        self._release = asyncio.Event()
-        release = self._release
-        # distinct options: one connection each (grpc would share a subchannel otherwise)
-        self._channels = [
-            grpc.aio.secure_channel(target, credentials, options=[("test.connection", i)])
-            if credentials
-            else grpc.aio.insecure_channel(target, options=[("test.connection", i)])
-            for i in range(connections)
-        ]
-
-        async def never() -> Any:
-            await release.wait()
-            return
-            yield  # an async generator that ends without a message
-
-        async def one(channel: Any) -> None:
-            method = channel.stream_unary(
-                EXECUTE,
-                request_serializer=lambda message: message,
-                response_deserializer=pb.ExecuteActionResponse.FromString,
-            )
-            try:
-                await method(never())
-            except grpc.aio.AioRpcError as error:
-                self.codes.append(error.code())
-            else:
-                self.codes.append(grpc.StatusCode.OK)
-
-        self._calls = [
-            asyncio.ensure_future(one(self._channels[i % connections])) for i in range(count)
-        ]
-        await asyncio.sleep(0)
-
-    def wait_until_ended(self, seconds: float) -> None:
-        async def wait() -> None:
-            await asyncio.wait(self._calls, timeout=seconds)
-
-        asyncio.run_coroutine_threadsafe(wait(), self._loop).result(seconds + 10)
-
-    def release(self) -> None:
-        async def close() -> None:
-            assert self._release is not None
-            for call in self._calls:
-                call.cancel()
-            await asyncio.gather(*self._calls, return_exceptions=True)
-            for channel in self._channels:
-                await channel.close()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(60)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 @pytest.fixture
@@ -316,7 +228,7 @@ def test_a_dns_entry_never_admits_a_uri_san_nor_the_reverse(
 
 
 def pb_stub(channel: Any) -> Any:
-    from plugin.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+    from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 
     return pb_grpc.PluginStub(channel)
 

@@ -17,28 +17,20 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from plugin import execute
-from plugin.serve.protocol import integration_pack_pb2 as pb
-from plugin.serve.translation import engine_request
-from tests import fault_proxy as faults
+from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+from plugin.hosts.serve.translation import engine_request
 from tests.conftest import run_cli
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
-
-METRICS_LINE = re.compile(r"metrics on (http://\S+/metrics)")
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
+from tests.support.serve_metrics import METRICS_LINE, until
 
 
 def serve(started: list[PluginProcess], *arguments: str) -> PluginProcess:
     process = PluginProcess(*arguments)
     started.append(process)
     return process
-
-
-def until(condition: Any, seconds: float = 15, what: str = "") -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def scrape(
@@ -208,7 +200,7 @@ def test_no_user_name_means_no_wait_for_a_new_user(iam: LocalIAM) -> None:
 
 
 def test_a_short_printable_action_name_is_shown() -> None:
-    from plugin.errors import ActionError
+    from plugin.contract.errors import ActionError
 
     for name, shown in [
         ("aws.iam_create_access_key", "aws.iam_create_access_key"),

@@ -27,40 +27,26 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from plugin.serve.protocol import integration_pack_pb2 as pb
-from plugin.serve.protocol import integration_pack_pb2_grpc as pb_grpc
-from plugin.serve.translation import MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES
-from tests import fault_proxy as faults
+from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES
 from tests.conftest import ROOT, run_cli
-from tests.fault_proxy import FaultProxy
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
-from tests.pki import OTHER_DNS, RUNNER_DNS, RUNNER_URI, client_credentials
+from tests.support import fault_proxy as faults
+from tests.support.dripping_endpoint import DrippingEndpoint
+from tests.support.fault_proxy import FaultProxy
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.pki import OTHER_DNS, RUNNER_DNS, RUNNER_URI, client_credentials
+from tests.support.serve_calls import ambient, create
 
 ALLOWED_ROLE = "arn:aws:iam::123456789012:role/keymaker-ci"
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (a listener off loopback is what these tests attack)
-
-
-def ambient(iam: LocalIAM) -> dict[str, str]:
-    """The server's own AWS identity and endpoint, from its environment."""
-    return {
-        "AWS_ACCESS_KEY_ID": ADMIN_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": ADMIN_SECRET,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": iam.url,
-    }
 
 
 def serve(started: list[PluginProcess], iam: LocalIAM, *arguments: str, **more: Any) -> Any:
     process = PluginProcess(*arguments, env=ambient(iam), **more)
     started.append(process)
     return process
-
-
-def create(stub: Any, user: str, connection: dict[str, str] | None, **parameters: str) -> Any:
-    return stub.ExecuteAction(
-        execute_request({"user_name": user, **parameters}, connection), timeout=30
-    )
 
 
 # ---- whose identity ---------------------------------------------------------------------------
@@ -646,38 +632,3 @@ def test_memory_stays_flat_under_calls_that_run_out_of_time(
     grown = resident_kib() - warm
     # Uncollected, this grew ~60 KiB a call (90 MiB here); collected, a few MiB.
     assert grown < 20 * 1024, f"resident memory grew {grown} KiB over 1,500 calls"
-
-
-class DrippingEndpoint:
-    """Answers every request 200, then sends its body a byte at a time for `seconds`."""
-
-    def __init__(self, seconds: float) -> None:
-        import http.server
-
-        body = b"<CreateAccessKeyResponse>" + b" " * 40 + b"</CreateAccessKeyResponse>"
-        pause = seconds / len(body)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(200)
-                self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    for byte in body:
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                        time.sleep(pause)
-                except OSError:
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from plugin.serve import defaults
-from plugin.serve.defaults import SETTINGS, SettingError, resolve
-from plugin.serve.policy import Policy
+from plugin.hosts.operator import settings as defaults
+from plugin.hosts.operator.policy import Policy
+from plugin.hosts.operator.settings import SETTINGS, SettingError, resolve
 from tests.conftest import ROOT, free_port, run_cli
-from tests.grpc_plugin import PluginProcess, execute_request
-from tests.local_iam import LocalIAM
-from tests.test_serve_security import ambient, create
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
+from tests.support.serve_calls import ambient, create
+from tests.support.service_links import SERVICE_LINKS
 
 
 def test_every_flag_has_a_variable_and_the_readme_lists_it() -> None:
@@ -136,7 +137,7 @@ def test_without_the_serve_extra_it_says_which_extra_to_install(command: str) ->
     probe = (
         "import sys\n"
         "sys.modules['grpc'] = None  # as if grpcio were not installed\n"
-        "from plugin.cli import main\n"
+        "from plugin.hosts.cli import main\n"
         f"sys.exit(main(['{command}', '--port', '0']))\n"
     )
     completed = subprocess.run(
@@ -147,34 +148,6 @@ def test_without_the_serve_extra_it_says_which_extra_to_install(command: str) ->
         f"{command} needs the [serve] extra (grpc is not installed): pip install "
         "'iam-create-access-key[serve]'" in completed.stderr
     )
-
-
-def kubelet_service_links(service: str, ip: str, ports: dict[str, int]) -> dict[str, str]:
-    """The variables the kubelet injects into every pod of a namespace for one Service
-    (enableServiceLinks, on by default): pkg/kubelet/envvars/envvars.go's FromServices."""
-    name = service.upper().replace("-", "_")
-    first = next(iter(ports.values()))
-    links = {
-        f"{name}_SERVICE_HOST": ip,
-        f"{name}_SERVICE_PORT": str(first),
-        f"{name}_PORT": f"tcp://{ip}:{first}",
-    }
-    for port_name, port in ports.items():
-        prefix = f"{name}_PORT_{port}_TCP"
-        links[f"{name}_SERVICE_PORT_{port_name.upper().replace('-', '_')}"] = str(port)
-        links[prefix] = f"tcp://{ip}:{port}"
-        links[f"{prefix}_PROTO"] = "tcp"
-        links[f"{prefix}_PORT"] = str(port)
-        links[f"{prefix}_ADDR"] = ip
-    return links
-
-
-SERVICE_LINKS = {
-    **kubelet_service_links("iam-create-access-key", "10.96.14.7", {"grpc": 1337, "metrics": 9464}),
-    **kubelet_service_links("iam-create-access-key-metrics", "10.96.14.8", {"http": 9464}),
-    **kubelet_service_links("iam-create-access-key-unix", "10.96.14.9", {"x": 80}),
-    **kubelet_service_links("blink-runner", "10.96.3.2", {"http": 8080}),
-}
 
 
 def test_service_links_of_any_service_are_not_settings() -> None:
@@ -216,7 +189,7 @@ def test_serve_and_health_start_beside_service_links(tmp_path: Path) -> None:
 def test_a_unix_socket_overrides_the_images_plaintext_default(tmp_path: Path) -> None:
     """The image's ENV says INSECURE_PLAINTEXT=true (for its pod-network listener); an operator
     who sets UNIX gets that socket, not "TLS and plaintext flags do not apply"."""
-    from tests import dockerfile
+    from tests.support import dockerfile
 
     path = f"{tmp_path}/plugin.sock"
     image = dockerfile.environment()
@@ -360,7 +333,7 @@ def test_role_arn_patterns_an_operator_writes_are_read_as_written(pattern: str) 
 
 
 def test_every_seconds_setting_is_bounded_and_the_whole_stop_fits_a_timer() -> None:
-    from plugin.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS
+    from plugin.hosts.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS
 
     seconds = [setting for setting in SETTINGS if setting.metavar == "SECONDS"]
     assert {setting.name for setting in seconds} >= {"grace", "max_call_seconds"}
@@ -429,12 +402,12 @@ def test_max_calls_follows_the_pods_processors_not_the_nodes() -> None:
 def test_debug_shows_the_traceback_of_an_internal_error(command: str) -> None:
     probe = (
         "import sys\n"
-        "import plugin.manifest, plugin.serve.server, plugin.serve.health_check\n"
+        "import plugin.contract.manifest, plugin.hosts.serve.server, plugin.hosts.serve.health_check\n"
         "def broken(*args, **kwargs):\n"
         "    raise ZeroDivisionError('the bug itself')\n"
-        "plugin.manifest.describe = plugin.serve.server.serve = broken\n"
-        "plugin.serve.health_check.check = broken\n"
-        "from plugin.cli import main\n"
+        "plugin.contract.manifest.describe = plugin.hosts.serve.server.serve = broken\n"
+        "plugin.hosts.serve.health_check.check = broken\n"
+        "from plugin.hosts.cli import main\n"
         f"sys.exit(main(['{command}', '--debug']))\n"
     )
     completed = subprocess.run(
@@ -459,8 +432,8 @@ def test_debug_shows_the_traceback_of_an_internal_error(command: str) -> None:
 def test_the_readmes_mutual_tls_recipe_with_the_images_environment(
     tmp_path: Path, plaintext: str | None
 ) -> None:
-    from tests import dockerfile
-    from tests.pki import RUNNER_DNS, make_pki
+    from tests.support import dockerfile
+    from tests.support.pki import RUNNER_DNS, make_pki
 
     pki = make_pki(tmp_path)
     recipe = {

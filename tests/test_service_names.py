@@ -8,7 +8,6 @@ nothing listens on, the others to the local endpoint: the error must name that s
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -16,9 +15,11 @@ import botocore.session
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from plugin import failures, services
+from plugin.aws import client_errors as failures
+from plugin.aws import services
 from tests.conftest import ROOT, free_port, run_cli
-from tests.local_iam import LocalIAM
+from tests.support.local_iam import LocalIAM
+from tests.support.readme_recipes import readme_recipe
 
 
 @pytest.mark.parametrize(
@@ -112,7 +113,8 @@ def test_an_unreachable_sts_is_named_when_assuming_a_role(
 
 def test_a_service_added_later_is_named_without_new_code() -> None:
     """EventBridge Scheduler (issue 23's expiry) through a session the action signs with."""
-    from plugin import request, sessions
+    from plugin.aws import sessions
+    from plugin.contract import request
 
     dead = f"http://127.0.0.1:{free_port()}"
     connection = request.Connection(access_key_id="AKIAEXAMPLE", secret_access_key="x")
@@ -125,14 +127,6 @@ def test_a_service_added_later_is_named_without_new_code() -> None:
         f"Expiry: could not connect to the EventBridge Scheduler endpoint {dead}/schedules "
         "(nothing was sent)"
     )
-
-
-def readme_recipe() -> str:
-    """The shell block of the README's "A local endpoint" section, as written."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## A local endpoint\n", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
-    return block
 
 
 def test_the_readme_recipe_serves_every_command_and_option(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ it (action arguments; a single space for a field left empty, as Shuffle's form d
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 import os
@@ -38,48 +37,30 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from plugin import manifest, resources, shuffle_app, shuffle_folder
-from plugin.errors import ActionError
-from plugin.shuffle_settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
-from tests import fault_proxy as faults
+from plugin.contract import manifest, resources
+from plugin.contract.errors import ActionError
+from plugin.hosts.shuffle import app as shuffle_app
+from plugin.hosts.shuffle import folder as shuffle_folder
+from plugin.hosts.shuffle.settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
 from tests.conftest import free_port
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
-from tests.shuffle_backend import ShuffleBackend, action
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.shuffle_app import (
+    APP,
+    BuiltApp,
+    authentication,
+    built,
+    chart,
+    image_env,
+    standalone,
+    worker_env,
+)
+from tests.support.shuffle_backend import ShuffleBackend, action
 
-APP = shuffle_folder.APP
+__all__ = ["built"]  # the Shuffle app as its Dockerfile builds it (a fixture)
 
 pytestmark = pytest.mark.slow
-
-
-@dataclasses.dataclass(frozen=True)
-class BuiltApp:
-    python: Path  # the image's interpreter (a fresh virtual environment)
-    src: Path  # /app in the image: a copy of src/, away from the checkout
-    home: Path  # the container's HOME: no AWS config of the machine's user
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
-    """The app image's Python, built once for the module as the Dockerfile builds it."""
-    folder = tmp_path_factory.mktemp("shuffle-app")
-    copy = folder / "app"
-    shutil.copytree(APP, copy)
-    venv.create(folder / "venv", with_pip=True)
-    python = folder / "venv" / "bin" / "python"
-    for extra in ([], ["--no-build-isolation"]):  # the build backends, then the app's packages
-        lock = "build-requirements.txt" if not extra else "requirements.txt"
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--require-hashes", *extra,
-             "-r", str(copy / lock)],
-            check=True,
-            capture_output=True,
-            cwd=folder,
-            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-            timeout=900,
-        )  # fmt: skip
-    (folder / "home").mkdir()
-    return BuiltApp(python, copy / "src", folder / "home")
 
 
 def stitch(folder: Path, target: Path) -> None:
@@ -126,67 +107,6 @@ def backend() -> Iterator[ShuffleBackend]:
     stand_in = ShuffleBackend()
     yield stand_in
     stand_in.stop()
-
-
-def image_env() -> dict[str, str]:
-    """The ENV lines of the app's Dockerfile: the operator's settings the image carries."""
-    found = re.findall(r"^ENV (\w+)=(.*)$", (APP / "Dockerfile").read_text(), re.MULTILINE)
-    assert found, "the Dockerfile sets the app's settings"
-    return dict(found)
-
-
-def worker_env(built: BuiltApp, **more: str) -> dict[str, str]:
-    """The app container's environment: the image's (PATH, HOME, its ENV), the worker's fixed
-    list, then what a test adds as the image or a Helm chart's extraEnvVars would."""
-    return {
-        "PATH": f"{built.python.parent}:/usr/bin:/bin",
-        "HOME": str(built.home),
-        "LANG": "C.UTF-8",
-        **image_env(),
-        "EXECUTIONID": "",
-        "AUTHORIZATION": "",
-        "CALLBACK_URL": "",
-        "BASE_URL": "",
-        "TZ": "Europe/Amsterdam",
-        "SHUFFLE_LOGS_DISABLED": "",
-        "SHUFFLE_APP_SDK_TIMEOUT": "",  # deployApp adds it even when the worker has none
-        **more,
-    }
-
-
-def chart(proxy: FaultProxy) -> dict[str, str]:
-    """What an operator adds in the Helm chart's extraEnvVars: the IAM endpoint (moto's)."""
-    return {"AWS_ENDPOINT_URL": proxy.url}
-
-
-def authentication(**given: str) -> dict[str, str]:
-    """The app's authentication, as the backend copies it into the action's arguments: the
-    session token left "empty" (a space, as Shuffle's form demands)."""
-    return {
-        "access_key_id": ADMIN_KEY_ID,
-        "secret_access_key": ADMIN_SECRET,
-        "session_token": " ",
-        "region": "us-east-1",
-        **given,
-    }
-
-
-def standalone(built: BuiltApp, given: dict[str, str], **env: str) -> tuple[dict[str, Any], str]:
-    """`python app.py --standalone --action=create_access_key --name=value ...`: the result the
-    SDK prints, and everything the process wrote."""
-    completed = subprocess.run(
-        [str(built.python), "app.py", "--standalone", "--action=create_access_key",
-         *[f"--{name}={value}" for name, value in given.items()]],
-        cwd=built.src,
-        env=worker_env(built, **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    printed = completed.stdout.split("=====\n", 1)[1]
-    return json.loads(printed), completed.stdout + completed.stderr
 
 
 def run_production(
@@ -256,7 +176,7 @@ def test_every_requirement_is_pinned_with_hashes_and_fits_the_project() -> None:
 def test_the_vendored_zip_holds_the_package_with_its_manifest_and_schemas() -> None:
     with zipfile.ZipFile(APP / "src" / "iam_create_access_key.zip") as archive:
         names = set(archive.namelist())
-    assert {"plugin/__init__.py", "plugin/shuffle_app.py", "plugin/action.yaml",
+    assert {"plugin/__init__.py", "plugin/hosts/shuffle/app.py", "plugin/action.yaml",
             "plugin/schemas/connection.schema.json"} <= names  # fmt: skip
     digest = hashlib.sha256((APP / "src" / "iam_create_access_key.zip").read_bytes()).hexdigest()
     assert f'VENDORED_SHA256 = "{digest}"' in (APP / "src" / "app.py").read_text()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from plugin import execute
-from tests import fault_proxy as faults
 from tests.conftest import assert_refused_before_sending
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 
 def statuses(iam: LocalIAM, user: str) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugin import resources, validation
+from plugin.contract import resources, validation
 
 KINDS = ["input", "output", "connection"]
 

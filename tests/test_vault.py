@@ -10,10 +10,10 @@ import uuid
 import pytest
 
 from plugin import execute
-from tests import fault_proxy as faults
 from tests.conftest import assert_refused_before_sending, run_cli
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 
 def hand_over(iam: LocalIAM, proxy: FaultProxy, user: str, target: str) -> dict:  # type: ignore[type-arg]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from plugin import execute
-from tests.local_iam import LocalIAM
+from tests.support.local_iam import LocalIAM
 
 
 def attempt(iam: LocalIAM, user: str, vault: str) -> dict:  # type: ignore[type-arg]

@@ -14,9 +14,9 @@ import re
 from typing import Any
 
 from plugin import execute
-from tests import fault_proxy as faults
-from tests.fault_proxy import FaultProxy
-from tests.local_iam import LocalIAM
+from tests.support import fault_proxy as faults
+from tests.support.fault_proxy import FaultProxy
+from tests.support.local_iam import LocalIAM
 
 NO_SUCH_USER = faults.refuse("NoSuchEntity", status=404)
 HEAD = 'CreateAccessKey failed for user "{user}": NoSuchEntity: '
@@ -150,7 +150,7 @@ def test_may_have_created_is_kept_for_a_user_that_exists(iam: LocalIAM, proxy: F
 def test_a_grpc_deadline_ends_the_wait(iam: LocalIAM) -> None:
     """The issue's gRPC call: no `timeout` field, the call's own 5 s deadline (the server ends
     the step half a second before it), moto's NoSuchEntity for a user that does not exist."""
-    from tests.grpc_plugin import PluginProcess, execute_request
+    from tests.support.grpc_plugin import PluginProcess, execute_request
 
     server = PluginProcess()
     try:

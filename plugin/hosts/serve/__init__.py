@@ -1,0 +1,13 @@
+"""`serve`: the action behind Blink's plugin protocol (gRPC), one room with one door into the
+engine (plugin.engine). Importing this package loads nothing of grpc; its modules do:
+
+- server: the servicer and the process (listen, slots, stop);
+- translation: protocol messages to the engine's request and back;
+- listener: who may call (and hosts/operator/policy: whose AWS identity signs, what a caller
+  can reach);
+- calls: call slots, call ids, the keys each call made;
+- metrics, logs: what the operator sees (Prometheus metrics; the server's own log lines);
+- (hosts/operator/settings: flags' defaults and their environment variables, no grpc);
+- health_check: the `health` command (a grpc.health.v1 probe);
+- protocol: integration_pack.proto and its generated modules (`make proto`).
+"""

@@ -1,0 +1,145 @@
+"""The calls `serve` has in flight: a bounded number of slots, an id for each call, and the
+keys each one made, so that a server stopped mid-create can say which keys it leaves behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import secrets
+import threading
+import time
+from typing import Any
+
+from plugin.runtime import deadline, key_witness
+
+# Threads still reading a dripping endpoint for calls that have ended, per call slot: enough
+# that one tenant's drips (each bounded by botocore's timeouts between bytes) do not refuse
+# the others at once, few enough that threads stay bounded.
+ABANDONED_PER_SLOT = 4
+
+
+class Slots:
+    """At most `size` ExecuteAction/TestCredentials calls at once; one more is refused at
+    once (never queued). A slot is free again when its call has ended: a worker still blocked
+    on an endpoint that drips the answer of a call given up on holds no slot, but counts
+    (deadline.abandoned) and, past ABANDONED_PER_SLOT times `size` of them, new calls are
+    refused too: threads, and so memory, stay bounded whatever the endpoints do."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._taken = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._taken >= self.size:
+                return False
+            self._taken += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._taken -= 1
+
+    def abandoned_too_many(self) -> bool:
+        return deadline.abandoned() >= ABANDONED_PER_SLOT * self.size
+
+    @property
+    def abandoned_limit(self) -> int:
+        return ABANDONED_PER_SLOT * self.size
+
+
+@dataclasses.dataclass
+class Flight:
+    """One call: its id (in its log_buffer and every server line about it), whom it is for,
+    its engine request once read, and the keys it made (key id -> created | deleted)."""
+
+    call_id: str
+    subject: str
+    hung_up: bool = False  # its answer can no longer be delivered
+    started: float = dataclasses.field(default_factory=time.time)
+    started_monotonic: float = dataclasses.field(default_factory=time.monotonic)
+    request: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
+    keys: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def witness(self, event: str, detail: str | float) -> str | None:
+        """Note what happened to one of its keys; return what was known of it before (a key
+        deleted stays deleted, whatever a late report says)."""
+        if event not in _KEY_EVENTS or not isinstance(detail, str):
+            return None
+        before = self.keys.get(detail)
+        if not (event == key_witness.CREATED and before is not None):
+            self.keys[detail] = event
+        return before
+
+    def undelivered(self) -> list[str]:
+        """Keys it made that nobody received and that are still there."""
+        return [key for key, event in self.keys.items() if event != key_witness.DELETED]
+
+
+_KEY_EVENTS = (key_witness.CREATED, key_witness.DELETED, key_witness.LEFT)
+
+
+class Flights:
+    """The calls under way, by id, and when one last began or ended."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        # Random per process: ids stay unique across pods and restarts (under PID 1 every
+        # pod's process is 1, so a PID-based prefix repeated in every pod).
+        self._prefix = secrets.token_hex(4)
+        self._open: dict[str, Flight] = {}
+        self._lock = threading.Lock()
+        self._last_change = time.time_ns()  # the server's start, until the first call
+
+    def begin(self, subject: str) -> Flight:
+        flight = Flight(f"{self._prefix}-{next(self._numbers)}", subject)
+        with self._lock:
+            self._open[flight.call_id] = flight
+            self._last_change = time.time_ns()
+        return flight
+
+    def end(self, flight: Flight) -> None:
+        with self._lock:
+            self._open.pop(flight.call_id, None)
+            self._last_change = time.time_ns()
+
+    def under_way(self) -> list[Flight]:
+        with self._lock:
+            return list(self._open.values())
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def last_use(self) -> int:
+        """HealthProbe.last_use as the SDK computes it (Unix nanoseconds): now while a call is
+        in flight, else when the last one began or ended (the server's start before any)."""
+        with self._lock:
+            return time.time_ns() if self._open else self._last_change
+
+
+def unfinished_report(flight: Flight, listed: list[str] | None) -> str:
+    """One line for the operator about a call the server stopped before it finished: the keys
+    it made and did not deliver, or else those IAM shows on its user since it started
+    (`listed`; None when they could not be listed)."""
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(flight.started))
+    head = f"the call for {flight.subject} (started {started}) was stopped before"
+    keys = flight.undelivered()
+    if keys:
+        return (
+            f"{head} its answer: key {', '.join(keys)} was created and not delivered; delete it "
+            "(aws iam delete-access-key --access-key-id ...)"
+        )
+    if listed:
+        return (
+            f"{head} it finished, while IAM was creating its key: IAM shows key "
+            f"{', '.join(listed)} on the user since then, whose secret nobody received unless "
+            "another call made it; delete it (aws iam delete-access-key --access-key-id ...)"
+        )
+    if listed == []:
+        return f"{head} it finished; IAM shows no key made on the user since then"
+    return (
+        f"{head} it finished; if its CreateAccessKey reached IAM, a key made on the user since "
+        "then is nobody's (the keys could not be listed)"
+    )

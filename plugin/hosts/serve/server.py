@@ -1,0 +1,709 @@
+"""`serve`: the action as a long-lived plugin that Blink's runner calls over gRPC.
+
+A thin adapter: the servicer hands each message to `translation` and the engine functions,
+and adds only what a server must: the step's own log (log_buffer), the call's deadline, a caller
+that hung up, who may call and what they may ask (`listener`, `policy`), how many calls at once
+(`calls`), what the operator sees (`metrics`, `logs`), the health services and a stop that ends
+within its grace. grpc is imported only in this package, so the `run` path never pays for it.
+
+The server is grpc's asyncio one (grpc.aio): a stream waiting for its request, a health check,
+a Describe cost no thread; the action itself (synchronous boto3) runs in a bounded executor,
+one thread per call slot. ExecuteAction and TestCredentials are served as streams on the
+server side (the wire is the same for a unary client: one message each way), so that the
+server reads the request itself, within a time, and writes the answer itself: the write
+completing is where gRPC knows the answer went out, and an answer whose write fails is an
+answer never received, whose key is deleted (grpc's own server, src/python/grpcio/grpc/_cython/
+_cygrpc/aio/server.pyx.pxi: a unary handler's return value is sent after it returns, where the
+handler can no longer learn whether it arrived; `context.cancelled()` reflects only a code the
+handler set, not the core's RECEIVE_CLOSE_ON_SERVER result).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from plugin import engine
+from plugin.contract.errors import ActionError, Category
+from plugin.contract.request import MAX_TIMEOUT_SECONDS
+from plugin.hosts.operator.policy import Policy
+from plugin.hosts.operator.settings import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_HOST,
+    DEFAULT_MAX_CALL_SECONDS,
+    DEFAULT_MAX_CALLS,
+    DEFAULT_PORT,
+    DEFAULT_SHUTDOWN_DELAY_SECONDS,
+)
+from plugin.runtime import key_witness, redaction
+from plugin.runtime.context import bound
+from plugin.runtime.deadline import CUSTODY_SECONDS, Deadline, caller_gone_when, sends_within
+
+from . import listener, logs, translation
+from .calls import Flight, Flights, Slots, unfinished_report
+from .metrics import Metrics
+from .protocol import integration_pack_pb2 as pb
+from .translation import (
+    MAX_ANSWER_BYTES,
+    MAX_CONTEXT_BYTES,
+    MAX_LOG_BYTES,
+    MAX_MESSAGE_BYTES,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE = "integration_pack.Plugin"
+# What one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): a client
+# that opens streams and never sends waits for its own, never anyone else's.
+STREAMS_PER_CONNECTION = 100
+# Connections at once (grpc core's connection quota; more wait in the kernel's backlog). The
+# runner keeps one channel; probes open one each. Streams and connections together bound the
+# memory stalled streams can take: see the README (measured).
+MAX_CONNECTIONS = 32
+IDLE_CONNECTION_MS = 5 * 60 * 1000  # an idle connection is closed (GOAWAY) after this
+HANDSHAKE_MS = 10 * 1000  # a TLS handshake not done in this is dropped
+KEEPALIVE_MS, KEEPALIVE_TIMEOUT_MS = 60 * 1000, 20 * 1000  # a dead peer is found in 80 s
+# Kept back from a call's deadline, to answer (or to delete a key nobody could receive).
+ANSWER_MARGIN = 0.5
+# An answer is not sent with less time than this left (plus its size at this rate): it would
+# arrive after the client's own deadline, which fires first (the server's deadline is the
+# client's timeout counted from when the call reached it).
+DELIVERY_SECONDS = 0.25
+DELIVERY_BYTES_PER_SECOND = 20 * 1024 * 1024
+# After the grace, what the calls still running get before the process exits regardless, and
+# then what listing the keys of those that did not finish may take.
+EXIT_MARGIN_SECONDS = 1.5
+EXIT_LISTING_SECONDS = 2.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    unix: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_client_names: tuple[str, ...] = ()
+    insecure_plaintext: bool = False
+    grace: float = DEFAULT_GRACE_SECONDS
+    shutdown_delay: float = DEFAULT_SHUTDOWN_DELAY_SECONDS
+    max_calls: int = DEFAULT_MAX_CALLS
+    max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS
+    policy: Policy = dataclasses.field(default_factory=Policy)
+    log_format: str = logs.TEXT
+    metrics_host: str = DEFAULT_HOST
+    metrics_port: int | None = None  # no metrics unless given
+
+
+class StepLog(logging.Handler):
+    """The records one ExecuteAction writes (in its thread, or in the workers that make its AWS
+    calls under a deadline: they run in its context), for log_buffer, redacted.
+
+    Secrets guarded by value are masked as each record arrives (while the invocation still
+    guards them); secret-named fields once, over the whole text (the regular expressions cost
+    more than the rest of a record's handling).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.started = time.time()
+        self.lines: list[str] = []
+        self.size = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _CURRENT_STEP.get(None) is self
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = redaction.redactor().redact_values(record.getMessage())
+        self._add(f"+{(record.created - self.started) * 1000:.0f}ms {record.levelname} {message}")
+
+    def note(self, line: str) -> None:
+        """A line of the server's own about this step (no log record: they cost more)."""
+        self._add(f"+{(time.time() - self.started) * 1000:.0f}ms INFO {line}")
+
+    def _add(self, line: str) -> None:
+        size = len(line.encode("utf-8")) + 1
+        if self.size + size > MAX_LOG_BYTES:
+            return  # a step's log is bounded; the first lines say the most
+        self.lines.append(line)
+        self.size += size
+
+    def text(self) -> bytes:
+        text = redaction.redactor().redact_fields("\n".join(self.lines))
+        return text.encode("utf-8")[:MAX_LOG_BYTES]
+
+
+@contextlib.contextmanager
+def step_log() -> Iterator[StepLog]:
+    """Collect the plugin's own log records (not botocore's wire log) of this invocation."""
+    handler = StepLog()
+    logger = logging.getLogger("plugin")
+    logger.addHandler(handler)
+    try:
+        with bound(_CURRENT_STEP, handler):
+            yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+_CURRENT_STEP: contextvars.ContextVar[StepLog] = contextvars.ContextVar("step_log")
+
+
+class PluginServicer:
+    """integration_pack.Plugin: messages in, the engine's request out, its answer back."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.slots = Slots(options.max_calls)
+        self.flights = Flights()
+        self.metrics = Metrics(options.max_call_seconds)  # buckets up to it
+        self.metrics.in_flight.set_function(self.flights.count)
+        # One thread per slot runs the action: a call that holds a slot holds one of these.
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=options.max_calls, thread_name_prefix="plugin-call"
+        )
+        self.drain_ends: float | None = None  # monotonic: after SIGTERM, when calls must end
+        self._cleanups: set[asyncio.Future[Any]] = set()
+
+    def handlers(self) -> Any:
+        """The service's methods, as grpc calls them."""
+        unary, both = grpc.unary_unary_rpc_method_handler, grpc.stream_stream_rpc_method_handler
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "HealthProbe": unary(
+                    self.HealthProbe, pb.Empty.FromString, pb.HealthStatus.SerializeToString
+                ),
+                "Describe": unary(
+                    self.Describe, pb.Empty.FromString, pb.PluginDescription.SerializeToString
+                ),
+                "GetActions": unary(
+                    self.GetActions, pb.Empty.FromString, pb.ActionList.SerializeToString
+                ),
+                "ExecuteAction": both(
+                    self.ExecuteAction,
+                    pb.ExecuteActionRequest.FromString,
+                    pb.ExecuteActionResponse.SerializeToString,
+                ),
+                "TestCredentials": both(
+                    self.TestCredentials,
+                    pb.TestCredentialsRequest.FromString,
+                    pb.TestCredentialsResponse.SerializeToString,
+                ),
+            },
+        )
+
+    async def HealthProbe(self, request: Any, context: Any) -> Any:
+        self.metrics.answered("HealthProbe", 0)
+        return pb.HealthStatus(last_use=self.flights.last_use())
+
+    async def Describe(self, request: Any, context: Any) -> Any:
+        self.metrics.answered("Describe", 0)
+        return _DESCRIPTION
+
+    async def GetActions(self, request: Any, context: Any) -> Any:
+        self.metrics.answered("GetActions", 0)
+        return _ACTIONS
+
+    async def TestCredentials(self, requests: Any, context: Any) -> None:
+        request = await listener.first_message(context)
+        flight = await self._take_slot(context, "TestCredentials", "testing a connection")
+        gone = _gone_when_done(context)
+        budget = self._time_for(0, context)
+        work = self._run(flight, gone, budget, self._test_credentials, request, budget)
+        try:
+            response = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            self._after(work, flight, lambda: self.metrics.answered("TestCredentials", 4))
+            raise
+        try:
+            # Bounded as ExecuteAction's answer is: a client that never reads holds no slot.
+            await asyncio.wait_for(
+                context.write(translation.credentials_response(pb, response)),
+                max(DELIVERY_SECONDS, budget),
+            )
+        except asyncio.TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "the answer was not read in time"
+            )
+        finally:
+            self.metrics.answered("TestCredentials", response["error_code"])
+            self._end(flight)
+
+    async def ExecuteAction(self, requests: Any, context: Any) -> None:
+        started = time.monotonic()
+        request = await listener.first_message(context)
+        flight = await self._take_slot(context, "ExecuteAction", "an ExecuteAction not yet read")
+        gone = _gone_when_done(context)
+        budget = self._time_for(request.timeout, context)
+        work = self._run(flight, gone, budget, self._execute, request, flight, gone, budget)
+        try:
+            answer, engine_request, response = await asyncio.shield(work)
+        except asyncio.CancelledError:  # the caller went (cancelled, out of time, hung up)
+            gone.set()
+            self._later(self._withdraw_when_done(work, flight, gone, started, HUNG_UP))
+            raise
+        if engine_request is not None and not _time_to_deliver(context, answer):
+            gone.set()
+            self._later(self._withdraw_when_done(work, flight, gone, started, UNDELIVERED))
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "the call's deadline left no time to deliver its answer; its key was deleted",
+            )
+        delivered = False
+        try:
+            # Bounded: a client that never reads (a zero window) would hold the slot and the
+            # key past the call's time; one not written in time is an answer not received.
+            await asyncio.wait_for(context.write(answer), self._time_to_write(started, budget))
+            delivered = True
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if delivered or engine_request is None:
+                self._count_execute(response["error_code"], started)
+                self._end(flight)
+            else:  # not received: cancelled, out of time, or refused by the client's limits
+                gone.set()
+                self._later(self._withdraw_when_done(work, flight, gone, started, UNDELIVERED))
+        if not delivered:  # the write timed out: end the RPC (its key is being deleted)
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "the answer was not read within the call's time; its key was deleted",
+            )
+
+    def _execute(
+        self, request: Any, flight: Flight, gone: threading.Event, budget: float
+    ) -> tuple[Any, dict[str, Any] | None, dict[str, Any]]:
+        """The action, in an executor thread: the answer to write, and what it was made of."""
+        started = time.monotonic()
+        with step_log() as step:
+            step.note(
+                f"call {flight.call_id}: ExecuteAction {translation.shown(request.name)} at "
+                + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            )
+            engine_request: dict[str, Any] | None = None
+            try:
+                engine_request = translation.engine_request(request, budget)
+            except ActionError as error:
+                response = engine.failure(error)
+            else:
+                flight.request = engine_request
+                flight.subject = _subject(engine_request)
+                response = engine.execute(engine_request, self.options.policy.admit)
+                if gone.is_set():
+                    _withdraw(engine_request, response, flight, HUNG_UP, self.options.policy.admit)
+            step.note(
+                f"finished in {(time.monotonic() - started) * 1000:.0f} ms: error code "
+                f"{response['error_code']}"
+                + (f" ({response['error_message']})" if response["error_code"] else "")
+            )
+            # A context too large to carry back is refused (code 2) and not echoed.
+            echoed = request.context if len(request.context) <= MAX_CONTEXT_BYTES else b""
+            answer = translation.execute_response(pb, response, echoed, step.text())
+            if engine_request is not None and answer.ByteSize() > MAX_ANSWER_BYTES:
+                # Sized beforehand (context, log, error), so a bug; even then no live key.
+                _withdraw(
+                    engine_request,
+                    response,
+                    flight,
+                    "the answer was too large to send",
+                    self.options.policy.admit,
+                )
+                answer = translation.execute_response(pb, response, b"", step.text())
+        return answer, engine_request, response
+
+    def _test_credentials(self, request: Any, budget: float) -> dict[str, Any]:
+        try:
+            engine_request = translation.credentials_request(request, budget)
+        except ActionError as error:
+            return engine.failure(error)
+        return engine.test_connection(engine_request, self.options.policy.admit)
+
+    def _run(
+        self, flight: Flight, gone: threading.Event, budget: float, work: Callable[..., Any],
+        *arguments: Any,
+    ) -> asyncio.Future[Any]:  # fmt: skip
+        """`work` in an executor thread, as the call: its witness, its log's call id, its
+        caller's going, and every AWS request within `budget` (deadline.sends_within)."""
+        metrics = self.metrics
+
+        def witness(event: str, detail: str | float) -> None:
+            before = flight.witness(event, detail)
+            metrics.witnessed(event, detail, before, flight.hung_up)
+
+        def as_the_call() -> Any:
+            with (
+                key_witness.witnessed_by(witness),
+                caller_gone_when(gone),
+                logs.about_call(flight.call_id),
+                sends_within(Deadline(budget)),
+            ):
+                return work(*arguments)
+
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.executor, contextvars.copy_context().run, as_the_call)
+
+    def _count_execute(self, error_code: int, started: float) -> None:
+        self.metrics.answered("ExecuteAction", int(error_code))
+        self.metrics.duration.observe(time.monotonic() - started)
+
+    def _after(self, work: asyncio.Future[Any], flight: Flight, count: Callable[[], None]) -> None:
+        """The call has ended for grpc but its thread has not: count it and free its slot when
+        the thread is done."""
+
+        def done(finished: asyncio.Future[Any]) -> None:
+            self._cleanups.discard(finished)
+            count()
+            self._end(flight)
+
+        self._cleanups.add(work)
+        work.add_done_callback(done)
+
+    def _later(self, cleanup: Any) -> None:
+        """Run `cleanup` after the RPC has ended (kept referenced until it is done)."""
+        task = asyncio.ensure_future(cleanup)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _withdraw_when_done(
+        self, work: asyncio.Future[Any], flight: Flight, gone: threading.Event, started: float,
+        why: str,
+    ) -> None:  # fmt: skip
+        """An ExecuteAction whose answer was not received: once its thread is done, delete the
+        key it made unless the thread saw the caller go and did it already; count it (code 4)
+        and free its slot. Decided here, in one place, so no race between the caller going
+        and the action finishing leaves a key."""
+        # Cancelled at exit: the flight stays open, and the exit names its key.
+        try:
+            _, engine_request, response = await work
+            if engine_request is not None and not flight.hung_up:
+                await self._run(
+                    flight, gone, CUSTODY_SECONDS + 1, _withdraw, engine_request, response,
+                    flight, why, self.options.policy.admit,
+                )  # fmt: skip
+        except Exception:  # a bug (the action's errors are answers): the slot is freed anyway
+            log.error("a call's clean-up failed", exc_info=True)
+        self._count_execute(Category.TRANSIENT, started)
+        self._end(flight)
+
+    async def _take_slot(self, context: Any, rpc: str, subject: str) -> Flight:
+        """A call slot, or RESOURCE_EXHAUSTED at once (never queued)."""
+        if self.slots.abandoned_too_many():
+            self.metrics.refused.labels(rpc=rpc).inc()
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.slots.abandoned_limit} calls given up on are still waiting for "
+                "endpoints that do not answer; try again shortly",
+            )
+        if not self.slots.take():
+            self.metrics.refused.labels(rpc=rpc).inc()
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"all {self.slots.size} call slots of this plugin are busy; try again shortly",
+            )
+        return self.flights.begin(subject)
+
+    def _end(self, flight: Flight) -> None:
+        self.flights.end(flight)
+        self.slots.give_back()
+
+    def _time_to_write(self, started: float, budget: float) -> float:
+        """How long an answer's write may take: what is left of the call's time, and at least
+        DELIVERY_SECONDS (a call that used all its time still gets its answer out)."""
+        return max(DELIVERY_SECONDS, budget - (time.monotonic() - started))
+
+    def _time_for(self, timeout: int, context: Any) -> float:
+        cap = self.options.max_call_seconds
+        if self.drain_ends is not None:  # stopping: no call outlives the drain
+            cap = min(cap, max(0.1, self.drain_ends - time.monotonic() - ANSWER_MARGIN))
+        return _time_for_the_call(timeout, context, cap)
+
+
+_DESCRIPTION = translation.plugin_description(pb)
+_ACTIONS = pb.ActionList(actions=[translation.action_message(pb)])
+
+
+def _time_to_deliver(context: Any, answer: Any) -> bool:
+    """Whether the call's deadline leaves time for the answer to arrive whole. HTTP/2 has no
+    receipt: an answer written in the last moments is in the client's socket when its deadline
+    fires (it sees DEADLINE_EXCEEDED, the server a completed write). So an answer is sent only
+    with DELIVERY_SECONDS to spare, plus its transfer at a modest rate; otherwise it is an
+    answer not received, and its key is deleted."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return True
+    return bool(remaining > DELIVERY_SECONDS + answer.ByteSize() / DELIVERY_BYTES_PER_SECOND)
+
+
+def _gone_when_done(context: Any) -> threading.Event:
+    """Set when the RPC has ended (answered, cancelled, hung up or out of time): the call's
+    waits stop instead of going on for nobody."""
+    gone = threading.Event()
+    context.add_done_callback(lambda _context: gone.set())
+    return gone
+
+
+def _subject(engine_request: dict[str, Any]) -> str:
+    """Whom a call creates a key for, as the server's lines name it."""
+    user = engine_request["parameters"].get("user_name")
+    if isinstance(user, str) and user:
+        return f'user "{translation.shown(user)}"'
+    return "the signing identity"
+
+
+def _time_for_the_call(timeout: int, context: Any, cap: float) -> float:
+    """The invocation's time: the earliest of the message's timeout, the call's deadline (less
+    a margin to answer) and the server's cap. Above a second it is cut to whole seconds, so
+    that calls with nearly the same deadline share the clients a warm worker keeps (they are
+    sized by the budget)."""
+    limits = [cap, float(MAX_TIMEOUT_SECONDS)]
+    if timeout > 0:
+        limits.append(float(timeout))
+    remaining = context.time_remaining()
+    if remaining is not None and remaining < MAX_TIMEOUT_SECONDS:  # else: no deadline to keep
+        limits.append(remaining - ANSWER_MARGIN)
+    budget = min(limits)
+    return float(math.floor(budget)) if budget >= 1 else max(0.1, budget)
+
+
+HUNG_UP = "the caller hung up before the answer could be sent"
+UNDELIVERED = (
+    "the answer did not reach the caller (cancelled, out of time, or refused by its limits)"
+)
+
+
+def _withdraw(
+    engine_request: dict[str, Any],
+    response: dict[str, Any],
+    flight: Flight,
+    why: str,
+    admit: engine.Admit,
+) -> None:
+    """The answer cannot reach the caller (it hung up: cancelled, disconnected or out of time):
+    its key must not outlive the call. `admit`: the policy the call ran under, so the delete
+    signs in as the call did (the operator's external ID for a lent role)."""
+    flight.hung_up = True
+    try:
+        with sends_within(Deadline(CUSTODY_SECONDS)):  # the call's own time may be spent
+            withdrawn = engine.withdraw(engine_request, response, admit)
+    except ActionError as error:
+        log.error("%s, and its key could not be deleted: %s", why, error)
+    except Exception as error:  # a bug; the key id is in the step's own log above
+        log.error("%s, and deleting its key failed (%s)", why, type(error).__name__)
+    else:
+        if withdrawn:
+            log.warning("%s: deleted key %s", why, withdrawn)
+    response.update(engine.failure(ActionError(why, Category.TRANSIENT)))
+
+
+def serve(options: Options) -> int:
+    """Serve until SIGTERM or SIGINT; then say NOT_SERVING, keep serving what still arrives for
+    --shutdown-delay, finish the calls in flight within the grace, and exit soon after it
+    whatever they are blocked on, naming the keys they leave behind."""
+    listening = listener.plan(
+        host=options.host,
+        port=options.port,
+        unix=options.unix,
+        tls_cert=options.tls_cert,
+        tls_key=options.tls_key,
+        tls_client_ca=options.tls_client_ca,
+        tls_client_names=options.tls_client_names,
+        insecure_plaintext=options.insecure_plaintext,
+    )
+    if options.policy.lends() and not listening.authenticated:
+        raise ActionError(
+            f"--lend-identity {options.policy.lend_identity}: this listener ({listening.mode} on "
+            f"{listening.address}) does not authenticate its callers, and anyone reaching it "
+            "would act with this server's AWS identity; listen on loopback or --unix, use "
+            "mutual TLS (--tls-client-ca, --tls-client-name), or --insecure-plaintext on a "
+            "closed network",
+            Category.INVALID_INPUT,
+        )
+    if not (
+        options.max_calls >= 1
+        and 0 < options.max_call_seconds < math.inf
+        and 0 <= options.grace < math.inf
+        and 0 <= options.shutdown_delay < math.inf
+    ):
+        raise ActionError(
+            "--max-calls must be at least 1, --max-call-seconds more than 0, --grace and "
+            "--shutdown-delay not negative (all finite)",
+            Category.INVALID_INPUT,
+        )
+    logs.install(options.log_format)
+    _quiet_urllib3()
+    logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
+    for chatty in ("asyncio", "grpc._cython"):  # their loop's set-up, before the ready line
+        logging.getLogger(chatty).setLevel(logging.INFO)
+    asyncio.run(_serve(options, listening))  # exits the process from inside (os._exit)
+    raise AssertionError("serve exits from its loop")
+
+
+async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
+    names = listener.client_names(options.tls_client_names) if options.tls_client_names else None
+    server = grpc.aio.server(
+        # Under mutual TLS every method checks the certificate first; otherwise no interceptor
+        # (its machinery is a part of every call's price): the unary methods then wait for their
+        # request as grpc.aio does, without a thread, within the stream and connection caps.
+        interceptors=[listener.Guard(names)] if names else [],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # grpc shares a port with another process by default (SO_REUSEPORT): a second
+            # server on a busy port would take half the runner's calls. Refuse to start instead.
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_concurrent_streams", STREAMS_PER_CONNECTION),
+            ("grpc.max_allowed_incoming_connections", MAX_CONNECTIONS),
+            ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
+            ("grpc.server_handshake_timeout_ms", HANDSHAKE_MS),
+            ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+            ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+        ],
+    )
+    servicer = PluginServicer(options)
+    server.add_generic_rpc_handlers((servicer.handlers(),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = listener.bind(server, listening)
+    metrics_line = None  # before anything serves: a metrics port it cannot have is a start-up
+    if options.metrics_port is not None:  # error (Metrics.serve: ActionError, one line)
+        host = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
+        bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
+        metrics_line = f"metrics on http://{host}:{bound}/metrics"
+    await server.start()
+    for service in ("", SERVICE):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    where = listening.address if options.unix else f"{options.host}:{port}"
+    say = _Say(options.log_format)
+    say(f"serving {SERVICE} on {where} ({listening.mode})")
+    if listening.warning:
+        say(f"warning: {listening.warning}", "WARNING")
+    if metrics_line:
+        say(metrics_line)
+    await stopping.wait()
+    # Readiness first: the endpoint's removal races the signal, so calls still arrive for a
+    # moment and are served; then no new call, and the drain.
+    await health_servicer.enter_graceful_shutdown()
+    servicer.drain_ends = time.monotonic() + options.shutdown_delay + options.grace
+    say(
+        f"stopping; finishing the calls in flight (at most {options.grace:g} s), after "
+        f"serving for {options.shutdown_delay:g} s more the calls still arriving (readiness "
+        "NOT_SERVING)"
+    )
+    await asyncio.sleep(options.shutdown_delay)
+    await server.stop(options.grace)
+    # The calls grpc has cancelled get a moment to finish (their withdrawals complete on this
+    # loop); then the exit, from inside the loop: asyncio.run's teardown would cancel what is
+    # left (grpc logs each as an unhandled CancelledError) and hide unfinished calls.
+    ends = time.monotonic() + EXIT_MARGIN_SECONDS
+    while servicer.flights.under_way() and time.monotonic() < ends:
+        await asyncio.sleep(0.05)
+    _exit_now(servicer.flights, options)
+
+
+class _Say:
+    """The server's own lines (ready, warning, stopping), in --log-format."""
+
+    def __init__(self, log_format: str) -> None:
+        self.json = log_format == logs.JSON
+
+    def __call__(self, line: str, level: str = "INFO") -> None:
+        if self.json:
+            now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+            record = {"time": now, "level": level, "logger": __name__, "message": line}
+            text = json.dumps({**record, "call_id": None})
+        else:
+            text = f"iam-create-access-key: {line}"
+        print(text, file=sys.stderr, flush=True)
+
+
+class _NoResponseBytes(logging.Filter):
+    """urllib3 warns of an answer's malformed headers with a traceback that quotes the bytes
+    it read (connection.py or connectionpool.py by version, "Failed to parse headers"): one
+    line instead, no bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Failed to parse headers"):
+            record.msg, record.args = "an endpoint sent malformed response headers", None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _quiet_urllib3() -> None:
+    """On every handler of the server's log (a logger's filter would miss its children)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _NoResponseBytes) for f in handler.filters):
+            handler.filters.insert(0, _NoResponseBytes())
+
+
+def _exit_now(flights: Flights, options: Options) -> NoReturn:
+    """Name what the calls still unfinished leave behind, and leave: the executor's threads
+    would otherwise hold the process open for as long as they are blocked (Python joins them
+    at exit)."""
+    unfinished = flights.under_way()
+    listed = _keys_of_unfinished(unfinished, options.policy.admit)
+    for flight in unfinished:
+        log.error(
+            "%s",
+            unfinished_report(flight, listed.get(flight.call_id)),
+            extra={"call_id": flight.call_id},
+        )
+    if options.unix is not None:
+        with contextlib.suppress(OSError):
+            options.unix.unlink()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
+
+
+def _keys_of_unfinished(
+    unfinished: list[Flight], admit: engine.Admit
+) -> dict[str, list[str] | None]:
+    """For each unfinished call that made no key it knows of, the keys IAM shows on its user
+    since it started: all looked up at once, within EXIT_LISTING_SECONDS."""
+    listed: dict[str, list[str] | None] = {}
+
+    def look(call_id: str, request: dict[str, Any], since: float) -> None:
+        listed[call_id] = engine.keys_created_since(
+            request, since, EXIT_LISTING_SECONDS - 0.5, admit
+        )
+
+    lookups = [
+        threading.Thread(
+            target=look,
+            args=(flight.call_id, flight.request, flight.started_monotonic),
+            daemon=True,
+        )
+        for flight in unfinished
+        if flight.request is not None and not flight.undelivered()
+    ]
+    for lookup in lookups:
+        lookup.start()
+    ends = time.monotonic() + EXIT_LISTING_SECONDS
+    for lookup in lookups:
+        lookup.join(max(0.0, ends - time.monotonic()))
+    return dict(listed)

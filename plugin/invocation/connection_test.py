@@ -1,0 +1,28 @@
+"""Test a connection without creating anything: who does it sign in as?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plugin.aws import client_errors as failures
+from plugin.aws import sessions
+from plugin.contract.request import Request
+from plugin.runtime import redaction
+from plugin.runtime.deadline import Deadline, call_within
+
+OPERATION = "GetCallerIdentity"
+
+
+def caller_identity(request: Request) -> dict[str, Any]:
+    """sts:GetCallerIdentity with the request's connection: {"Account", "Arn", "UserId"}."""
+    connection = request.connection
+    deadline = Deadline(request.timeout)
+    head = f"{OPERATION} failed (testing the connection)"
+    with redaction.redactor().guarding(*connection.secrets()) as guard:
+        try:
+            session = sessions.signed_in(connection, guard)
+            client = sessions.sts_client(session, connection)
+            identity = call_within(client.get_caller_identity, deadline)
+        except Exception as error:
+            raise failures.translate(error, head) from None
+    return {name: identity[name] for name in ("Account", "Arn", "UserId")}
