@@ -6,15 +6,15 @@ from typing import Any
 
 from . import failures, redaction, sessions
 from .deadline import Deadline, call_within
-from .request import Request
+from .request import CheckedRequest
 
 OPERATION = "GetCallerIdentity"
 
 
-def caller_identity(request: Request) -> dict[str, Any]:
+def caller_identity(checked: CheckedRequest) -> dict[str, Any]:
     """sts:GetCallerIdentity with the request's connection: {"Account", "Arn", "UserId"}."""
-    connection = request.connection
-    deadline = Deadline(request.timeout)
+    connection = checked.connection
+    deadline = Deadline.from_timeout(checked.timeout)
     head = f"{OPERATION} failed (testing the connection)"
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:

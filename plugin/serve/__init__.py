@@ -6,7 +6,8 @@ engine (plugin.engine). Importing this package loads nothing of grpc; its module
 - listener, policy: who may call, whose AWS identity signs, what a caller can reach;
 - calls: call slots, call ids, the keys each call made;
 - metrics, logs: what the operator sees (Prometheus metrics; the server's own log lines);
-- defaults: flags' defaults and their environment variables (no grpc);
+- defaults: the one settings object (ServeSettings: each field a flag, its variable and its
+  default), built by `resolve` and handed to the server, listener and health check (no grpc);
 - health_check: the `health` command (a grpc.health.v1 probe);
 - protocol: integration_pack.proto and its generated modules (`make proto`).
 """

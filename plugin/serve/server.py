@@ -24,7 +24,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -35,7 +34,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -48,14 +46,7 @@ from ..errors import ActionError, Category
 from ..request import MAX_TIMEOUT_SECONDS
 from . import listener, logs, translation
 from .calls import Flight, Flights, Slots, unfinished_report
-from .defaults import (
-    DEFAULT_GRACE_SECONDS,
-    DEFAULT_HOST,
-    DEFAULT_MAX_CALL_SECONDS,
-    DEFAULT_MAX_CALLS,
-    DEFAULT_PORT,
-    DEFAULT_SHUTDOWN_DELAY_SECONDS,
-)
+from .defaults import ServeSettings
 from .metrics import Metrics
 from .policy import Policy
 from .protocol import integration_pack_pb2 as pb
@@ -90,26 +81,6 @@ DELIVERY_BYTES_PER_SECOND = 20 * 1024 * 1024
 # then what listing the keys of those that did not finish may take.
 EXIT_MARGIN_SECONDS = 1.5
 EXIT_LISTING_SECONDS = 2.5
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    unix: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    tls_client_names: tuple[str, ...] = ()
-    insecure_plaintext: bool = False
-    grace: float = DEFAULT_GRACE_SECONDS
-    shutdown_delay: float = DEFAULT_SHUTDOWN_DELAY_SECONDS
-    max_calls: int = DEFAULT_MAX_CALLS
-    max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS
-    policy: Policy = dataclasses.field(default_factory=Policy)
-    log_format: str = logs.TEXT
-    metrics_host: str = DEFAULT_HOST
-    metrics_port: int | None = None  # no metrics unless given
 
 
 class StepLog(logging.Handler):
@@ -169,15 +140,16 @@ _CURRENT_STEP: contextvars.ContextVar[StepLog] = contextvars.ContextVar("step_lo
 class PluginServicer:
     """integration_pack.Plugin: messages in, the engine's request out, its answer back."""
 
-    def __init__(self, options: Options) -> None:
-        self.options = options
-        self.slots = Slots(options.max_calls)
+    def __init__(self, settings: ServeSettings, policy: Policy) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.slots = Slots(settings.max_calls)
         self.flights = Flights()
-        self.metrics = Metrics(options.max_call_seconds)  # buckets up to it
+        self.metrics = Metrics(settings.max_call_seconds)  # buckets up to it
         self.metrics.in_flight.set_function(self.flights.count)
         # One thread per slot runs the action: a call that holds a slot holds one of these.
         self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=options.max_calls, thread_name_prefix="plugin-call"
+            max_workers=settings.max_calls, thread_name_prefix="plugin-call"
         )
         self.drain_ends: float | None = None  # monotonic: after SIGTERM, when calls must end
         self._cleanups: set[asyncio.Future[Any]] = set()
@@ -244,7 +216,7 @@ class PluginServicer:
                 grpc.StatusCode.DEADLINE_EXCEEDED, "the answer was not read in time"
             )
         finally:
-            self.metrics.answered("TestCredentials", response["error_code"])
+            self.metrics.answered("TestCredentials", response.error_code)
             self._end(flight)
 
     async def ExecuteAction(self, requests: Any, context: Any) -> None:
@@ -277,7 +249,7 @@ class PluginServicer:
             pass
         finally:
             if delivered or engine_request is None:
-                self._count_execute(response["error_code"], started)
+                self._count_execute(response.error_code, started)
                 self._end(flight)
             else:  # not received: cancelled, out of time, or refused by the client's limits
                 gone.set()
@@ -290,7 +262,7 @@ class PluginServicer:
 
     def _execute(
         self, request: Any, flight: Flight, gone: threading.Event, budget: float
-    ) -> tuple[Any, dict[str, Any] | None, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, Any] | None, engine.Response]:
         """The action, in an executor thread: the answer to write, and what it was made of."""
         started = time.monotonic()
         with step_log() as step:
@@ -302,39 +274,40 @@ class PluginServicer:
             try:
                 engine_request = translation.engine_request(request, budget)
             except ActionError as error:
-                response = engine.failure(error)
+                response = engine.Response.failure(error)
             else:
                 flight.request = engine_request
                 flight.subject = _subject(engine_request)
-                response = engine.execute(engine_request, self.options.policy.admit)
+                response = engine.respond(engine_request, self.policy.admit)
                 if gone.is_set():
-                    _withdraw(engine_request, response, flight, HUNG_UP, self.options.policy.admit)
+                    response = _withdraw(
+                        engine_request, response, flight, HUNG_UP, self.policy.admit
+                    )
             step.note(
                 f"finished in {(time.monotonic() - started) * 1000:.0f} ms: error code "
-                f"{response['error_code']}"
-                + (f" ({response['error_message']})" if response["error_code"] else "")
+                f"{response.error_code}" + ("" if response.ok else f" ({response.error_message})")
             )
             # A context too large to carry back is refused (code 2) and not echoed.
             echoed = request.context if len(request.context) <= MAX_CONTEXT_BYTES else b""
             answer = translation.execute_response(pb, response, echoed, step.text())
             if engine_request is not None and answer.ByteSize() > MAX_ANSWER_BYTES:
                 # Sized beforehand (context, log, error), so a bug; even then no live key.
-                _withdraw(
+                response = _withdraw(
                     engine_request,
                     response,
                     flight,
                     "the answer was too large to send",
-                    self.options.policy.admit,
+                    self.policy.admit,
                 )
                 answer = translation.execute_response(pb, response, b"", step.text())
         return answer, engine_request, response
 
-    def _test_credentials(self, request: Any, budget: float) -> dict[str, Any]:
+    def _test_credentials(self, request: Any, budget: float) -> engine.Response:
         try:
             engine_request = translation.credentials_request(request, budget)
         except ActionError as error:
-            return engine.failure(error)
-        return engine.test_connection(engine_request, self.options.policy.admit)
+            return engine.Response.failure(error)
+        return engine.respond_to_connection_test(engine_request, self.policy.admit)
 
     def _run(
         self, flight: Flight, gone: threading.Event, budget: float, work: Callable[..., Any],
@@ -396,7 +369,7 @@ class PluginServicer:
             if engine_request is not None and not flight.hung_up:
                 await self._run(
                     flight, gone, CUSTODY_SECONDS + 1, _withdraw, engine_request, response,
-                    flight, why, self.options.policy.admit,
+                    flight, why, self.policy.admit,
                 )  # fmt: skip
         except Exception:  # a bug (the action's errors are answers): the slot is freed anyway
             log.error("a call's clean-up failed", exc_info=True)
@@ -430,7 +403,7 @@ class PluginServicer:
         return max(DELIVERY_SECONDS, budget - (time.monotonic() - started))
 
     def _time_for(self, timeout: int, context: Any) -> float:
-        cap = self.options.max_call_seconds
+        cap = self.settings.max_call_seconds
         if self.drain_ends is not None:  # stopping: no call outlives the drain
             cap = min(cap, max(0.1, self.drain_ends - time.monotonic() - ANSWER_MARGIN))
         return _time_for_the_call(timeout, context, cap)
@@ -491,14 +464,15 @@ UNDELIVERED = (
 
 def _withdraw(
     engine_request: dict[str, Any],
-    response: dict[str, Any],
+    response: engine.Response,
     flight: Flight,
     why: str,
     admit: engine.Admit,
-) -> None:
+) -> engine.Response:
     """The answer cannot reach the caller (it hung up: cancelled, disconnected or out of time):
-    its key must not outlive the call. `admit`: the policy the call ran under, so the delete
-    signs in as the call did (the operator's external ID for a lent role)."""
+    its key must not outlive the call; what the call answers instead. `admit`: the policy the
+    call ran under, so the delete signs in as the call did (the operator's external ID for a
+    lent role)."""
     flight.hung_up = True
     try:
         with sends_within(Deadline(CUSTODY_SECONDS)):  # the call's own time may be spent
@@ -510,26 +484,21 @@ def _withdraw(
     else:
         if withdrawn:
             log.warning("%s: deleted key %s", why, withdrawn)
-    response.update(engine.failure(ActionError(why, Category.TRANSIENT)))
+    return engine.Response.failure(ActionError(why, Category.TRANSIENT))
 
 
-def serve(options: Options) -> int:
+def serve(settings: ServeSettings) -> int:
     """Serve until SIGTERM or SIGINT; then say NOT_SERVING, keep serving what still arrives for
     --shutdown-delay, finish the calls in flight within the grace, and exit soon after it
     whatever they are blocked on, naming the keys they leave behind."""
-    listening = listener.plan(
-        host=options.host,
-        port=options.port,
-        unix=options.unix,
-        tls_cert=options.tls_cert,
-        tls_key=options.tls_key,
-        tls_client_ca=options.tls_client_ca,
-        tls_client_names=options.tls_client_names,
-        insecure_plaintext=options.insecure_plaintext,
-    )
-    if options.policy.lends() and not listening.authenticated:
+    try:
+        policy = Policy.from_settings(settings)
+    except ValueError as error:
+        raise ActionError(str(error), Category.INVALID_INPUT) from None
+    listening = listener.plan(settings)
+    if policy.lends() and not listening.authenticated:
         raise ActionError(
-            f"--lend-identity {options.policy.lend_identity}: this listener ({listening.mode} on "
+            f"--lend-identity {policy.lend_identity}: this listener ({listening.mode} on "
             f"{listening.address}) does not authenticate its callers, and anyone reaching it "
             "would act with this server's AWS identity; listen on loopback or --unix, use "
             "mutual TLS (--tls-client-ca, --tls-client-name), or --insecure-plaintext on a "
@@ -537,27 +506,29 @@ def serve(options: Options) -> int:
             Category.INVALID_INPUT,
         )
     if not (
-        options.max_calls >= 1
-        and 0 < options.max_call_seconds < math.inf
-        and 0 <= options.grace < math.inf
-        and 0 <= options.shutdown_delay < math.inf
+        settings.max_calls >= 1
+        and 0 < settings.max_call_seconds < math.inf
+        and 0 <= settings.grace < math.inf
+        and 0 <= settings.shutdown_delay < math.inf
     ):
         raise ActionError(
             "--max-calls must be at least 1, --max-call-seconds more than 0, --grace and "
             "--shutdown-delay not negative (all finite)",
             Category.INVALID_INPUT,
         )
-    logs.install(options.log_format)
+    logs.install(settings.log_format)
     _quiet_urllib3()
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
     for chatty in ("asyncio", "grpc._cython"):  # their loop's set-up, before the ready line
         logging.getLogger(chatty).setLevel(logging.INFO)
-    asyncio.run(_serve(options, listening))  # exits the process from inside (os._exit)
+    asyncio.run(_serve(settings, policy, listening))  # exits the process from inside (os._exit)
     raise AssertionError("serve exits from its loop")
 
 
-async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
-    names = listener.client_names(options.tls_client_names) if options.tls_client_names else None
+async def _serve(
+    settings: ServeSettings, policy: Policy, listening: listener.Listening
+) -> NoReturn:
+    names = listener.client_names(settings.tls_client_name) if settings.tls_client_name else None
     server = grpc.aio.server(
         # Under mutual TLS every method checks the certificate first; otherwise no interceptor
         # (its machinery is a part of every call's price): the unary methods then wait for their
@@ -577,15 +548,16 @@ async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
             ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ],
     )
-    servicer = PluginServicer(options)
+    servicer = PluginServicer(settings, policy)
     server.add_generic_rpc_handlers((servicer.handlers(),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = listener.bind(server, listening)
     metrics_line = None  # before anything serves: a metrics port it cannot have is a start-up
-    if options.metrics_port is not None:  # error (Metrics.serve: ActionError, one line)
-        host = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
-        bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
+    if settings.metrics_port is not None:  # error (Metrics.serve: ActionError, one line)
+        metrics_host = settings.metrics_host
+        host = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
+        bound = servicer.metrics.serve(metrics_host, settings.metrics_port)
         metrics_line = f"metrics on http://{host}:{bound}/metrics"
     await server.start()
     for service in ("", SERVICE):
@@ -594,8 +566,8 @@ async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    where = listening.address if options.unix else f"{options.host}:{port}"
-    say = _Say(options.log_format)
+    where = listening.address if settings.unix else f"{settings.host}:{port}"
+    say = _Say(settings.log_format)
     say(f"serving {SERVICE} on {where} ({listening.mode})")
     if listening.warning:
         say(f"warning: {listening.warning}", "WARNING")
@@ -605,21 +577,21 @@ async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
     # Readiness first: the endpoint's removal races the signal, so calls still arrive for a
     # moment and are served; then no new call, and the drain.
     await health_servicer.enter_graceful_shutdown()
-    servicer.drain_ends = time.monotonic() + options.shutdown_delay + options.grace
+    servicer.drain_ends = time.monotonic() + settings.shutdown_delay + settings.grace
     say(
-        f"stopping; finishing the calls in flight (at most {options.grace:g} s), after "
-        f"serving for {options.shutdown_delay:g} s more the calls still arriving (readiness "
+        f"stopping; finishing the calls in flight (at most {settings.grace:g} s), after "
+        f"serving for {settings.shutdown_delay:g} s more the calls still arriving (readiness "
         "NOT_SERVING)"
     )
-    await asyncio.sleep(options.shutdown_delay)
-    await server.stop(options.grace)
+    await asyncio.sleep(settings.shutdown_delay)
+    await server.stop(settings.grace)
     # The calls grpc has cancelled get a moment to finish (their withdrawals complete on this
     # loop); then the exit, from inside the loop: asyncio.run's teardown would cancel what is
     # left (grpc logs each as an unhandled CancelledError) and hide unfinished calls.
     ends = time.monotonic() + EXIT_MARGIN_SECONDS
     while servicer.flights.under_way() and time.monotonic() < ends:
         await asyncio.sleep(0.05)
-    _exit_now(servicer.flights, options)
+    _exit_now(servicer.flights, settings, policy)
 
 
 class _Say:
@@ -657,21 +629,21 @@ def _quiet_urllib3() -> None:
             handler.filters.insert(0, _NoResponseBytes())
 
 
-def _exit_now(flights: Flights, options: Options) -> NoReturn:
+def _exit_now(flights: Flights, settings: ServeSettings, policy: Policy) -> NoReturn:
     """Name what the calls still unfinished leave behind, and leave: the executor's threads
     would otherwise hold the process open for as long as they are blocked (Python joins them
     at exit)."""
     unfinished = flights.under_way()
-    listed = _keys_of_unfinished(unfinished, options.policy.admit)
+    listed = _keys_of_unfinished(unfinished, policy.admit)
     for flight in unfinished:
         log.error(
             "%s",
             unfinished_report(flight, listed.get(flight.call_id)),
             extra={"call_id": flight.call_id},
         )
-    if options.unix is not None:
+    if settings.unix is not None:
         with contextlib.suppress(OSError):
-            options.unix.unlink()
+            settings.unix.unlink()
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()
