@@ -226,6 +226,9 @@ class Setting:
         return " and ".join(part for part in (low, high) if part)
 
 
+_ROW = "setting"  # the key of a field's Setting in its metadata
+
+
 def row(
     kind: str,
     default: Any,
@@ -240,9 +243,6 @@ def row(
     if isinstance(default, list):
         return dataclasses.field(default_factory=list, metadata={_ROW: setting})
     return dataclasses.field(default=default, metadata={_ROW: setting})
-
-
-_ROW = "setting"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -398,6 +398,7 @@ class ServeSettings:
     )
 
     def __post_init__(self) -> None:
+        """The call time the grace implies when none is given; refused if it outlives it."""
         grace, longest = self.grace, self.max_call_seconds
         if longest is None:  # frozen: set once, here, as the dataclass's own __init__ does
             object.__setattr__(self, "max_call_seconds", grace or DEFAULT_MAX_CALL_SECONDS)

@@ -281,8 +281,8 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             await admit(context)
             if reads_itself:
                 return await behaviour(requests, context)
-            request = await first_message(context)
-            return await behaviour(request, context)
+            message = await first_message(context)
+            return await behaviour(message, context)
 
         make = (
             grpc.stream_stream_rpc_method_handler
@@ -324,7 +324,7 @@ async def first_message(context: Any) -> Any:
 
     timer = asyncio.get_running_loop().call_later(FIRST_MESSAGE_SECONDS, expire)
     try:
-        request = await context.read()
+        message = await context.read()
     except asyncio.CancelledError:
         if not expired:
             raise  # the caller went
@@ -338,6 +338,6 @@ async def first_message(context: Any) -> Any:
         )
     finally:
         timer.cancel()
-    if request is grpc.aio.EOF:
+    if message is grpc.aio.EOF:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call sent no request message")
-    return request
+    return message

@@ -182,24 +182,24 @@ class PluginServicer:
             },
         )
 
-    async def HealthProbe(self, request: Any, context: Any) -> Any:
+    async def HealthProbe(self, message: Any, context: Any) -> Any:
         self.metrics.answered("HealthProbe", 0)
         return pb.HealthStatus(last_use=self.flights.last_use())
 
-    async def Describe(self, request: Any, context: Any) -> Any:
+    async def Describe(self, message: Any, context: Any) -> Any:
         self.metrics.answered("Describe", 0)
         return _DESCRIPTION
 
-    async def GetActions(self, request: Any, context: Any) -> Any:
+    async def GetActions(self, message: Any, context: Any) -> Any:
         self.metrics.answered("GetActions", 0)
         return _ACTIONS
 
     async def TestCredentials(self, requests: Any, context: Any) -> None:
-        request = await listener.first_message(context)
+        message = await listener.first_message(context)
         flight = await self._take_slot(context, "TestCredentials", "testing a connection")
         gone = _gone_when_done(context)
         budget = self._time_for(0, context)
-        work = self._run(flight, gone, budget, self._test_credentials, request, budget)
+        work = self._run(flight, gone, budget, self._test_credentials, message, budget)
         try:
             response = await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -221,11 +221,11 @@ class PluginServicer:
 
     async def ExecuteAction(self, requests: Any, context: Any) -> None:
         started = time.monotonic()
-        request = await listener.first_message(context)
+        message = await listener.first_message(context)
         flight = await self._take_slot(context, "ExecuteAction", "an ExecuteAction not yet read")
         gone = _gone_when_done(context)
-        budget = self._time_for(request.timeout, context)
-        work = self._run(flight, gone, budget, self._execute, request, flight, gone, budget)
+        budget = self._time_for(message.timeout, context)
+        work = self._run(flight, gone, budget, self._execute, message, flight, gone, budget)
         try:
             answer, engine_request, response = await asyncio.shield(work)
         except asyncio.CancelledError:  # the caller went (cancelled, out of time, hung up)
@@ -261,18 +261,18 @@ class PluginServicer:
             )
 
     def _execute(
-        self, request: Any, flight: Flight, gone: threading.Event, budget: float
+        self, message: Any, flight: Flight, gone: threading.Event, budget: float
     ) -> tuple[Any, dict[str, Any] | None, engine.Response]:
         """The action, in an executor thread: the answer to write, and what it was made of."""
         started = time.monotonic()
         with step_log() as step:
             step.note(
-                f"call {flight.call_id}: ExecuteAction {translation.shown(request.name)} at "
+                f"call {flight.call_id}: ExecuteAction {translation.shown(message.name)} at "
                 + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             )
             engine_request: dict[str, Any] | None = None
             try:
-                engine_request = translation.engine_request(request, budget)
+                engine_request = translation.engine_request(message, budget)
             except ActionError as error:
                 response = engine.Response.failure(error)
             else:
@@ -288,7 +288,7 @@ class PluginServicer:
                 f"{response.error_code}" + ("" if response.ok else f" ({response.error_message})")
             )
             # A context too large to carry back is refused (code 2) and not echoed.
-            echoed = request.context if len(request.context) <= MAX_CONTEXT_BYTES else b""
+            echoed = message.context if len(message.context) <= MAX_CONTEXT_BYTES else b""
             answer = translation.execute_response(pb, response, echoed, step.text())
             if engine_request is not None and answer.ByteSize() > MAX_ANSWER_BYTES:
                 # Sized beforehand (context, log, error), so a bug; even then no live key.
@@ -302,9 +302,9 @@ class PluginServicer:
                 answer = translation.execute_response(pb, response, b"", step.text())
         return answer, engine_request, response
 
-    def _test_credentials(self, request: Any, budget: float) -> engine.Response:
+    def _test_credentials(self, message: Any, budget: float) -> engine.Response:
         try:
-            engine_request = translation.credentials_request(request, budget)
+            engine_request = translation.credentials_request(message, budget)
         except ActionError as error:
             return engine.Response.failure(error)
         return engine.respond_to_connection_test(engine_request, self.policy.admit)
