@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "9fd31f30f1b49cd52e9e3dba47ac9d09323dd5802729f706c954bd0d2ba6bb6e"
+VENDORED_SHA256 = "099730cf54a556ff6a2f9aa5d0076c3e49760e0d9809f5c3ff88943670557397"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
