@@ -34,6 +34,8 @@ def test_every_row_is_a_field_of_the_type_its_kind_reads() -> None:
         if setting.default is None and setting.name not in ALWAYS_SET:
             expected = expected | None  # type: ignore[operator]
         assert hints[setting.name] == expected, setting.name
+        kind = typing.get_origin(TYPES[setting.kind]) or TYPES[setting.kind]
+        assert setting.default is None or type(setting.default) is kind, setting.name
 
 
 @pytest.mark.parametrize(
