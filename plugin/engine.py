@@ -1,13 +1,14 @@
-"""The engine interface: a request mapping in, a response mapping out, never an exception."""
+"""The engine interface: a request mapping in, a typed Response out, never an exception."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from .contract.errors import ActionError, Category
-from .contract.request import Request, parse_request
+from .contract.request import CheckedRequest, parse_request
 from .invocation import connection_test as check
 from .invocation import run as action
 from .runtime import redaction
@@ -17,7 +18,38 @@ log = logging.getLogger(__name__)
 
 # A host's own rule for checked requests (serve's policy): raises ActionError to refuse one, and
 # may return the request to run instead (serve's policy sets the operator's external ID).
-Admit = Callable[[Request], "Request | None"]
+Admit = Callable[[CheckedRequest], "CheckedRequest | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    """The engine's answer, after the Blink plugin SDK's ExecuteAction response: error_code 0
+    and the result, or a code (errors.Category) and a one-line message. Every door reads this;
+    `as_mapping()` is the JSON `execute` prints and the Python API returns."""
+
+    error_code: int
+    result: Any
+    error_message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code == 0
+
+    @classmethod
+    def success(cls, result: Any) -> Response:
+        return cls(0, result, "")
+
+    @classmethod
+    def failure(cls, error: ActionError) -> Response:
+        return cls(error.error_code, None, str(error))
+
+    def as_mapping(self) -> dict[str, Any]:
+        """{"error_code", "result", "error_message"}, as the README documents it."""
+        return {
+            "error_code": self.error_code,
+            "result": self.result,
+            "error_message": self.error_message,
+        }
 
 
 def execute(request: Any, admit: Admit | None = None) -> dict[str, Any]:
@@ -28,7 +60,7 @@ def execute(request: Any, admit: Admit | None = None) -> dict[str, Any]:
     ExecuteAction response. error_code 0 is success; see errors.Category for the others.
     `admit`, if given, sees the checked request before anything is sent, and may refuse it.
     """
-    return _answer(action.run, request, admit)
+    return respond(request, admit).as_mapping()
 
 
 def test_connection(request: Any, admit: Admit | None = None) -> dict[str, Any]:  # noqa: PT028
@@ -37,11 +69,21 @@ def test_connection(request: Any, admit: Admit | None = None) -> dict[str, Any]:
     The answer's result is {"Account", "Arn", "UserId"} of the identity the action would sign
     as (after assuming the connection's role, if it names one).
     """
+    return respond_to_connection_test(request, admit).as_mapping()
+
+
+def respond(request: Any, admit: Admit | None = None) -> Response:
+    """`execute`, as the doors read it: the typed Response."""
+    return _answer(action.run, request, admit)
+
+
+def respond_to_connection_test(request: Any, admit: Admit | None = None) -> Response:
+    """`test_connection`, as the doors read it: the typed Response."""
     return _answer(check.caller_identity, request, admit)
 
 
-def _answer(run: Callable[[Request], Any], request: Any, admit: Admit | None) -> dict[str, Any]:
-    """The error boundary: a response mapping for anything, never an exception."""
+def _answer(run: Callable[[CheckedRequest], Any], request: Any, admit: Admit | None) -> Response:
+    """The error boundary: a Response for anything, never an exception."""
     redaction.install(logging.getLogger("botocore"), logging.getLogger("urllib3"))
     try:
         checked = parse_request(request)
@@ -49,23 +91,23 @@ def _answer(run: Callable[[Request], Any], request: Any, admit: Admit | None) ->
             checked = admit(checked) or checked
         result = run(checked)
     except ActionError as error:
-        return failure(error)
+        return Response.failure(error)
     except Exception:
         # A bug. The traceback goes to the (redacting) log, never into the response.
         log.debug("internal error", exc_info=True)
-        return failure(
+        return Response.failure(
             ActionError("internal error (run with --debug for details)", Category.INTERNAL)
         )
-    return {"error_code": 0, "result": result, "error_message": ""}
+    return Response.success(result)
 
 
-def withdraw(request: Any, response: dict[str, Any], admit: Admit | None = None) -> str | None:
+def withdraw(request: Any, response: Response, admit: Admit | None = None) -> str | None:
     """Delete the key of a successful response that its caller can no longer receive; return
     its id (None if there was none). Raises ActionError if the key is left behind. `admit`:
     the host's rule the call ran under (it signs in the same way)."""
-    if response["error_code"] != 0:
+    if not response.ok:
         return None
-    return action.withdraw(_admitted(request, admit), response["result"])
+    return action.withdraw(_admitted(request, admit), response.result)
 
 
 def keys_created_since(
@@ -80,10 +122,6 @@ def keys_created_since(
         return None
 
 
-def _admitted(request: Any, admit: Admit | None) -> Request:
+def _admitted(request: Any, admit: Admit | None) -> CheckedRequest:
     checked = parse_request(request)
     return (admit(checked) or checked) if admit is not None else checked
-
-
-def failure(error: ActionError) -> dict[str, Any]:
-    return {"error_code": error.error_code, "result": None, "error_message": str(error)}

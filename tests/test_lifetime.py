@@ -634,9 +634,9 @@ def test_a_result_withdrawn_takes_its_schedule_and_description_with_its_key(
         "parameters": {"user_name": user, **LIFE},
         "connection": iam.connection(endpoint_url=proxy.url),
     }
-    response = engine.execute(request)
-    assert response["error_code"] == 0, response["error_message"]
-    key_id = response["result"]["AccessKey"]["AccessKeyId"]
+    response = engine.respond(request)
+    assert response.ok, response.error_message
+    key_id = response.result["AccessKey"]["AccessKeyId"]
     assert schedule_exists(iam, key_id)
 
     assert engine.withdraw(request, response) == key_id

@@ -71,13 +71,17 @@ class Parameters:
 
 
 @dataclasses.dataclass(frozen=True)
-class Request:
+class CheckedRequest:
+    """An engine's request (the mapping a door hands the engine: `request` in this code)
+    parsed and checked, with defaults applied: what the action runs. A protocol's own message
+    (gRPC's ExecuteActionRequest, say) is a `message`."""
+
     parameters: Parameters
     connection: Connection
     timeout: float | None = None  # seconds for the whole invocation, as the engine allows
 
 
-def parse_request(request: Any) -> Request:
+def parse_request(request: Any) -> CheckedRequest:
     """Check a whole engine request; raise one INVALID_INPUT error naming every bad field."""
     if not isinstance(request, Mapping):
         raise ActionError(
@@ -148,7 +152,7 @@ def parse_request(request: Any) -> Request:
     if isinstance(connection_fields.get("duration_seconds"), float):
         # JSON Schema counts 900.0 as an integer; botocore wants an int.
         connection_fields["duration_seconds"] = int(connection_fields["duration_seconds"])
-    return Request(parameters, Connection(**connection_fields), timeout)
+    return CheckedRequest(parameters, Connection(**connection_fields), timeout)
 
 
 def _timeout(request: Mapping[str, Any], problems: list[str]) -> float | None:

@@ -9,11 +9,15 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plugin.contract import resources, validation
 from plugin.contract.errors import ActionError, Category
 from plugin.runtime import redaction
+
+if TYPE_CHECKING:
+    from plugin.engine import Response
+    from plugin.hosts.operator.settings import ServeSettings
 
 PROG = "iam-create-access-key"
 
@@ -245,12 +249,12 @@ def _run(arguments: argparse.Namespace) -> int:
 def _run_to(request: dict[str, Any], deliver: Callable[[str], object]) -> int:
     """Run the action; hand the result alone to `deliver`, or report the error. A result that
     cannot be delivered is withdrawn: its key is deleted (or named, if that fails)."""
-    from plugin.engine import execute, withdraw
+    from plugin.engine import respond, withdraw
 
-    response = execute(request)
-    if response["error_code"]:
+    response = respond(request)
+    if not response.ok:
         return _fail_response(response)
-    result = response["result"]
+    result = response.result
     try:
         deliver((result if isinstance(result, str) else json.dumps(result, indent=2)) + "\n")
     except ActionError as error:
@@ -265,7 +269,7 @@ def _run_to(request: dict[str, Any], deliver: Callable[[str], object]) -> int:
 
 def _execute(arguments: argparse.Namespace) -> int:
     from plugin.contract.json_input import UnreadableJSON, loads
-    from plugin.engine import execute, failure
+    from plugin.engine import Response, respond
 
     try:
         request = loads(sys.stdin.buffer.read(), object_pairs_hook=_refuse_duplicates)
@@ -274,11 +278,11 @@ def _execute(arguments: argparse.Namespace) -> int:
             why = str(error)
         else:
             why = "it is not valid UTF-8 JSON"
-        response = failure(ActionError(f"Invalid input: {why}", Category.INVALID_INPUT))
+        response = Response.failure(ActionError(f"Invalid input: {why}", Category.INVALID_INPUT))
     else:
-        response = execute(request)
-    print(json.dumps(response))
-    return _fail_response(response) if response["error_code"] else 0
+        response = respond(request)
+    print(json.dumps(response.as_mapping()))
+    return 0 if response.ok else _fail_response(response)
 
 
 class _DuplicateKey(ValueError):
@@ -296,12 +300,12 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _test_connection(arguments: argparse.Namespace) -> int:
-    from plugin.engine import test_connection
+    from plugin.engine import respond_to_connection_test
 
-    response = test_connection({"connection": _connection(arguments)})
-    if response["error_code"]:
+    response = respond_to_connection_test({"connection": _connection(arguments)})
+    if not response.ok:
         return _fail_response(response)
-    print(json.dumps(response["result"], indent=2))
+    print(json.dumps(response.result, indent=2))
     return 0
 
 
@@ -313,8 +317,8 @@ def _describe(arguments: argparse.Namespace) -> int:
 
 
 def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
-    """One flag per setting (serve.defaults); each also read from its variable. Values stay
-    text here: serve.defaults reads a flag's and its variable's by the same rules."""
+    """One flag per setting (operator.settings); each also read from its variable. Values stay
+    text here: operator.settings reads a flag's and its variable's by the same rules."""
     from .operator.settings import LIST, SETTINGS, SWITCH
 
     groups: dict[str, Any] = {}
@@ -339,7 +343,7 @@ def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
             )
 
 
-def _serve_settings(arguments: argparse.Namespace) -> dict[str, Any]:
+def _serve_settings(arguments: argparse.Namespace) -> ServeSettings:
     """The settings the flags and the environment give; a flag wins over its variable."""
     from .operator.settings import resolve
 
@@ -350,46 +354,14 @@ def _serve_settings(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def _serve(arguments: argparse.Namespace) -> int:
-    from pathlib import Path
-
     # main() turns the collector off for a short process; a server runs for days, and a call
     # given up on at its deadline leaves reference cycles (an exception and its frames).
     gc.enable()
     try:
-        from .serve.server import Options, serve
+        from .serve.server import serve
     except ImportError as error:
         raise _needs_the_serve_extra("serve", error) from None
-    from .operator.policy import Policy
-
-    settings = _serve_settings(arguments)
-
-    def path(name: str) -> Path | None:
-        return Path(settings[name]) if settings[name] else None
-
-    try:
-        policy = Policy.from_settings(settings)
-    except ValueError as error:
-        raise ActionError(str(error), Category.INVALID_INPUT) from None
-    return serve(
-        Options(
-            host=settings["host"],
-            port=settings["port"],
-            unix=path("unix"),
-            tls_cert=path("tls_cert"),
-            tls_key=path("tls_key"),
-            tls_client_ca=path("tls_client_ca"),
-            tls_client_names=tuple(settings["tls_client_name"]),
-            insecure_plaintext=settings["insecure_plaintext"],
-            grace=settings["grace"],
-            shutdown_delay=settings["shutdown_delay"],
-            max_calls=settings["max_calls"],
-            max_call_seconds=settings["max_call_seconds"],
-            policy=policy,
-            log_format=settings["log_format"],
-            metrics_host=settings["metrics_host"],
-            metrics_port=settings["metrics_port"],
-        )
-    )
+    return serve(_serve_settings(arguments))
 
 
 def _needs_the_serve_extra(command: str, error: ImportError) -> ActionError:
@@ -406,8 +378,7 @@ def _health(arguments: argparse.Namespace) -> int:
         from .serve.health_check import check
     except ImportError as error:
         raise _needs_the_serve_extra("health", error) from None
-    settings = _serve_settings(arguments)
-    serving, line = check(settings["host"], settings["port"], settings["unix"], arguments.timeout)
+    serving, line = check(_serve_settings(arguments), arguments.timeout)
     print(line)
     return 0 if serving else 1
 
@@ -425,13 +396,14 @@ def _unseal(arguments: argparse.Namespace) -> int:
 
 
 def _fail(error: ActionError) -> int:
-    return _fail_response({"error_code": error.error_code, "error_message": str(error)})
+    print(f"{PROG}: error: {error}", file=sys.stderr)
+    return error.error_code
 
 
-def _fail_response(response: dict[str, Any]) -> int:
+def _fail_response(response: Response) -> int:
     """Say an engine response's error in one line on stderr; return its code."""
-    print(f"{PROG}: error: {response['error_message']}", file=sys.stderr)
-    return int(response["error_code"])
+    print(f"{PROG}: error: {response.error_message}", file=sys.stderr)
+    return response.error_code
 
 
 def _log_everything_redacted() -> None:

@@ -16,9 +16,12 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plugin.contract.errors import ActionError, Category
+
+if TYPE_CHECKING:
+    from plugin.engine import Response
 
 # moto accepts any credentials; these only have to look like a key pair to botocore.
 DEMO_CONNECTION = {
@@ -40,7 +43,7 @@ class Stage:
     user: str
     options: dict[str, Any]
     identity: str | None = None
-    responses: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    responses: list[Response] = dataclasses.field(default_factory=list)
 
     def client(self, service: str) -> Any:
         """A boto3 client of the local endpoint, as the workflow's other steps would use."""
@@ -81,7 +84,7 @@ def _two_keys_one_inactive(stage: Stage) -> None:
 
 
 def _at_limit_says(stage: Stage) -> str:
-    results = [answer.get("result") or {} for answer in stage.responses]
+    results = [answer.result or {} for answer in stage.responses]
     deleted = next((r["DeletedAccessKeyId"] for r in results if "DeletedAccessKeyId" in r), None)
     if deleted:
         return (
@@ -96,8 +99,8 @@ def _at_limit_says(stage: Stage) -> str:
 
 def _idempotency_says(stage: Stage) -> str:
     first, second = stage.responses[0], stage.responses[-1]
-    replaced = (second.get("result") or {}).get("ReplacedAccessKeyId")
-    made = ((first.get("result") or {}).get("AccessKey") or {}).get("AccessKeyId")
+    replaced = (second.result or {}).get("ReplacedAccessKeyId")
+    made = ((first.result or {}).get("AccessKey") or {}).get("AccessKeyId")
     if replaced:
         return (
             f"--idempotency-key: the step ran twice with the same token, as an engine retries a "
@@ -138,7 +141,7 @@ def _open_sealed(stage: Stage) -> None:
         return
     from plugin.delivery.unseal import open_text
 
-    result = (stage.responses[-1].get("result")) or {}
+    result = stage.responses[-1].result or {}
     opened = json.loads(open_text(json.dumps(result), stage.identity))
     secret = opened["AccessKey"]["SecretAccessKey"]
     print(
@@ -186,7 +189,7 @@ def _expiry_role(stage: Stage) -> None:
 
 def _show_schedule(stage: Stage) -> None:
     """What AWS will run at the key's expiry, read back from the scheduler."""
-    result = stage.responses[-1].get("result") or {}
+    result = stage.responses[-1].result or {}
     if "Expires" not in result:
         return
     name = result["Expires"]["ScheduleArn"].rsplit("/", 1)[1]
@@ -196,7 +199,7 @@ def _show_schedule(stage: Stage) -> None:
 
 
 def _expiry_says(stage: Stage) -> str:
-    result = stage.responses[-1].get("result") or {}
+    result = stage.responses[-1].result or {}
     at = (result.get("Expires") or {}).get("At", "its expiry")
     return (
         f"--expires-after {stage.options['expires_after']}: EventBridge Scheduler holds a "
@@ -214,7 +217,7 @@ def _an_older_key(stage: Stage) -> None:
 
 
 def _other_keys_says(stage: Stage) -> str:
-    result = stage.responses[-1].get("result") or {}
+    result = stage.responses[-1].result or {}
     others = result.get("OtherKeys") or []
     if not others:
         return "--report-other-keys: the result lists the user's other keys (OtherKeys): none"
@@ -231,7 +234,7 @@ def _other_keys_says(stage: Stage) -> str:
 
 def _read_description_back(stage: Stage) -> None:
     """The description as the IAM console reads it: the user's tag named by the key id."""
-    result = stage.responses[-1].get("result") or {}
+    result = stage.responses[-1].result or {}
     key_id = (result.get("AccessKey") or {}).get("AccessKeyId")
     tags = stage.client("iam").list_user_tags(UserName=stage.user)["Tags"]
     shown = [tag for tag in tags if tag["Key"] == key_id]
@@ -241,7 +244,7 @@ def _read_description_back(stage: Stage) -> None:
 
 
 def _description_says(stage: Stage) -> str:
-    result = stage.responses[-1].get("result") or {}
+    result = stage.responses[-1].result or {}
     key_id = (result.get("AccessKey") or {}).get("AccessKeyId", "the new key")
     value = result.get("Description", stage.options["description"])
     return (
@@ -322,7 +325,7 @@ def run_demo(options: dict[str, Any] | None = None, identity: str | None = None)
 
 def _action_step(stage: Stage, showings: list[Showing]) -> int:
     """Step 2, as many times as an option needs, then what each option shows."""
-    from plugin.engine import execute
+    from plugin.engine import respond
 
     parameters = {
         "regions": "us-east-1",
@@ -339,18 +342,18 @@ def _action_step(stage: Stage, showings: list[Showing]) -> int:
     _show("Step 2: IAM Create Access Key (engine request)", _without_secrets(request))
     runs = max([showing.runs for showing in showings] or [1])
     for attempt in range(1, runs + 1):
-        response = execute(request)
+        response = respond(request)
         stage.responses.append(response)
         again = f", attempt {attempt} of {runs} with the same request" if runs > 1 else ""
-        _show(f"Step 2: IAM Create Access Key (engine response{again})", response)
-    if response["error_code"] == 0:
+        _show(f"Step 2: IAM Create Access Key (engine response{again})", response.as_mapping())
+    if response.ok:
         for showing in showings:
             showing.after(stage)
     for showing in showings:
         print(f"Shown: {showing.says(stage)}")
     if not showings:
         print("Shown: a new user's key, handed from one workflow step to the next")
-    return int(response["error_code"])
+    return response.error_code
 
 
 def _create_user_step(connection: dict[str, str]) -> dict[str, Any]:

@@ -6,17 +6,17 @@ from typing import Any
 
 from plugin.aws import client_errors as failures
 from plugin.aws import sessions
-from plugin.contract.request import Request
+from plugin.contract.request import CheckedRequest
 from plugin.runtime import redaction
 from plugin.runtime.deadline import Deadline, call_within
 
 OPERATION = "GetCallerIdentity"
 
 
-def caller_identity(request: Request) -> dict[str, Any]:
+def caller_identity(checked: CheckedRequest) -> dict[str, Any]:
     """sts:GetCallerIdentity with the request's connection: {"Account", "Arn", "UserId"}."""
-    connection = request.connection
-    deadline = Deadline(request.timeout)
+    connection = checked.connection
+    deadline = Deadline.from_timeout(checked.timeout)
     head = f"{OPERATION} failed (testing the connection)"
     with redaction.redactor().guarding(*connection.secrets()) as guard:
         try:

@@ -15,7 +15,7 @@ from plugin.aws import client_errors as failures
 from plugin.aws import clients, convert, sessions
 from plugin.contract import lifetime, regions, resources, validation
 from plugin.contract.errors import ActionError, Category
-from plugin.contract.request import Connection, Parameters, Request
+from plugin.contract.request import CheckedRequest, Connection, Parameters
 from plugin.delivery import seal, smtp, vault
 from plugin.runtime import key_witness, redaction
 from plugin.runtime.deadline import Deadline
@@ -50,12 +50,12 @@ class _Delivery:
     undo: list[Callable[[], None]] = dataclasses.field(default_factory=list)
 
 
-def run(request: Request) -> dict[str, Any] | str:
+def run(request: CheckedRequest) -> dict[str, Any] | str:
     """Create exactly one access key; return {"AccessKey": ...} or IAM's raw XML document."""
     parameters, connection = request.parameters, request.connection
     _require_expiry_role(parameters)
     _require_ses_region_of_the_partition(parameters, connection)
-    deadline = Deadline(request.timeout)
+    deadline = Deadline.from_timeout(request.timeout)
     if parameters.check_only:
         head = failures.headline(parameters.user_name, failures.CHECK_ONLY)
         doing = "checking, creating nothing (Check Only),"
@@ -349,7 +349,7 @@ def _held_in_vault(
     return {"AccessKey": access_key, "Vault": where}
 
 
-def withdraw(request: Request, result: dict[str, Any] | str) -> str | None:
+def withdraw(request: CheckedRequest, result: dict[str, Any] | str) -> str | None:
     """Delete the key a result carries when that result can no longer reach anyone (the caller
     hung up): nobody would ever hold its secret. Returns the key's id, or None when there is
     nothing to delete (a check, or a vault that holds the secret)."""
@@ -362,7 +362,7 @@ def withdraw(request: Request, result: dict[str, Any] | str) -> str | None:
     if key_id is None:
         return None
     session = sessions.session_for(request.connection)
-    _, _, client = _iam_for(session, request, Deadline(None))
+    _, _, client = _iam_for(session, request, Deadline.unenforced())
     _delete_undelivered(client, key_id, request.parameters.user_name)
     if isinstance(result, dict):
         _take_back(_life_of(session, request.connection, client, result, key_id))
@@ -377,14 +377,14 @@ def _life_of(
     user = result["AccessKey"].get("UserName") or ""
     if "Expires" in result:
         region = result["Expires"]["ScheduleArn"].split(":")[3]
-        scheduler = expiry.scheduler_client(session, connection, region, Deadline(None))
+        scheduler = expiry.scheduler_client(session, connection, region, Deadline.unenforced())
         undo.append(lambda: expiry.forget(scheduler, key_id))
     if "Description" in result:
         undo.append(lambda: description.unlabel(client, user, key_id))
     return undo
 
 
-def keys_created_since(request: Request, since: float, seconds: float) -> list[str]:
+def keys_created_since(request: CheckedRequest, since: float, seconds: float) -> list[str]:
     """The ids of the keys IAM shows on the request's user created since `since` (monotonic
     clock, by IAM's own), looked up within `seconds`: what an unfinished call may have made."""
     deadline = Deadline(seconds)
@@ -394,7 +394,7 @@ def keys_created_since(request: Request, since: float, seconds: float) -> list[s
 
 
 def _iam_for(
-    session: Any, request: Request, deadline: Deadline
+    session: Any, request: CheckedRequest, deadline: Deadline
 ) -> tuple[str | None, regions.RegionPlan, Any]:
     """The connection's home region, the region plan and the IAM client it signs with."""
     connection = request.connection

@@ -52,7 +52,7 @@ def wait_until_usable(
         window = max(0.0, deadline.remaining() - min(TIME_KEPT_TO_DELETE, deadline.seconds / 3))
     else:
         window = DEFAULT_SECONDS
-    probe_deadline = Deadline(window) if deadline.enforced else Deadline(None)
+    probe_deadline = Deadline(window) if deadline.enforced else Deadline.unenforced()
     client = session.create_client(
         "sts",
         region_name=signing_region,

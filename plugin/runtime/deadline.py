@@ -23,7 +23,9 @@ from .context import bound
 
 T = TypeVar("T")
 
-DEFAULT_SECONDS = 120.0  # an invocation with no timeout of its own still ends
+# An unenforced deadline's length: it sizes the socket timeouts and the time kept for reconciling
+# of an invocation with no timeout of its own, and never cuts a call.
+DEFAULT_SECONDS = 120.0
 
 
 class DeadlineExceeded(Exception):
@@ -33,14 +35,25 @@ class DeadlineExceeded(Exception):
 class Deadline:
     """The moment an invocation must have answered by (monotonic clock).
 
-    `enforced` when the request set it: calls are then cut off when it passes. Otherwise the
-    default only sizes the socket timeouts and the time kept for reconciling.
+    `enforced` (a timeout was set): calls are cut off when it passes. An unenforced one never
+    cuts a call: its DEFAULT_SECONDS only size the socket timeouts and the time kept for
+    reconciling.
     """
 
-    def __init__(self, seconds: float | None) -> None:
-        self.enforced = seconds is not None
-        self.seconds = DEFAULT_SECONDS if seconds is None else float(seconds)
+    def __init__(self, seconds: float, *, enforced: bool = True) -> None:
+        self.enforced = enforced
+        self.seconds = float(seconds)
         self._expires = time.monotonic() + self.seconds
+
+    @classmethod
+    def unenforced(cls) -> Deadline:
+        """No cut-off: each call is bounded by its socket timeouts only."""
+        return cls(DEFAULT_SECONDS, enforced=False)
+
+    @classmethod
+    def from_timeout(cls, seconds: float | None) -> Deadline:
+        """A request's timeout, enforced; unenforced when it sets none."""
+        return cls.unenforced() if seconds is None else cls(seconds)
 
     def remaining(self) -> float:
         return max(0.0, self._expires - time.monotonic())

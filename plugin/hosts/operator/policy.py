@@ -10,7 +10,7 @@ operator's own external ID (`--role-external-id`, per role pattern if need be) i
 request the server admits, and only when its own identity assumes the role: a caller that
 brings a key of its own never gets it.
 
-Every check reads the validated request, before anything is sent.
+Every check reads the checked request (request.CheckedRequest), before anything is sent.
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import urlsplit
 
 from plugin.aws.clients import is_loopback
 from plugin.contract import validation
 from plugin.contract.errors import ActionError, Category
-from plugin.contract.request import Request
+from plugin.contract.request import CheckedRequest
 from plugin.delivery import vault
 
-from .settings import LEND_ALL, LEND_ASSUME_ROLE, LEND_NONE
+from .settings import LEND_ALL, LEND_ASSUME_ROLE, LEND_NONE, ServeSettings
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # sts:AssumeRole's ExternalId: 2 to 1224 of these characters (the STS API reference).
@@ -116,38 +114,38 @@ class Policy:
     expiry_role_arn: str | None = None  # for a call with Expires After and no role of its own
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> Policy:
-        """The policy serve's settings (flags or variables: serve.defaults) describe; ValueError
+    def from_settings(cls, settings: ServeSettings) -> Policy:
+        """The policy serve's settings (flags or variables: operator.settings) describe; ValueError
         naming the flag for one that is not a policy."""
-        lend, roles = settings["lend_identity"], tuple(settings["allow_role_arn"])
+        lend, roles = settings.lend_identity, tuple(settings.allow_role_arn)
         if roles and lend != LEND_ASSUME_ROLE:
             raise ValueError("--allow-role-arn goes with --lend-identity assume-role")
         if lend == LEND_ASSUME_ROLE and not roles:
             raise ValueError(
                 "--lend-identity assume-role needs --allow-role-arn: the roles it may assume"
             )
-        external_ids = tuple(external_id_entry(entry) for entry in settings["role_external_id"])
+        external_ids = tuple(external_id_entry(entry) for entry in settings.role_external_id)
         if external_ids and lend != LEND_ASSUME_ROLE:
             raise ValueError("--role-external-id goes with --lend-identity assume-role")
         return cls(
             lend_identity=lend,
             allow_role_arns=roles,
             role_external_ids=external_ids,
-            allow_endpoints=tuple(allowed_endpoint(url) for url in settings["allow_endpoint"]),
-            vault_prefixes=tuple(settings["vault_prefix"]),
-            expiry_role_arn=_expiry_role(settings.get("expiry_role_arn")),
+            allow_endpoints=tuple(allowed_endpoint(url) for url in settings.allow_endpoint),
+            vault_prefixes=tuple(settings.vault_prefix),
+            expiry_role_arn=_expiry_role(settings.expiry_role_arn),
         )
 
-    def admit(self, request: Request) -> Request:
+    def admit(self, checked: CheckedRequest) -> CheckedRequest:
         """Refuse (ActionError, code 3; nothing sent) what this server does not allow; return
         the request as this server runs it (with the operator's expiry role, if it needs one,
         and the operator's external ID where its own identity assumes a role)."""
         problems = [
             problem
             for problem in (
-                self._endpoint_problem(request),
-                self._identity_problem(request),
-                self._vault_problem(request),
+                self._endpoint_problem(checked),
+                self._identity_problem(checked),
+                self._vault_problem(checked),
             )
             if problem
         ]
@@ -156,33 +154,35 @@ class Policy:
                 "Refused by this server: " + "; ".join(problems) + " (nothing was sent)",
                 Category.REJECTED,
             )
-        return self._with_external_id(self._with_expiry_role(request))
+        return self._with_external_id(self._with_expiry_role(checked))
 
-    def _with_expiry_role(self, request: Request) -> Request:
-        """The request, with the operator's expiry role for a call that needs one and has none."""
-        parameters = request.parameters
+    def _with_expiry_role(self, checked: CheckedRequest) -> CheckedRequest:
+        """The checked request, with the operator's expiry role for a call that needs one and
+        has none."""
+        parameters = checked.parameters
         if parameters.expires_after and not parameters.expiry_role_arn and self.expiry_role_arn:
             parameters = dataclasses.replace(parameters, expiry_role_arn=self.expiry_role_arn)
-            return dataclasses.replace(request, parameters=parameters)
-        return request
+            return dataclasses.replace(checked, parameters=parameters)
+        return checked
 
-    def _with_external_id(self, request: Request) -> Request:
-        """The request, with the operator's external ID for a role its own identity assumes."""
-        connection = request.connection
+    def _with_external_id(self, checked: CheckedRequest) -> CheckedRequest:
+        """The checked request, with the operator's external ID for a role its own identity
+        assumes."""
+        connection = checked.connection
         if (
             self.lend_identity != LEND_ASSUME_ROLE
             or connection.access_key_id is not None  # the caller's own key: never the operator's ID
             or connection.role_arn is None
         ):
-            return request
+            return checked
         for pattern, external_id in self.role_external_ids:
             if fnmatch.fnmatchcase(connection.role_arn, pattern):
                 lent = dataclasses.replace(connection, external_id=external_id)
-                return dataclasses.replace(request, connection=lent)
-        return request
+                return dataclasses.replace(checked, connection=lent)
+        return checked
 
-    def _endpoint_problem(self, request: Request) -> str | None:
-        url = request.connection.endpoint_url
+    def _endpoint_problem(self, checked: CheckedRequest) -> str | None:
+        url = checked.connection.endpoint_url
         if url is None:
             return None
         origin = _origin(url)
@@ -198,8 +198,8 @@ class Policy:
             "(the operator names them with --allow-endpoint)"
         )
 
-    def _identity_problem(self, request: Request) -> str | None:
-        connection = request.connection
+    def _identity_problem(self, checked: CheckedRequest) -> str | None:
+        connection = checked.connection
         if connection.access_key_id is not None:
             return None  # the caller's own credentials: it acts as itself
         if self.lend_identity == LEND_ALL:
@@ -227,8 +227,8 @@ class Policy:
             )
         return None
 
-    def _vault_problem(self, request: Request) -> str | None:
-        given = request.parameters.vault
+    def _vault_problem(self, checked: CheckedRequest) -> str | None:
+        given = checked.parameters.vault
         if given is None or not vault.outside(given, self.vault_prefixes):
             return None
         return (

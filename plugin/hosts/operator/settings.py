@@ -1,5 +1,6 @@
 """`serve`'s settings, once: each flag's name, kind, default, help, and the environment
-variable that sets it too (containers are configured so; a flag wins over its variable).
+variable that sets it too (containers are configured so; a flag wins over its variable),
+written as the fields of one typed object (ServeSettings), which `resolve` builds.
 
 One grammar for both: a flag's text and its variable's are read by the same rules (a list's
 variable is what repeating the flag is, its items separated by whitespace; a number is plain
@@ -9,6 +10,8 @@ variable, exit 2, before anything listens.
 No grpc here: the command line shows these without importing it (the `run` path never pays
 for it).
 """
+
+# ruff: noqa: RUF009 (ServeSettings' defaults are `row(...)`: dataclasses.field with its metadata)
 
 from __future__ import annotations
 
@@ -88,7 +91,7 @@ LEND_ASSUME_ROLE = "assume-role"
 LEND_ALL = "all"
 LEND_CHOICES = (LEND_NONE, LEND_ASSUME_ROLE, LEND_ALL)
 
-TEXT, INTEGER, NUMBER, SWITCH, LIST = "text", "integer", "number", "switch", "list"
+TEXT, INTEGER, NUMBER, SWITCH, LIST, PATH = "text", "integer", "number", "switch", "list", "path"
 _SWITCHES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 LISTEN, LEND, LOAD, OPERATE = (
     "where it listens, and who may call",
@@ -205,7 +208,7 @@ class Setting:
                 raise SettingError(f"{source}={text!r} is not {shape}")
             number = float(text)  # digits beyond a float's range read as inf: out of range
         else:
-            return text
+            return Path(text) if self.kind == PATH else text
         if (
             (self.least is not None and number < self.least)
             or (self.most is not None and number > self.most)
@@ -223,42 +226,67 @@ class Setting:
         return " and ".join(part for part in (low, high) if part)
 
 
-SETTINGS = (
-    Setting("host", TEXT, DEFAULT_HOST, "address to listen on", LISTEN),
-    Setting("port", INTEGER, DEFAULT_PORT, "port to listen on", LISTEN, least=0, most=MAX_PORT),
-    Setting("unix", TEXT, None, "listen on this Unix socket instead (mode 0600)", LISTEN, "PATH"),
-    Setting("tls_cert", TEXT, None, "the server's certificate (chain)", LISTEN, "PEM"),
-    Setting("tls_key", TEXT, None, "the server's private key", LISTEN, "PEM"),
-    Setting(
-        "tls_client_ca", TEXT, None, "mutual TLS: clients certified by this CA...", LISTEN, "PEM"
-    ),
-    Setting(
-        "tls_client_name",
+_ROW = "setting"  # the key of a field's Setting in its metadata
+
+
+def row(
+    kind: str,
+    default: Any,
+    help: str,
+    group: str,
+    metavar: str | None = None,
+    **reading: Any,
+) -> Any:
+    """A field of ServeSettings that is a setting: its flag's and variable's grammar (a Setting,
+    named by the field) in the field's metadata; a list's default is a new empty list."""
+    setting = Setting("", kind, default, help, group, metavar, **reading)
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=list, metadata={_ROW: setting})
+    return dataclasses.field(default=default, metadata={_ROW: setting})
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeSettings:
+    """What `serve` runs with: one field per setting, its type the value's, and the field's
+    `row` its flag, variable, default, help and how their text is read. The class is the table:
+    a new row here is a new flag, a new variable and a new typed value, with nothing else to
+    edit. Built once by `resolve` (flags, then variables, then defaults) and handed whole to the
+    server, the listener and the health command; read as `settings.port` (typed) or, where a
+    name is data, `settings["port"]`."""
+
+    host: str = row(TEXT, DEFAULT_HOST, "address to listen on", LISTEN)
+    port: int = row(INTEGER, DEFAULT_PORT, "port to listen on", LISTEN, least=0, most=MAX_PORT)
+    unix: Path | None = row(
+        PATH, None, "listen on this Unix socket instead (mode 0600)", LISTEN, "PATH"
+    )
+    tls_cert: Path | None = row(PATH, None, "the server's certificate (chain)", LISTEN, "PEM")
+    tls_key: Path | None = row(PATH, None, "the server's private key", LISTEN, "PEM")
+    tls_client_ca: Path | None = row(
+        PATH, None, "mutual TLS: clients certified by this CA...", LISTEN, "PEM"
+    )
+    tls_client_name: list[str] = row(
         LIST,
         [],
         "...whose certificate names this DNS name or URI (repeatable; required with "
         "--tls-client-ca)",
         LISTEN,
         "NAME",
-    ),
-    Setting(
-        "insecure_plaintext",
+    )
+    insecure_plaintext: bool = row(
         SWITCH,
         False,
         "listen in plaintext off loopback, on a network closed to all but the runner",
         LISTEN,
-    ),
-    Setting(
-        "lend_identity",
+    )
+    lend_identity: str = row(
         TEXT,
         LEND_NONE,
         "a call whose connection has no access key acts with the server's own identity: never "
         f"({LEND_NONE}), only to assume an allowed role, or always",
         LEND,
         choices=LEND_CHOICES,
-    ),
-    Setting(
-        "allow_role_arn",
+    )
+    allow_role_arn: list[str] = row(
         LIST,
         [],
         "with --lend-identity assume-role: a role ARN (or pattern with *) it may assume "
@@ -269,9 +297,8 @@ SETTINGS = (
             ROLE_PATTERN,
             "a role ARN pattern (arn:PARTITION:iam::ACCOUNT-or-*:role/NAME, * allowed in NAME)",
         ),
-    ),
-    Setting(
-        "role_external_id",
+    )
+    role_external_id: list[str] = row(
         LIST,
         [],
         "with --lend-identity assume-role: the external ID it assumes allowed roles with: ID "
@@ -279,35 +306,31 @@ SETTINGS = (
         "match wins); never a caller's",
         LEND,
         "[PATTERN|]ID",
-    ),
-    Setting(
-        "allow_endpoint",
+    )
+    allow_endpoint: list[str] = row(
         LIST,
         [],
         "an endpoint_url a connection may name (a URL, or scheme://host:* for any port; "
         "repeatable); none by default",
         LEND,
         "URL",
-    ),
-    Setting(
-        "vault_prefix",
+    )
+    vault_prefix: list[str] = row(
         LIST,
         [],
         "the vault names a call may write start with this (repeatable)",
         LEND,
         "PREFIX",
-    ),
-    Setting(
-        "expiry_role_arn",
+    )
+    expiry_role_arn: str | None = row(
         TEXT,
         None,
         "the role EventBridge Scheduler deletes expiring keys with, for a call that gives "
         "Expires After and no Expiry Role ARN of its own",
         LEND,
         "ARN",
-    ),
-    Setting(
-        "max_calls",
+    )
+    max_calls: int = row(
         INTEGER,
         DEFAULT_MAX_CALLS,
         "ExecuteAction/TestCredentials calls at once, at most 1024; more are refused (16 per "
@@ -316,9 +339,10 @@ SETTINGS = (
         "N",
         least=1,
         most=MOST_CALLS,
-    ),
-    Setting(
-        "max_call_seconds",
+    )
+    # None in the table (no flag, no variable): the grace, or DEFAULT_MAX_CALL_SECONDS without
+    # one (__post_init__); never None once built.
+    max_call_seconds: float = row(
         NUMBER,
         None,
         "every call ends within this, deadline or not; at most the grace, which is its "
@@ -327,9 +351,8 @@ SETTINGS = (
         "SECONDS",
         above=0,
         most=MOST_SECONDS,
-    ),
-    Setting(
-        "grace",
+    )
+    grace: float = row(
         NUMBER,
         DEFAULT_GRACE_SECONDS,
         "on SIGTERM/SIGINT, time the calls in flight have to finish (at most a day); the "
@@ -338,9 +361,8 @@ SETTINGS = (
         "SECONDS",
         least=0,
         most=MOST_SECONDS,
-    ),
-    Setting(
-        "shutdown_delay",
+    )
+    shutdown_delay: float = row(
         NUMBER,
         DEFAULT_SHUTDOWN_DELAY_SECONDS,
         "on SIGTERM/SIGINT, readiness turns NOT_SERVING at once and calls still arriving are "
@@ -349,18 +371,16 @@ SETTINGS = (
         "SECONDS",
         least=0,
         most=MOST_SECONDS,
-    ),
-    Setting(
-        "log_format",
+    )
+    log_format: str = row(
         TEXT,
         "text",
         "the server's own log on stderr: text, or one JSON object a line (time, level, "
         "message, call id)",
         OPERATE,
         choices=LOG_FORMATS,
-    ),
-    Setting(
-        "metrics_port",
+    )
+    metrics_port: int | None = row(
         INTEGER,
         None,
         "serve Prometheus metrics on this port (off unless given)",
@@ -368,20 +388,42 @@ SETTINGS = (
         "PORT",
         least=0,
         most=MAX_PORT,
-    ),
-    Setting(
-        "metrics_host",
+    )
+    metrics_host: str = row(
         TEXT,
         DEFAULT_HOST,
         "the address the metrics port listens on",
         OPERATE,
         "HOST",
-    ),
+    )
+
+    def __post_init__(self) -> None:
+        """The call time the grace implies when none is given; refused if it outlives it."""
+        grace, longest = self.grace, self.max_call_seconds
+        if longest is None:  # frozen: set once, here, as the dataclass's own __init__ does
+            object.__setattr__(self, "max_call_seconds", grace or DEFAULT_MAX_CALL_SECONDS)
+        elif grace and longest > grace:
+            raise SettingError(
+                f"--max-call-seconds ({longest:g}) is longer than --grace ({grace:g}): a call "
+                "could outlive the drain at SIGTERM; lower it, or raise --grace"
+            )
+
+    def __getitem__(self, name: str) -> Any:
+        """A setting's value by its name (the table's rows are data too: SETTINGS)."""
+        if name not in BY_NAME:
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+# The table's rows, in its order, each named by its field.
+SETTINGS = tuple(
+    dataclasses.replace(field.metadata[_ROW], name=field.name)
+    for field in dataclasses.fields(ServeSettings)
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
-def resolve(given: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+def resolve(given: Mapping[str, Any], environ: Mapping[str, str]) -> ServeSettings:
     """Each setting's value: its flag's if given (not None), else its variable's (unless blank
     or a service link), else the default. SettingError, naming the flag or variable, for
     text that cannot be read or settings that contradict each other."""
@@ -393,19 +435,12 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, A
             value = setting.from_flag(flag_value)
         elif setting.variable in environ:
             value = setting.from_text(environ[setting.variable])
-        values[setting.name] = setting.default if value is None else value
-    if values["unix"] and given.get("insecure_plaintext") is None:
+        if value is not None:
+            values[setting.name] = value
+    if values.get("unix") and given.get("insecure_plaintext") is None:
         # The image's ENV says plaintext because it listens on the pod network by default; a
         # Unix socket is a listener that switch does not describe (never TLS, never on a
         # network, mode 0600), so the variable yields to it and loosens nothing. Typed beside
         # --unix, the flag is still refused as a contradiction (serve.listener).
         values["insecure_plaintext"] = False
-    grace, longest = values["grace"], values["max_call_seconds"]
-    if longest is None:
-        values["max_call_seconds"] = grace or DEFAULT_MAX_CALL_SECONDS
-    elif grace and longest > grace:
-        raise SettingError(
-            f"--max-call-seconds ({longest:g}) is longer than --grace ({grace:g}): a call could "
-            "outlive the drain at SIGTERM; lower it, or raise --grace"
-        )
-    return values
+    return ServeSettings(**values)

@@ -7,7 +7,9 @@ engine (plugin.engine). Importing this package loads nothing of grpc; its module
   can reach);
 - calls: call slots, call ids, the keys each call made;
 - metrics, logs: what the operator sees (Prometheus metrics; the server's own log lines);
-- (hosts/operator/settings: flags' defaults and their environment variables, no grpc);
+- (hosts/operator/settings: the one settings object, ServeSettings: each field a flag, its
+  variable and its default, built by `resolve` and handed to the server, listener and health
+  check; no grpc);
 - health_check: the `health` command (a grpc.health.v1 probe);
 - protocol: integration_pack.proto and its generated modules (`make proto`).
 """

@@ -6,9 +6,13 @@ from __future__ import annotations
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from plugin.hosts.operator.settings import ServeSettings
 
-def check(host: str, port: int, unix: str | None, timeout: float) -> tuple[bool, str]:
-    """(serving, one line saying so) for the server at host:port, or on the Unix socket."""
+
+def check(settings: ServeSettings, timeout: float) -> tuple[bool, str]:
+    """(serving, one line saying so) for the server the settings describe: at host:port, or
+    on the Unix socket."""
+    host, port, unix = settings.host, settings.port, settings.unix
     target = f"unix:{unix}" if unix else (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     with grpc.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)

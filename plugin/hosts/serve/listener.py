@@ -2,7 +2,7 @@
 a name allowlist, or plaintext on a network the operator declares closed.
 
 Decided once, at start: whether the listener authenticates its callers. A server that would
-lend its own AWS identity (serve_policy) refuses to start on a listener that does not.
+lend its own AWS identity (serve.policy) refuses to start on a listener that does not.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import socket
 import ssl
 import stat
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from plugin.aws.clients import is_loopback
 from plugin.contract.errors import ActionError, Category
+from plugin.hosts.operator.settings import ServeSettings
 
 SOCKET_MODE = 0o600
 
@@ -39,19 +40,12 @@ class Listening:
     warning: str | None = None  # one line, said at start
 
 
-def plan(
-    *,
-    host: str,
-    port: int,
-    unix: Path | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
-    tls_client_ca: Path | None,
-    tls_client_names: tuple[str, ...],
-    insecure_plaintext: bool,
-) -> Listening:
-    """The listener the flags describe; ActionError (exit 2) for a combination that is unsafe
-    or contradicts itself."""
+def plan(settings: ServeSettings) -> Listening:
+    """The listener the settings describe (where, and with what TLS); ActionError (exit 2) for a
+    combination that is unsafe or contradicts itself."""
+    host, port, unix = settings.host, settings.port, settings.unix
+    tls_cert, tls_key, tls_client_ca = settings.tls_cert, settings.tls_key, settings.tls_client_ca
+    tls_client_names, insecure_plaintext = settings.tls_client_name, settings.insecure_plaintext
     tls_flags = tls_cert is not None or tls_key is not None or tls_client_ca is not None
     if unix is not None:
         if tls_flags or tls_client_names or insecure_plaintext:
@@ -237,7 +231,7 @@ _PEER_PROPERTY = {DNS: "peer_dns", URI: "peer_uri"}
 FIRST_MESSAGE_SECONDS = 10.0
 
 
-def client_names(entries: tuple[str, ...]) -> dict[str, frozenset[bytes]]:
+def client_names(entries: Sequence[str]) -> dict[str, frozenset[bytes]]:
     """--tls-client-name entries by kind: `dns:NAME`, `uri:URI`, or a bare NAME, which is a DNS
     name. A bare entry that looks like a URI (it has "://") is refused: said plainly, it could
     mean either, and a DNS entry must never admit a URI SAN (nor the reverse)."""
@@ -287,8 +281,8 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             await admit(context)
             if reads_itself:
                 return await behaviour(requests, context)
-            request = await first_message(context)
-            return await behaviour(request, context)
+            message = await first_message(context)
+            return await behaviour(message, context)
 
         make = (
             grpc.stream_stream_rpc_method_handler
@@ -330,7 +324,7 @@ async def first_message(context: Any) -> Any:
 
     timer = asyncio.get_running_loop().call_later(FIRST_MESSAGE_SECONDS, expire)
     try:
-        request = await context.read()
+        message = await context.read()
     except asyncio.CancelledError:
         if not expired:
             raise  # the caller went
@@ -344,6 +338,6 @@ async def first_message(context: Any) -> Any:
         )
     finally:
         timer.cancel()
-    if request is grpc.aio.EOF:
+    if message is grpc.aio.EOF:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call sent no request message")
-    return request
+    return message

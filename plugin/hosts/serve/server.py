@@ -24,7 +24,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -35,7 +34,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -45,14 +43,7 @@ from plugin import engine
 from plugin.contract.errors import ActionError, Category
 from plugin.contract.request import MAX_TIMEOUT_SECONDS
 from plugin.hosts.operator.policy import Policy
-from plugin.hosts.operator.settings import (
-    DEFAULT_GRACE_SECONDS,
-    DEFAULT_HOST,
-    DEFAULT_MAX_CALL_SECONDS,
-    DEFAULT_MAX_CALLS,
-    DEFAULT_PORT,
-    DEFAULT_SHUTDOWN_DELAY_SECONDS,
-)
+from plugin.hosts.operator.settings import ServeSettings
 from plugin.runtime import key_witness, redaction
 from plugin.runtime.context import bound
 from plugin.runtime.deadline import CUSTODY_SECONDS, Deadline, caller_gone_when, sends_within
@@ -92,26 +83,6 @@ DELIVERY_BYTES_PER_SECOND = 20 * 1024 * 1024
 # then what listing the keys of those that did not finish may take.
 EXIT_MARGIN_SECONDS = 1.5
 EXIT_LISTING_SECONDS = 2.5
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    unix: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    tls_client_names: tuple[str, ...] = ()
-    insecure_plaintext: bool = False
-    grace: float = DEFAULT_GRACE_SECONDS
-    shutdown_delay: float = DEFAULT_SHUTDOWN_DELAY_SECONDS
-    max_calls: int = DEFAULT_MAX_CALLS
-    max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS
-    policy: Policy = dataclasses.field(default_factory=Policy)
-    log_format: str = logs.TEXT
-    metrics_host: str = DEFAULT_HOST
-    metrics_port: int | None = None  # no metrics unless given
 
 
 class StepLog(logging.Handler):
@@ -171,8 +142,9 @@ _CURRENT_STEP: contextvars.ContextVar[StepLog] = contextvars.ContextVar("step_lo
 class PluginServicer:
     """integration_pack.Plugin: messages in, the engine's request out, its answer back."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: ServeSettings, policy: Policy) -> None:
         self.options = options
+        self.policy = policy
         self.slots = Slots(options.max_calls)
         self.flights = Flights()
         self.metrics = Metrics(options.max_call_seconds)  # buckets up to it
@@ -212,24 +184,24 @@ class PluginServicer:
             },
         )
 
-    async def HealthProbe(self, request: Any, context: Any) -> Any:
+    async def HealthProbe(self, message: Any, context: Any) -> Any:
         self.metrics.answered("HealthProbe", 0)
         return pb.HealthStatus(last_use=self.flights.last_use())
 
-    async def Describe(self, request: Any, context: Any) -> Any:
+    async def Describe(self, message: Any, context: Any) -> Any:
         self.metrics.answered("Describe", 0)
         return _DESCRIPTION
 
-    async def GetActions(self, request: Any, context: Any) -> Any:
+    async def GetActions(self, message: Any, context: Any) -> Any:
         self.metrics.answered("GetActions", 0)
         return _ACTIONS
 
     async def TestCredentials(self, requests: Any, context: Any) -> None:
-        request = await listener.first_message(context)
+        message = await listener.first_message(context)
         flight = await self._take_slot(context, "TestCredentials", "testing a connection")
         gone = _gone_when_done(context)
         budget = self._time_for(0, context)
-        work = self._run(flight, gone, budget, self._test_credentials, request, budget)
+        work = self._run(flight, gone, budget, self._test_credentials, message, budget)
         try:
             response = await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -246,16 +218,16 @@ class PluginServicer:
                 grpc.StatusCode.DEADLINE_EXCEEDED, "the answer was not read in time"
             )
         finally:
-            self.metrics.answered("TestCredentials", response["error_code"])
+            self.metrics.answered("TestCredentials", response.error_code)
             self._end(flight)
 
     async def ExecuteAction(self, requests: Any, context: Any) -> None:
         started = time.monotonic()
-        request = await listener.first_message(context)
+        message = await listener.first_message(context)
         flight = await self._take_slot(context, "ExecuteAction", "an ExecuteAction not yet read")
         gone = _gone_when_done(context)
-        budget = self._time_for(request.timeout, context)
-        work = self._run(flight, gone, budget, self._execute, request, flight, gone, budget)
+        budget = self._time_for(message.timeout, context)
+        work = self._run(flight, gone, budget, self._execute, message, flight, gone, budget)
         try:
             answer, engine_request, response = await asyncio.shield(work)
         except asyncio.CancelledError:  # the caller went (cancelled, out of time, hung up)
@@ -279,7 +251,7 @@ class PluginServicer:
             pass
         finally:
             if delivered or engine_request is None:
-                self._count_execute(response["error_code"], started)
+                self._count_execute(response.error_code, started)
                 self._end(flight)
             else:  # not received: cancelled, out of time, or refused by the client's limits
                 gone.set()
@@ -291,52 +263,53 @@ class PluginServicer:
             )
 
     def _execute(
-        self, request: Any, flight: Flight, gone: threading.Event, budget: float
-    ) -> tuple[Any, dict[str, Any] | None, dict[str, Any]]:
+        self, message: Any, flight: Flight, gone: threading.Event, budget: float
+    ) -> tuple[Any, dict[str, Any] | None, engine.Response]:
         """The action, in an executor thread: the answer to write, and what it was made of."""
         started = time.monotonic()
         with step_log() as step:
             step.note(
-                f"call {flight.call_id}: ExecuteAction {translation.shown(request.name)} at "
+                f"call {flight.call_id}: ExecuteAction {translation.shown(message.name)} at "
                 + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             )
             engine_request: dict[str, Any] | None = None
             try:
-                engine_request = translation.engine_request(request, budget)
+                engine_request = translation.engine_request(message, budget)
             except ActionError as error:
-                response = engine.failure(error)
+                response = engine.Response.failure(error)
             else:
                 flight.request = engine_request
                 flight.subject = _subject(engine_request)
-                response = engine.execute(engine_request, self.options.policy.admit)
+                response = engine.respond(engine_request, self.policy.admit)
                 if gone.is_set():
-                    _withdraw(engine_request, response, flight, HUNG_UP, self.options.policy.admit)
+                    response = _withdraw(
+                        engine_request, response, flight, HUNG_UP, self.policy.admit
+                    )
             step.note(
                 f"finished in {(time.monotonic() - started) * 1000:.0f} ms: error code "
-                f"{response['error_code']}"
-                + (f" ({response['error_message']})" if response["error_code"] else "")
+                f"{response.error_code}" + ("" if response.ok else f" ({response.error_message})")
             )
             # A context too large to carry back is refused (code 2) and not echoed.
-            echoed = request.context if len(request.context) <= MAX_CONTEXT_BYTES else b""
+            echoed = message.context if len(message.context) <= MAX_CONTEXT_BYTES else b""
             answer = translation.execute_response(pb, response, echoed, step.text())
             if engine_request is not None and answer.ByteSize() > MAX_ANSWER_BYTES:
                 # Sized beforehand (context, log, error), so a bug; even then no live key.
-                _withdraw(
+                response = _withdraw(
                     engine_request,
                     response,
                     flight,
                     "the answer was too large to send",
-                    self.options.policy.admit,
+                    self.policy.admit,
                 )
                 answer = translation.execute_response(pb, response, b"", step.text())
         return answer, engine_request, response
 
-    def _test_credentials(self, request: Any, budget: float) -> dict[str, Any]:
+    def _test_credentials(self, message: Any, budget: float) -> engine.Response:
         try:
-            engine_request = translation.credentials_request(request, budget)
+            engine_request = translation.credentials_request(message, budget)
         except ActionError as error:
-            return engine.failure(error)
-        return engine.test_connection(engine_request, self.options.policy.admit)
+            return engine.Response.failure(error)
+        return engine.respond_to_connection_test(engine_request, self.policy.admit)
 
     def _run(
         self, flight: Flight, gone: threading.Event, budget: float, work: Callable[..., Any],
@@ -398,7 +371,7 @@ class PluginServicer:
             if engine_request is not None and not flight.hung_up:
                 await self._run(
                     flight, gone, CUSTODY_SECONDS + 1, _withdraw, engine_request, response,
-                    flight, why, self.options.policy.admit,
+                    flight, why, self.policy.admit,
                 )  # fmt: skip
         except Exception:  # a bug (the action's errors are answers): the slot is freed anyway
             log.error("a call's clean-up failed", exc_info=True)
@@ -493,14 +466,15 @@ UNDELIVERED = (
 
 def _withdraw(
     engine_request: dict[str, Any],
-    response: dict[str, Any],
+    response: engine.Response,
     flight: Flight,
     why: str,
     admit: engine.Admit,
-) -> None:
+) -> engine.Response:
     """The answer cannot reach the caller (it hung up: cancelled, disconnected or out of time):
-    its key must not outlive the call. `admit`: the policy the call ran under, so the delete
-    signs in as the call did (the operator's external ID for a lent role)."""
+    its key must not outlive the call; what the call answers instead. `admit`: the policy the
+    call ran under, so the delete signs in as the call did (the operator's external ID for a
+    lent role)."""
     flight.hung_up = True
     try:
         with sends_within(Deadline(CUSTODY_SECONDS)):  # the call's own time may be spent
@@ -512,26 +486,21 @@ def _withdraw(
     else:
         if withdrawn:
             log.warning("%s: deleted key %s", why, withdrawn)
-    response.update(engine.failure(ActionError(why, Category.TRANSIENT)))
+    return engine.Response.failure(ActionError(why, Category.TRANSIENT))
 
 
-def serve(options: Options) -> int:
+def serve(options: ServeSettings) -> int:
     """Serve until SIGTERM or SIGINT; then say NOT_SERVING, keep serving what still arrives for
     --shutdown-delay, finish the calls in flight within the grace, and exit soon after it
     whatever they are blocked on, naming the keys they leave behind."""
-    listening = listener.plan(
-        host=options.host,
-        port=options.port,
-        unix=options.unix,
-        tls_cert=options.tls_cert,
-        tls_key=options.tls_key,
-        tls_client_ca=options.tls_client_ca,
-        tls_client_names=options.tls_client_names,
-        insecure_plaintext=options.insecure_plaintext,
-    )
-    if options.policy.lends() and not listening.authenticated:
+    try:
+        policy = Policy.from_settings(options)
+    except ValueError as error:
+        raise ActionError(str(error), Category.INVALID_INPUT) from None
+    listening = listener.plan(options)
+    if policy.lends() and not listening.authenticated:
         raise ActionError(
-            f"--lend-identity {options.policy.lend_identity}: this listener ({listening.mode} on "
+            f"--lend-identity {policy.lend_identity}: this listener ({listening.mode} on "
             f"{listening.address}) does not authenticate its callers, and anyone reaching it "
             "would act with this server's AWS identity; listen on loopback or --unix, use "
             "mutual TLS (--tls-client-ca, --tls-client-name), or --insecure-plaintext on a "
@@ -554,12 +523,12 @@ def serve(options: Options) -> int:
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
     for chatty in ("asyncio", "grpc._cython"):  # their loop's set-up, before the ready line
         logging.getLogger(chatty).setLevel(logging.INFO)
-    asyncio.run(_serve(options, listening))  # exits the process from inside (os._exit)
+    asyncio.run(_serve(options, policy, listening))  # exits the process from inside (os._exit)
     raise AssertionError("serve exits from its loop")
 
 
-async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
-    names = listener.client_names(options.tls_client_names) if options.tls_client_names else None
+async def _serve(options: ServeSettings, policy: Policy, listening: listener.Listening) -> NoReturn:
+    names = listener.client_names(options.tls_client_name) if options.tls_client_name else None
     server = grpc.aio.server(
         # Under mutual TLS every method checks the certificate first; otherwise no interceptor
         # (its machinery is a part of every call's price): the unary methods then wait for their
@@ -579,7 +548,7 @@ async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
             ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ],
     )
-    servicer = PluginServicer(options)
+    servicer = PluginServicer(options, policy)
     server.add_generic_rpc_handlers((servicer.handlers(),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -621,7 +590,7 @@ async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
     ends = time.monotonic() + EXIT_MARGIN_SECONDS
     while servicer.flights.under_way() and time.monotonic() < ends:
         await asyncio.sleep(0.05)
-    _exit_now(servicer.flights, options)
+    _exit_now(servicer.flights, options, policy)
 
 
 class _Say:
@@ -659,12 +628,12 @@ def _quiet_urllib3() -> None:
             handler.filters.insert(0, _NoResponseBytes())
 
 
-def _exit_now(flights: Flights, options: Options) -> NoReturn:
+def _exit_now(flights: Flights, options: ServeSettings, policy: Policy) -> NoReturn:
     """Name what the calls still unfinished leave behind, and leave: the executor's threads
     would otherwise hold the process open for as long as they are blocked (Python joins them
     at exit)."""
     unfinished = flights.under_way()
-    listed = _keys_of_unfinished(unfinished, options.policy.admit)
+    listed = _keys_of_unfinished(unfinished, policy.admit)
     for flight in unfinished:
         log.error(
             "%s",

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plugin.contract import json_input, manifest, resources
 from plugin.contract.errors import ActionError, Category
+
+if TYPE_CHECKING:
+    from plugin.engine import Response
 
 PARAMETERS_AS_JSON = "parameters_as_json"
 PROVIDER = "aws"
@@ -263,9 +266,9 @@ def read_json_object(text: str, field: str) -> dict[str, Any]:
     return value
 
 
-def execute_response(pb: Any, response: Mapping[str, Any], context: bytes, log: bytes) -> Any:
+def execute_response(pb: Any, response: Response, context: bytes, log: bytes) -> Any:
     """ExecuteActionResponse: the result as JSON (UTF-8) or IAM's XML as it was sent."""
-    result = response["result"]
+    result = response.result
     if result is None:
         body = b""
     elif isinstance(result, str):
@@ -273,11 +276,11 @@ def execute_response(pb: Any, response: Mapping[str, Any], context: bytes, log: 
     else:
         body = json.dumps(result).encode("utf-8")
     return pb.ExecuteActionResponse(
-        error_code=int(response["error_code"]),
+        error_code=response.error_code,
         result=body,
         context=context,
         log_buffer=log[:MAX_LOG_BYTES],
-        error_message=_bounded(response["error_message"], MAX_ERROR_BYTES),
+        error_message=_bounded(response.error_message, MAX_ERROR_BYTES),
     )
 
 
@@ -289,13 +292,13 @@ def _bounded(text: str, limit: int) -> str:
     return encoded[: limit - 3].decode("utf-8", "ignore") + "..."
 
 
-def credentials_response(pb: Any, response: Mapping[str, Any]) -> Any:
+def credentials_response(pb: Any, response: Response) -> Any:
     """TestCredentialsResponse: the identity, or the error; a refusal is an answer."""
-    valid = response["error_code"] == 0
+    valid = response.ok
     raw = (
-        response["result"]
+        response.result
         if valid
-        else {"error_code": response["error_code"], "error_message": response["error_message"]}
+        else {"error_code": response.error_code, "error_message": response.error_message}
     )
     return pb.TestCredentialsResponse(
         are_credentials_valid=valid, raw_validation_response=json.dumps(raw).encode("utf-8")

@@ -127,12 +127,12 @@ def create_access_key(
             "connection": _connection(fields),
             "timeout": left,
         }
-        response = engine.execute(request, settings.admit)
+        response = engine.respond(request, settings.admit)
     except Exception as error:  # a bug: said in one line, never raised into the SDK
         return _failure(f"internal error ({type(error).__name__})", 1)
-    if response["error_code"]:
-        return _failure(in_shuffle_words(response["error_message"]), response["error_code"])
-    result = response["result"]
+    if not response.ok:
+        return _failure(in_shuffle_words(response.error_message), response.error_code)
+    result = response.result
     if isinstance(result, str):  # Disable XML To JSON Auto Convert: IAM's XML as it was sent
         return {"success": True, "raw_xml": result}
     return {"success": True, **result}

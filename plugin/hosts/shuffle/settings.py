@@ -17,17 +17,20 @@ from collections.abc import Mapping
 
 from plugin.contract import resources, validation
 from plugin.contract.errors import ActionError, Category
-from plugin.contract.request import Request
+from plugin.contract.request import CheckedRequest
 from plugin.delivery import vault
+from plugin.hosts.operator.settings import BY_NAME, LEND_ALL, LEND_NONE
 
-PREFIX = "IAM_CREATE_ACCESS_KEY_"
-LEND_IDENTITY = PREFIX + "LEND_IDENTITY"
-VAULT_PREFIX = PREFIX + "VAULT_PREFIX"
+# The variables an operator of serve sets for the same decisions, named by serve's one table
+# (operator.settings): the same name means the same thing on both doors. This door reads fewer of
+# them and offers fewer choices (no role to assume: the form has no role fields).
+LEND_IDENTITY = BY_NAME["lend_identity"].variable
+VAULT_PREFIX = BY_NAME["vault_prefix"].variable
 # Action parameters the operator sets on this door, and the form never shows: (the variable,
 # the parameter whose use needs it). The role EventBridge Scheduler assumes to delete an
 # expiring key is the operator's to name (a caller's parameter on other doors), and a call
 # passes it only when it asks for an expiry (the action refuses the role without one).
-OPERATOR_PARAMETERS = {"expiry_role_arn": (PREFIX + "EXPIRY_ROLE_ARN", "expires_after")}
+OPERATOR_PARAMETERS = {"expiry_role_arn": (BY_NAME["expiry_role_arn"].variable, "expires_after")}
 
 # The authentication a Shuffle user fills (api.yaml), as Shuffle's own AWS apps ask for it
 # (Shuffle/python-apps aws-iam: access key, secret key, region), plus a session token for
@@ -37,7 +40,7 @@ OPERATOR_PARAMETERS = {"expiry_role_arn": (PREFIX + "EXPIRY_ROLE_ARN", "expires_
 # with the standard AWS_ENDPOINT_URL(_IAM) variables, as for any AWS SDK.
 AUTHENTICATION = ("access_key_id", "secret_access_key", "session_token", "region")
 
-_LEND_CHOICES = ("none", "all")
+_LEND_CHOICES = (LEND_NONE, LEND_ALL)
 _HOW = "on the app's image (ENV) or in the Helm chart's extraEnvVars"
 
 
@@ -52,7 +55,7 @@ class Settings:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """The settings the environment holds; ValueError naming a variable it cannot read."""
-        lend = environ.get(LEND_IDENTITY, "").strip().lower() or "none"
+        lend = environ.get(LEND_IDENTITY, "").strip().lower() or LEND_NONE
         if lend not in _LEND_CHOICES:
             raise ValueError(
                 f"The app's setting {LEND_IDENTITY} is {lend!r}; it must be none or all "
@@ -71,7 +74,7 @@ class Settings:
                     "sent to AWS"
                 )
             values[name] = value
-        return cls(lend == "all", prefixes, values)
+        return cls(lend == LEND_ALL, prefixes, values)
 
     def parameters(self, given: Mapping[str, object]) -> dict[str, str]:
         """The operator's values this call needs (its arguments `given` ask for them)."""
@@ -81,12 +84,12 @@ class Settings:
             if str(given.get(OPERATOR_PARAMETERS[name][1]) or "").strip()
         }
 
-    def admit(self, request: Request) -> None:
+    def admit(self, checked: CheckedRequest) -> None:
         """Refuse (code 2 or 3, nothing sent) what this app's settings do not allow."""
         for name, (variable, needed_with) in OPERATOR_PARAMETERS.items():
             # getattr: the request has these fields once the manifest has the parameters
-            if getattr(request.parameters, needed_with, None) and not getattr(
-                request.parameters, name, None
+            if getattr(checked.parameters, needed_with, None) and not getattr(
+                checked.parameters, name, None
             ):
                 raise ActionError(
                     f"Invalid input: {_display_name(needed_with)} needs the app's setting "
@@ -94,12 +97,12 @@ class Settings:
                     "(nothing was sent)",
                     Category.INVALID_INPUT,
                 )
-        problems = [p for p in (self._identity(request), self._vault(request)) if p]
+        problems = [p for p in (self._identity(checked), self._vault(checked)) if p]
         if problems:
             raise ActionError("; ".join(problems) + " (nothing was sent)", Category.REJECTED)
 
-    def _identity(self, request: Request) -> str | None:
-        if request.connection.access_key_id is not None or self.lend_identity:
+    def _identity(self, checked: CheckedRequest) -> str | None:
+        if checked.connection.access_key_id is not None or self.lend_identity:
             return None
         return (
             "The app's authentication has no Access Key ID, and the app does not lend its "
@@ -108,8 +111,8 @@ class Settings:
             f"{LEND_IDENTITY}=all {_HOW})"
         )
 
-    def _vault(self, request: Request) -> str | None:
-        given = request.parameters.vault
+    def _vault(self, checked: CheckedRequest) -> str | None:
+        given = checked.parameters.vault
         if given is None or not vault.outside(given, self.vault_prefixes):
             return None
         return (

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "02998871c0be14397dae3573d1ce3a7e614a40a85db634af5bedc6d634559938"
+VENDORED_SHA256 = "b61dfbdbf740c7eaf0f864df61af2c424a342fec00677f7b4dcc430228f96ebc"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
