@@ -127,7 +127,7 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
     )
     from .serve.defaults import BY_NAME
 
-    for name in ("host", "port", "unix"):
+    for name in ("host", "port", "unix", "health_port"):
         setting = BY_NAME[name]
         health.add_argument(
             setting.flag,
@@ -387,6 +387,7 @@ def _serve(arguments: argparse.Namespace) -> int:
             log_format=settings["log_format"],
             metrics_host=settings["metrics_host"],
             metrics_port=settings["metrics_port"],
+            health_port=settings["health_port"],
         )
     )
 
@@ -406,7 +407,13 @@ def _health(arguments: argparse.Namespace) -> int:
     except ImportError as error:
         raise _needs_the_serve_extra("health", error) from None
     settings = _serve_settings(arguments)
-    serving, line = check(settings["host"], settings["port"], settings["unix"], arguments.timeout)
+    # The health port, when serve has one: it answers whatever callers hold on the main port.
+    health_port = settings["health_port"]
+    serving, line = (
+        check(settings["host"], health_port, None, arguments.timeout)
+        if health_port is not None
+        else check(settings["host"], settings["port"], settings["unix"], arguments.timeout)
+    )
     print(line)
     return 0 if serving else 1
 

@@ -377,6 +377,18 @@ SETTINGS = (
         OPERATE,
         "HOST",
     ),
+    Setting(
+        "health_port",
+        INTEGER,
+        None,
+        "also answer grpc.health.v1 alone, in plaintext, on this port of --host (127.0.0.1 "
+        "with --unix), outside the main port's connection cap: for the kubelet's probes, "
+        "which speak no TLS (off unless given)",
+        OPERATE,
+        "PORT",
+        least=0,
+        most=MAX_PORT,
+    ),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 

@@ -46,7 +46,7 @@ from ..context import bound
 from ..deadline import CUSTODY_SECONDS, Deadline, caller_gone_when, sends_within
 from ..errors import ActionError, Category
 from ..request import MAX_TIMEOUT_SECONDS
-from . import listener, logs, translation
+from . import health_listener, listener, logs, translation
 from .calls import Flight, Flights, Slots, unfinished_report
 from .defaults import (
     DEFAULT_GRACE_SECONDS,
@@ -110,6 +110,7 @@ class Options:
     log_format: str = logs.TEXT
     metrics_host: str = DEFAULT_HOST
     metrics_port: int | None = None  # no metrics unless given
+    health_port: int | None = None  # no health listener of its own unless given
 
 
 class StepLog(logging.Handler):
@@ -587,6 +588,17 @@ async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
         host = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
         bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
         metrics_line = f"metrics on http://{host}:{bound}/metrics"
+    health_line = None
+    if options.health_port is not None:  # outside the main port's connection cap
+        health_host = DEFAULT_HOST if options.unix else options.host
+        # kept referenced here until the process exits: it answers NOT_SERVING through the drain
+        _health_server, health_port = await health_listener.start(
+            health_servicer, health_host, options.health_port
+        )
+        health_line = (
+            f"health on {health_listener.address(health_host, health_port)} "
+            "(grpc.health.v1 only, plaintext)"
+        )
     await server.start()
     for service in ("", SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -601,6 +613,8 @@ async def _serve(options: Options, listening: listener.Listening) -> NoReturn:
         say(f"warning: {listening.warning}", "WARNING")
     if metrics_line:
         say(metrics_line)
+    if health_line:
+        say(health_line)
     await stopping.wait()
     # Readiness first: the endpoint's removal races the signal, so calls still arrive for a
     # moment and are served; then no new call, and the drain.
