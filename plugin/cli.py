@@ -388,6 +388,8 @@ def _serve(arguments: argparse.Namespace) -> int:
             metrics_host=settings["metrics_host"],
             metrics_port=settings["metrics_port"],
             health_port=settings["health_port"],
+            max_answer_bytes=settings["max_answer_bytes"],
+            max_bytes_in_flight=settings["max_bytes_in_flight"],
         )
     )
 
