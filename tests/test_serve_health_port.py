@@ -144,6 +144,19 @@ def test_under_mutual_tls_bare_sockets_holding_every_connection_leave_health_ans
     for _ in range(HELD):
         bare_sockets.append(socket.create_connection(("127.0.0.1", process.port), timeout=5))
     time.sleep(1)
+    with (  # the lever: a new connection to the main port is not answered while they are held
+        pytest.raises(grpc.RpcError) as refused,
+        grpc.secure_channel(
+            f"localhost:{process.port}",
+            client_credentials(pki, "client"),
+            options=[("test.fresh", next(FRESH))],
+        ) as fresh,
+    ):
+        health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    assert refused.value.code() in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
     assert health_of(f"127.0.0.1:{health_port}") == SERVING
     assert health_of(f"127.0.0.1:{health_port}", SERVICE) == SERVING
     the_runners_channel_works(runner, iam)
