@@ -1,10 +1,11 @@
 """Give the memory of large calls back to the system once they end.
 
 A 4 MiB request arrives in grpc's small read slices, allocated by its own threads: glibc keeps
-what they free in per-thread arenas, which it returns only when asked. The red team's 64 calls
-with a 4 MiB context left the server at 517 MiB after they had all ended; malloc_trim(0) took
-it to 168 MiB (`python -m tests.measure_context`). Asked once after a burst of large calls
-(never more than once a TRIM_SECONDS), and only where the C library is glibc.
+what they free in per-thread arenas, which it returns only when asked. The red team's attack
+(bigctx_mem.py: 32 clients, 2 rounds of a 4 MiB context) left the server at 517 MiB after every
+call had ended; malloc_trim(0), called by hand then, took it to 168 MiB. Asked once after a
+burst of large calls (never more than once a TRIM_SECONDS), and only where the C library is
+glibc.
 """
 
 from __future__ import annotations

@@ -356,11 +356,8 @@ class PluginServicer:
                     f"the answer, {size} bytes, is larger than --max-answer-bytes ({limit})",
                     self.options.policy.admit,
                 )
-                kept = (
-                    "could not be deleted (see the server's log)"
-                    if flight.undelivered()
-                    else ("was deleted")
-                )
+                deleted = not flight.undelivered()
+                kept = "was deleted" if deleted else "could not be deleted (see the server's log)"
                 response["error_message"] += f"; it was not sent, and its key {kept}"
                 return None, size, engine_request, response
         return answer, size, engine_request, response
