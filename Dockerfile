@@ -45,10 +45,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     IAM_CREATE_ACCESS_KEY_INSECURE_PLAINTEXT=true \
     IAM_CREATE_ACCESS_KEY_GRACE=60
 USER 10001:10001
-EXPOSE 1337
+EXPOSE 1337 1338
 STOPSIGNAL SIGTERM
+# Health is asked on a port of its own (1338: grpc.health.v1 alone, plaintext), outside the
+# main port's connection cap, which callers holding connections can fill. A flag, not a
+# variable: the kubelet's link for a Service named iam-create-access-key-health would replace
+# IAM_CREATE_ACCESS_KEY_HEALTH_PORT (and the probe would find nothing there).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["iam-create-access-key", "health"]
+    CMD ["iam-create-access-key", "health", "--health-port", "1338"]
 # The server is PID 1 and handles SIGTERM itself: it finishes the calls in flight within the
 # grace and exits within 4 s after it, whatever they are blocked on.
-ENTRYPOINT ["iam-create-access-key", "serve"]
+ENTRYPOINT ["iam-create-access-key", "serve", "--health-port", "1338"]

@@ -77,6 +77,12 @@ def test_every_pip_install_is_locked_by_hash_or_takes_no_index() -> None:
         assert f"# {tag}\nFROM {base}" in text
 
 
+def on_port(command: list[str], port: str) -> list[str]:
+    """The command with its --health-port value replaced."""
+    at = command.index("--health-port") + 1
+    return [*command[:at], port, *command[at + 1 :]]
+
+
 def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
     wheels = tmp_path / "dist"
     build = tmp_path / "build"
@@ -112,7 +118,9 @@ def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
         **dockerfile.environment(),
         "IAM_CREATE_ACCESS_KEY_PORT": str(port),  # the default 1337 may be taken here
     }
-    entrypoint = dockerfile.exec_form("ENTRYPOINT")
+    # the image's health port (a flag, 1338) may be taken here too: the same flag, another port
+    health = str(free_port())
+    entrypoint = on_port(dockerfile.exec_form("ENTRYPOINT"), health)
     server = subprocess.Popen(
         [str(bin_dir / entrypoint[0]), *entrypoint[1:]],
         cwd=tmp_path,  # outside the checkout: the installed wheel alone
@@ -125,7 +133,8 @@ def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
         ready = server.stderr.readline()
         assert f"on 0.0.0.0:{port} (plaintext, on a network declared closed)" in ready
         assert "warning: --insecure-plaintext" in server.stderr.readline()
-        healthcheck = dockerfile.exec_form("HEALTHCHECK")
+        assert f"health on 0.0.0.0:{health} (grpc.health.v1 only" in server.stderr.readline()
+        healthcheck = on_port(dockerfile.exec_form("HEALTHCHECK"), health)
         checked = subprocess.run(
             [str(bin_dir / healthcheck[0]), *healthcheck[1:]],
             cwd=tmp_path,
@@ -136,7 +145,7 @@ def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
             check=False,
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert checked.stdout == f"0.0.0.0:{port}: SERVING\n"
+        assert checked.stdout == f"0.0.0.0:{health}: SERVING\n"
         server.send_signal(getattr(signal, dockerfile.one("STOPSIGNAL")))
         assert server.wait(30) == 0
     finally:

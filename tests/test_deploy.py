@@ -81,11 +81,17 @@ def test_kustomization_lists_every_manifest() -> None:
     assert listed == present
 
 
+def health_port() -> int:
+    """The image's --health-port (a flag: a variable could be a Service's link)."""
+    entrypoint = dockerfile.exec_form("ENTRYPOINT")
+    return int(entrypoint[entrypoint.index("--health-port") + 1])
+
+
 def test_the_port_is_one_everywhere() -> None:
-    port, _ = container()["ports"]
+    port, _, _ = container()["ports"]
     (service_port,) = manifest("service.yaml")["spec"]["ports"]
     rule, _ = manifest("networkpolicy.yaml")["spec"]["ingress"]
-    assert dockerfile.one("EXPOSE") == str(defaults.DEFAULT_PORT) == "1337"
+    assert dockerfile.one("EXPOSE").split()[0] == str(defaults.DEFAULT_PORT) == "1337"
     # the default, never a variable a Service's link could replace
     assert "IAM_CREATE_ACCESS_KEY_PORT" not in dockerfile.environment()
     assert "IAM_CREATE_ACCESS_KEY_PORT" not in pod_environment()
@@ -94,14 +100,30 @@ def test_the_port_is_one_everywhere() -> None:
     assert defaults.resolve({}, with_links)["port"] == 1337  # a pod the runner starts
     assert port["containerPort"] == service_port["port"] == rule["ports"][0]["port"] == 1337
     assert service_port["targetPort"] == port["name"]
+
+
+def test_the_probes_ask_the_health_port_outside_the_connection_cap() -> None:
+    """The kubelet's probes and the image's HEALTHCHECK ask the health port serve opens with
+    --health-port, which callers holding the main port's connections cannot fill; no Service
+    and no pod reaches it (the kubelet probes from the node)."""
+    _, _, declared = container()["ports"]
+    assert declared == {"name": "health", "containerPort": health_port(), "protocol": "TCP"}
+    assert health_port() != defaults.DEFAULT_PORT
+    assert str(health_port()) in dockerfile.one("EXPOSE").split()
     for probe in ("readinessProbe", "livenessProbe"):
-        assert container()[probe]["grpc"]["port"] == 1337
+        assert container()[probe]["grpc"]["port"] == health_port()
+    assert dockerfile.exec_form("HEALTHCHECK") == [
+        "iam-create-access-key", "health", "--health-port", str(health_port()),
+    ]  # fmt: skip
+    (service_port,) = manifest("service.yaml")["spec"]["ports"]
+    assert service_port["port"] != health_port()
+    for rule in manifest("networkpolicy.yaml")["spec"]["ingress"]:
+        assert all(entry["port"] != health_port() for entry in rule["ports"])
 
 
 def test_the_probes_ask_the_services_serve_answers_for() -> None:
     assert container()["readinessProbe"]["grpc"]["service"] == SERVICE
     assert container()["livenessProbe"]["grpc"].get("service", "") == ""
-    assert dockerfile.exec_form("HEALTHCHECK") == ["iam-create-access-key", "health"]
 
 
 def test_the_grace_covers_the_runners_timeout_and_the_pod_outlives_the_drain() -> None:
@@ -155,7 +177,7 @@ def test_metrics_are_on_a_declared_port_open_to_prometheus_only() -> None:
     settings = serve_settings()
     assert settings["metrics_port"] == METRICS_PORT
     assert settings["metrics_host"] == "0.0.0.0"  # noqa: S104 (the pod network, policed below)
-    _, declared = container()["ports"]
+    _, declared, _ = container()["ports"]
     assert (declared["name"], declared["containerPort"]) == ("metrics", METRICS_PORT)
     annotations = manifest("deployment.yaml")["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {
@@ -202,7 +224,9 @@ def test_the_image_and_the_pod_agree_and_are_hardened() -> None:
     assert hardened["capabilities"]["drop"] == ["ALL"]
     assert pod["runAsNonRoot"] is True
     assert container()["resources"]["limits"]["memory"]
-    assert dockerfile.exec_form("ENTRYPOINT") == ["iam-create-access-key", "serve"]
+    assert dockerfile.exec_form("ENTRYPOINT") == [
+        "iam-create-access-key", "serve", "--health-port", str(health_port()),
+    ]  # fmt: skip
 
 
 def test_the_network_policy_admits_only_the_runner() -> None:

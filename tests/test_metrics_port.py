@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import ROOT, free_port, run_cli
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import LocalIAM
-from tests.support.serve_metrics import METRICS_LINE, until
+from tests.support.serve_metrics import METRICS_LINE, scrape_text, until
 
 
 def test_a_metrics_port_in_use_stops_it_before_it_serves() -> None:
@@ -47,11 +46,6 @@ def test_a_metrics_host_that_is_no_address_stops_it_in_one_line() -> None:
         "iam-create-access-key: error: cannot serve metrics on 10.255.255.1:0: the host is not "
         "an address of this machine\n"
     )
-
-
-def scrape_text(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (loopback, ours)
-        return str(answer.read().decode())
 
 
 def test_what_prometheus_scrapes(iam: LocalIAM) -> None:

@@ -48,6 +48,22 @@ MOST_SECONDS = 86400.0
 # past it, calls would fail on their sockets instead of being refused cleanly. More capacity
 # is more replicas, not a bigger process.
 MOST_CALLS = 1024
+# The largest answer sent: gRPC's default receive limit (4 MiB, in Go and Python alike), which
+# the runner's must be at least. An answer larger is not sent and its key is deleted; a context
+# that would make it so is refused before anything is created. At most the 5 MiB the server's
+# messages may be, at least enough for an answer's own fields (serve.translation's reserve).
+DEFAULT_MAX_ANSWER_BYTES = 4 * 1024 * 1024
+LEAST_ANSWER_BYTES, MOST_ANSWER_BYTES = 256 * 1024, 5 * 1024 * 1024
+# The requests the calls in flight carry, in bytes, in all (as received: only their context,
+# echoed back, can be large). A 4 MiB request costs several times its size while its call runs
+# (the message grpc received, the parsed request, the echo, the answer, its serialized bytes
+# and grpc's buffers), and glibc keeps some of it after. Measured with the red team's attack
+# (32 clients, each sending 3 rounds of 4 MiB contexts; `python -m tests.measure_context`):
+# peak RSS 160 MiB with 8 MiB, 250-270 MiB with 16, 374 MiB with 32 (1.37 GiB with no budget).
+# 8 MiB (two of the largest requests at once, or a hundred ordinary ones of tens of KiB) keeps
+# the peak about 100 MiB under the Deployment's 256 MiB limit.
+DEFAULT_MAX_BYTES_IN_FLIGHT = 8 * 1024 * 1024
+MOST_BYTES_IN_FLIGHT = 1024 * 1024 * 1024
 CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -352,6 +368,27 @@ class ServeSettings:
         above=0,
         most=MOST_SECONDS,
     )
+    max_answer_bytes: int = row(
+        INTEGER,
+        DEFAULT_MAX_ANSWER_BYTES,
+        "the largest answer sent, at most the runner's receive limit (gRPC's default: 4 MiB); "
+        "a larger one is not sent and its key is deleted, a context that would make one is "
+        "refused before anything is created (262144 to 5242880)",
+        LOAD,
+        "BYTES",
+        least=LEAST_ANSWER_BYTES,
+        most=MOST_ANSWER_BYTES,
+    )
+    max_bytes_in_flight: int = row(
+        INTEGER,
+        DEFAULT_MAX_BYTES_IN_FLIGHT,
+        "the contexts of the calls in flight, in bytes, in all; a call that would pass it is "
+        "refused (RESOURCE_EXHAUSTED) before any AWS request; a call alone always passes",
+        LOAD,
+        "BYTES",
+        least=1,
+        most=MOST_BYTES_IN_FLIGHT,
+    )
     grace: float = row(
         NUMBER,
         DEFAULT_GRACE_SECONDS,
@@ -395,6 +432,17 @@ class ServeSettings:
         "the address the metrics port listens on",
         OPERATE,
         "HOST",
+    )
+    health_port: int | None = row(
+        INTEGER,
+        None,
+        "also answer grpc.health.v1 alone, in plaintext, on this port of --host (127.0.0.1 "
+        "with --unix), outside the main port's connection cap: for the kubelet's probes, "
+        "which speak no TLS (off unless given)",
+        OPERATE,
+        "PORT",
+        least=0,
+        most=MAX_PORT,
     )
 
     def __post_init__(self) -> None:

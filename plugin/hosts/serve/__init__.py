@@ -5,7 +5,10 @@ engine (plugin.engine). Importing this package loads nothing of grpc; its module
 - translation: protocol messages to the engine's request and back;
 - listener: who may call (and hosts/operator/policy: whose AWS identity signs, what a caller
   can reach);
-- calls: call slots, call ids, the keys each call made;
+- calls: call slots, the bytes of requests in flight, call ids, the keys each call made;
+- health_listener: grpc.health.v1 alone on a port of its own, outside the main port's
+  connection cap (for the kubelet's probes);
+- memory: glibc's freed arenas given back after large calls;
 - metrics, logs: what the operator sees (Prometheus metrics; the server's own log lines);
 - (hosts/operator/settings: the one settings object, ServeSettings: each field a flag, its
   variable and its default, built by `resolve` and handed to the server, listener and health

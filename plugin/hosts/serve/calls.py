@@ -49,6 +49,30 @@ class Slots:
         return ABANDONED_PER_SLOT * self.size
 
 
+class BytesInFlight:
+    """At most `budget` bytes of requests (as received: their context, echoed in the answer, is
+    all that can be large) carried by the calls in flight; a call that would pass it is
+    refused at once, before its request is parsed or anything is sent to AWS. A call alone
+    always passes (a request is at most 5 MiB): a budget below one request serves such calls
+    one at a time."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self.held and self.held + size > self.budget:
+                return False
+            self.held += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+
+
 @dataclasses.dataclass
 class Flight:
     """One call: its id (in its log_buffer and every server line about it), whom it is for,
@@ -57,6 +81,7 @@ class Flight:
     call_id: str
     subject: str
     hung_up: bool = False  # its answer can no longer be delivered
+    carried: int = 0  # its request's bytes, held in BytesInFlight until it ends
     started: float = dataclasses.field(default_factory=time.time)
     started_monotonic: float = dataclasses.field(default_factory=time.monotonic)
     request: dict[str, Any] | None = dataclasses.field(default=None, repr=False)

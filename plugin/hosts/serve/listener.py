@@ -229,6 +229,7 @@ _PEER_PROPERTY = {DNS: "peer_dns", URI: "peer_uri"}
 # A stream must send its one request message within this, or it is ended: a caller that opens
 # streams and never sends holds nothing for long (grpc.aio waits for it without a thread).
 FIRST_MESSAGE_SECONDS = 10.0
+UNREADABLE = "the request message cannot be read as this method's"
 
 
 def client_names(entries: Sequence[str]) -> dict[str, frozenset[bytes]]:
@@ -333,9 +334,7 @@ async def first_message(context: Any) -> Any:
             f"no request message within {FIRST_MESSAGE_SECONDS:g} s of the call's start",
         )
     except DecodeError:  # invalid UTF-8 in a string field, say: the message cannot be read
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT, "the request message cannot be read as this method's"
-        )
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, UNREADABLE)
     finally:
         timer.cancel()
     if message is grpc.aio.EOF:

@@ -69,6 +69,12 @@ class Metrics:
             ["rpc"],
             registry=registry,
         )
+        self.refused_for_bytes = Counter(
+            f"{PREFIX}_calls_refused_for_bytes_in_flight",
+            "ExecuteAction calls refused because their context would pass --max-bytes-in-flight",
+            ["rpc"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             f"{PREFIX}_calls_in_flight",
             "ExecuteAction/TestCredentials calls under way",

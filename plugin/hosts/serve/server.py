@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -37,27 +38,23 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from plugin import engine
 from plugin.contract.errors import ActionError, Category
 from plugin.contract.request import MAX_TIMEOUT_SECONDS
 from plugin.hosts.operator.policy import Policy
-from plugin.hosts.operator.settings import ServeSettings
+from plugin.hosts.operator.settings import DEFAULT_HOST, ServeSettings
 from plugin.runtime import key_witness, redaction
 from plugin.runtime.context import bound
 from plugin.runtime.deadline import CUSTODY_SECONDS, Deadline, caller_gone_when, sends_within
 
-from . import listener, logs, translation
-from .calls import Flight, Flights, Slots, unfinished_report
+from . import health_listener, listener, logs, memory, translation
+from .calls import BytesInFlight, Flight, Flights, Slots, unfinished_report
 from .metrics import Metrics
 from .protocol import integration_pack_pb2 as pb
-from .translation import (
-    MAX_ANSWER_BYTES,
-    MAX_CONTEXT_BYTES,
-    MAX_LOG_BYTES,
-    MAX_MESSAGE_BYTES,
-)
+from .translation import MAX_LOG_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +143,8 @@ class PluginServicer:
         self.options = options
         self.policy = policy
         self.slots = Slots(options.max_calls)
+        self.bytes_in_flight = BytesInFlight(options.max_bytes_in_flight)
+        self.trimmer = memory.Trimmer()
         self.flights = Flights()
         self.metrics = Metrics(options.max_call_seconds)  # buckets up to it
         self.metrics.in_flight.set_function(self.flights.count)
@@ -173,7 +172,7 @@ class PluginServicer:
                 ),
                 "ExecuteAction": both(
                     self.ExecuteAction,
-                    pb.ExecuteActionRequest.FromString,
+                    None,  # the raw message: sized before it is parsed (ExecuteAction)
                     pb.ExecuteActionResponse.SerializeToString,
                 ),
                 "TestCredentials": both(
@@ -223,18 +222,40 @@ class PluginServicer:
 
     async def ExecuteAction(self, requests: Any, context: Any) -> None:
         started = time.monotonic()
-        message = await listener.first_message(context)
-        flight = await self._take_slot(context, "ExecuteAction", "an ExecuteAction not yet read")
+        # The message as it came (registered without a deserializer): its size is counted
+        # against --max-bytes-in-flight before a byte of it is parsed, so a refused one is
+        # never parsed nor copied (a 4 MiB context costs a copy at each step).
+        raw = await listener.first_message(context)
+        size = len(raw)
+        claimed = self._claim("ExecuteAction", "an ExecuteAction not yet read", size)
+        if isinstance(claimed, str):
+            del raw  # an aborted call's frame can outlive it (in its exception)
+            self.trimmer.after(size)
+            await _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, claimed)
+        flight = claimed
+        try:
+            message = pb.ExecuteActionRequest.FromString(raw)
+        except DecodeError:  # invalid UTF-8 in a string field, say
+            del raw
+            self._end(flight)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, listener.UNREADABLE)
+        del raw
+        echo = message.context  # read once: each read of a bytes field is a copy of it
         gone = _gone_when_done(context)
         budget = self._time_for(message.timeout, context)
-        work = self._run(flight, gone, budget, self._execute, message, flight, gone, budget)
+        work = self._run(flight, gone, budget, self._execute, message, echo, flight, gone, budget)
+        del message, echo  # the thread holds them while it needs them, no longer
         try:
-            answer, engine_request, response = await asyncio.shield(work)
+            answer, size, engine_request, response = await asyncio.shield(work)
         except asyncio.CancelledError:  # the caller went (cancelled, out of time, hung up)
             gone.set()
             self._later(self._withdraw_when_done(work, flight, gone, started, HUNG_UP))
             raise
-        if engine_request is not None and not _time_to_deliver(context, answer):
+        if answer is None:  # larger than --max-answer-bytes: not sent, its key deleted
+            self._count_execute(response.error_code, started)
+            self._end(flight)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, response.error_message)
+        if engine_request is not None and not _time_to_deliver(context, size):
             gone.set()
             self._later(self._withdraw_when_done(work, flight, gone, started, UNDELIVERED))
             await context.abort(
@@ -263,9 +284,11 @@ class PluginServicer:
             )
 
     def _execute(
-        self, message: Any, flight: Flight, gone: threading.Event, budget: float
-    ) -> tuple[Any, dict[str, Any] | None, engine.Response]:
-        """The action, in an executor thread: the answer to write, and what it was made of."""
+        self, message: Any, echo: bytes, flight: Flight, gone: threading.Event, budget: float
+    ) -> tuple[Any, int, dict[str, Any] | None, engine.Response]:
+        """The action, in an executor thread: the answer to write (None if it would pass
+        --max-answer-bytes: then its key is deleted), its size, and what it was made of."""
+        limit = self.options.max_answer_bytes
         started = time.monotonic()
         with step_log() as step:
             step.note(
@@ -274,7 +297,7 @@ class PluginServicer:
             )
             engine_request: dict[str, Any] | None = None
             try:
-                engine_request = translation.engine_request(message, budget)
+                engine_request = translation.engine_request(message, budget, len(echo), limit)
             except ActionError as error:
                 response = engine.Response.failure(error)
             else:
@@ -290,19 +313,30 @@ class PluginServicer:
                 f"{response.error_code}" + ("" if response.ok else f" ({response.error_message})")
             )
             # A context too large to carry back is refused (code 2) and not echoed.
-            echoed = message.context if len(message.context) <= MAX_CONTEXT_BYTES else b""
-            answer = translation.execute_response(pb, response, echoed, step.text())
-            if engine_request is not None and answer.ByteSize() > MAX_ANSWER_BYTES:
-                # Sized beforehand (context, log, error), so a bug; even then no live key.
-                response = _withdraw(
+            fits = len(echo) <= translation.most_context_bytes(limit)
+            answer = translation.execute_response(pb, response, b"", step.text())
+            size = translation.with_context(answer, echo if fits else b"")
+            if size > limit and engine_request is not None:
+                # The context was sized beforehand, with room for the rest: a result, log or
+                # error far larger than any seen. Not sent (the client would refuse it, or
+                # count it against a limit set to this), and no live key left behind.
+                withdrawn = _withdraw(
                     engine_request,
                     response,
                     flight,
-                    "the answer was too large to send",
+                    f"the answer, {size} bytes, is larger than --max-answer-bytes ({limit})",
                     self.policy.admit,
                 )
-                answer = translation.execute_response(pb, response, b"", step.text())
-        return answer, engine_request, response
+                deleted = not flight.undelivered()
+                kept = "was deleted" if deleted else "could not be deleted (see the server's log)"
+                said = f"{withdrawn.error_message}; it was not sent, and its key {kept}"
+                return (
+                    None,
+                    size,
+                    engine_request,
+                    dataclasses.replace(withdrawn, error_message=said),
+                )
+        return answer, size, engine_request, response
 
     def _test_credentials(self, message: Any, budget: float) -> engine.Response:
         try:
@@ -367,7 +401,7 @@ class PluginServicer:
         and the action finishing leaves a key."""
         # Cancelled at exit: the flight stays open, and the exit names its key.
         try:
-            _, engine_request, response = await work
+            _, _, engine_request, response = await work
             if engine_request is not None and not flight.hung_up:
                 await self._run(
                     flight, gone, CUSTODY_SECONDS + 1, _withdraw, engine_request, response,
@@ -380,24 +414,40 @@ class PluginServicer:
 
     async def _take_slot(self, context: Any, rpc: str, subject: str) -> Flight:
         """A call slot, or RESOURCE_EXHAUSTED at once (never queued)."""
+        claimed = self._claim(rpc, subject, 0)
+        if isinstance(claimed, str):
+            await _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, claimed)
+        return claimed
+
+    def _claim(self, rpc: str, subject: str, carried: int) -> Flight | str:
+        """A call slot and room for its request's `carried` bytes (a flight), or why not (said
+        as RESOURCE_EXHAUSTED at once, never queued, before any AWS request)."""
         if self.slots.abandoned_too_many():
             self.metrics.refused.labels(rpc=rpc).inc()
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            return (
                 f"{self.slots.abandoned_limit} calls given up on are still waiting for "
-                "endpoints that do not answer; try again shortly",
+                "endpoints that do not answer; try again shortly"
             )
         if not self.slots.take():
             self.metrics.refused.labels(rpc=rpc).inc()
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"all {self.slots.size} call slots of this plugin are busy; try again shortly",
+            return f"all {self.slots.size} call slots of this plugin are busy; try again shortly"
+        if not self.bytes_in_flight.take(carried):
+            self.slots.give_back()
+            self.metrics.refused_for_bytes.labels(rpc=rpc).inc()
+            return (
+                f"the calls in flight carry {self.bytes_in_flight.held} bytes of requests; this "
+                f"one's {carried} more would pass --max-bytes-in-flight "
+                f"({self.bytes_in_flight.budget}); try again shortly"
             )
-        return self.flights.begin(subject)
+        flight = self.flights.begin(subject)
+        flight.carried = carried
+        return flight
 
     def _end(self, flight: Flight) -> None:
         self.flights.end(flight)
         self.slots.give_back()
+        self.bytes_in_flight.give_back(flight.carried)
+        self.trimmer.after(flight.carried)
 
     def _time_to_write(self, started: float, budget: float) -> float:
         """How long an answer's write may take: what is left of the call's time, and at least
@@ -415,7 +465,7 @@ _DESCRIPTION = translation.plugin_description(pb)
 _ACTIONS = pb.ActionList(actions=[translation.action_message(pb)])
 
 
-def _time_to_deliver(context: Any, answer: Any) -> bool:
+def _time_to_deliver(context: Any, size: int) -> bool:
     """Whether the call's deadline leaves time for the answer to arrive whole. HTTP/2 has no
     receipt: an answer written in the last moments is in the client's socket when its deadline
     fires (it sees DEADLINE_EXCEEDED, the server a completed write). So an answer is sent only
@@ -424,7 +474,13 @@ def _time_to_deliver(context: Any, answer: Any) -> bool:
     remaining = context.time_remaining()
     if remaining is None:
         return True
-    return bool(remaining > DELIVERY_SECONDS + answer.ByteSize() / DELIVERY_BYTES_PER_SECOND)
+    return bool(remaining > DELIVERY_SECONDS + size / DELIVERY_BYTES_PER_SECOND)
+
+
+async def _refuse(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:
+    """End the RPC with this code (grpc's abort raises; typed here so)."""
+    await context.abort(code, message)
+    raise AssertionError("context.abort returned")
 
 
 def _gone_when_done(context: Any) -> threading.Event:
@@ -558,6 +614,17 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
         host = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
         bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
         metrics_line = f"metrics on http://{host}:{bound}/metrics"
+    health_line = None
+    if options.health_port is not None:  # outside the main port's connection cap
+        health_host = DEFAULT_HOST if options.unix else options.host
+        # kept referenced here until the process exits: it answers NOT_SERVING through the drain
+        _health_server, health_port = await health_listener.start(
+            health_servicer, health_host, options.health_port
+        )
+        health_line = (
+            f"health on {health_listener.address(health_host, health_port)} "
+            "(grpc.health.v1 only, plaintext)"
+        )
     await server.start()
     for service in ("", SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -572,6 +639,8 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
         say(f"warning: {listening.warning}", "WARNING")
     if metrics_line:
         say(metrics_line)
+    if health_line:
+        say(health_line)
     await stopping.wait()
     # Readiness first: the endpoint's removal races the signal, so calls still arrive for a
     # moment and are served; then no new call, and the drain.

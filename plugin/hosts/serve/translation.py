@@ -142,11 +142,17 @@ def _output_fields(pb: Any) -> list[Any]:
     return fields
 
 
-def engine_request(message: Any, timeout: float | None) -> dict[str, Any]:
+def engine_request(
+    message: Any,
+    timeout: float | None,
+    context_size: int | None = None,
+    max_answer_bytes: int = MAX_ANSWER_BYTES,
+) -> dict[str, Any]:
     """The engine request an ExecuteActionRequest means; ActionError (code 2) if it means none.
 
     `timeout` is the time the invocation may take, already the earlier of the message's own
-    and the call's deadline.
+    and the call's deadline. `context_size`: len(message.context), when the caller has read it
+    (each read of a bytes field is a copy of it: 4 MiB for a large context).
     """
     name = resources.manifest()["name"]
     if message.name != name:
@@ -154,7 +160,9 @@ def engine_request(message: Any, timeout: float | None) -> dict[str, Any]:
             f"Invalid input: this plugin serves the action {name}, not {shown(message.name)}",
             Category.INVALID_INPUT,
         )
-    _refuse_oversized(message)
+    if context_size is None:
+        context_size = len(message.context)
+    _refuse_oversized(message, context_size, max_answer_bytes)
     request: dict[str, Any] = {
         "parameters": _parameters(message.parameters),
         "connection": connection_fields(message.connections),
@@ -168,7 +176,12 @@ def credentials_request(message: Any, timeout: float | None) -> dict[str, Any]:
     return _with_timeout({"connection": connection_fields(message.connections)}, timeout)
 
 
-def _refuse_oversized(message: Any) -> None:
+def most_context_bytes(max_answer_bytes: int) -> int:
+    """The largest context a call may carry: its answer, which echoes it, must fit."""
+    return max_answer_bytes - ANSWER_RESERVE_BYTES
+
+
+def _refuse_oversized(message: Any, context_size: int, max_answer_bytes: int) -> None:
     """Count and size what the runner sent before a byte of it is parsed, and make sure the
     answer, which echoes `context`, will fit the message cap (so a key is never made for an
     answer that cannot be sent)."""
@@ -186,10 +199,11 @@ def _refuse_oversized(message: Any) -> None:
             f"{PARAMETERS_AS_JSON} included); at most {MAX_PARAMETER_BYTES}",
             Category.INVALID_INPUT,
         )
-    if len(message.context) > MAX_CONTEXT_BYTES:
+    most = most_context_bytes(max_answer_bytes)
+    if context_size > most:
         raise ActionError(
-            f"Invalid input: context: {len(message.context)} bytes; at most {MAX_CONTEXT_BYTES}, "
-            f"so that the answer, which carries it back, fits in {MAX_ANSWER_BYTES} bytes",
+            f"Invalid input: context: {context_size} bytes; at most {most}, so that the answer, "
+            f"which carries it back, fits in {max_answer_bytes} bytes (--max-answer-bytes)",
             Category.INVALID_INPUT,
         )
     _refuse_oversized_connections(message.connections)
@@ -282,6 +296,25 @@ def execute_response(pb: Any, response: Response, context: bytes, log: bytes) ->
         log_buffer=log[:MAX_LOG_BYTES],
         error_message=_bounded(response.error_message, MAX_ERROR_BYTES),
     )
+
+
+def with_context(answer: Any, context: bytes) -> int:
+    """Set an ExecuteActionResponse's context (echoed back); the answer's size on the wire.
+
+    Counted, not measured: upb's ByteSize() serializes the message to measure it (each call on
+    an answer echoing 4 MiB grew the process by 4 MiB or more, measured in process). Its other
+    fields are small, so they are measured before the context is set; the context adds its
+    tag, its length and its bytes."""
+    size = int(answer.ByteSize())
+    if context:
+        number = answer.DESCRIPTOR.fields_by_name["context"].number
+        size += _varint_size(number << 3 | 2) + _varint_size(len(context)) + len(context)
+        answer.context = context
+    return size
+
+
+def _varint_size(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
 
 
 def _bounded(text: str, limit: int) -> str:

@@ -1,0 +1,170 @@
+"""`serve --health-port` (issue 20): health answered whatever callers hold on the main port.
+
+The attack (the red team's conncap.sh): more connections than the main port's cap
+(serve.server.MAX_CONNECTIONS), each idle or stalled, or under mutual TLS bare TCP sockets that
+never handshake, made health and Describe on a *new* connection UNAVAILABLE. The kubelet's probe
+opens a new connection each time; on the health port it is answered, and the runner's channel,
+open before, keeps working."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import h2.config
+import h2.connection
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
+from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
+from plugin.hosts.serve.server import MAX_CONNECTIONS, SERVICE
+from tests.conftest import free_port, run_cli
+from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.local_iam import LocalIAM
+from tests.support.pki import RUNNER_DNS, client_credentials
+from tests.support.stalled_streams import StalledStreams
+
+HELD = MAX_CONNECTIONS + 8
+FRESH = itertools.count(2)  # a channel option of its own: a new connection, not a shared one
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.fixture
+def stalled() -> Iterator[list[StalledStreams]]:
+    held: list[StalledStreams] = []
+    yield held
+    for streams in held:
+        streams.release()
+
+
+@pytest.fixture
+def bare_sockets() -> Iterator[list[socket.socket]]:
+    held: list[socket.socket] = []
+    yield held
+    for bare in held:
+        bare.close()
+
+
+def health_of(target: str, service: str = "") -> Any:
+    """The status a new connection to `target` is told (the kubelet's probe opens one each time)."""
+    with grpc.insecure_channel(target, options=[("test.fresh", next(FRESH))]) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=10
+        )
+    return answer.status
+
+
+def the_runners_channel_works(channel: Any, iam: LocalIAM) -> None:
+    """What the runner does on the channel it keeps: Describe and an ExecuteAction that
+    creates a key."""
+    stub = pb_grpc.PluginStub(channel)
+    assert stub.Describe(pb.Empty(), timeout=10).name == "iam_create_access_key"
+    user = iam.new_user()
+    answer = stub.ExecuteAction(execute_request({"user_name": user}, iam.connection()), timeout=30)
+    assert answer.error_code == 0, answer.error_message
+    assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
+
+
+def hold_idle_connections(port: int, count: int, held: list[socket.socket]) -> None:
+    """`count` HTTP/2 connections that say their preface and settings, then nothing (as the
+    red team's stall.py with no stream)."""
+    for _ in range(count):
+        bare = socket.create_connection(("127.0.0.1", port), timeout=5)
+        held.append(bare)
+        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        connection.initiate_connection()
+        bare.sendall(connection.data_to_send())
+
+
+def test_health_is_answered_on_its_port_while_callers_hold_every_connection(
+    started: list[PluginProcess],
+    iam: LocalIAM,
+    stalled: list[StalledStreams],
+    bare_sockets: list[socket.socket],
+) -> None:
+    health_port = free_port()
+    process = PluginProcess("--health-port", str(health_port))
+    started.append(process)
+    said = f"health on 127.0.0.1:{health_port} (grpc.health.v1 only, plaintext)"
+    assert said in _later_lines(process)
+    runner = process.channel()
+    the_runners_channel_works(runner, iam)  # its connection is open before the attack
+    hold_idle_connections(process.port, HELD // 2, bare_sockets)  # idle ones, and stalled ones
+    stalled.append(StalledStreams(process.address, HELD // 2, connections=HELD // 2))
+    time.sleep(2)
+    # The lever is real: a new connection to the main port is not answered while they hold it.
+    with (
+        pytest.raises(grpc.RpcError) as refused,
+        # an option of its own: grpc would reuse the runner's connection otherwise
+        grpc.insecure_channel(process.address, options=[("test.fresh", 1)]) as fresh,
+    ):
+        health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    assert refused.value.code() in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
+    target = f"127.0.0.1:{health_port}"
+    assert health_of(target) == SERVING
+    assert health_of(target, SERVICE) == SERVING
+    completed = run_cli("health", "--health-port", str(health_port), env=dict(os.environ))
+    assert (completed.returncode, completed.stdout) == (0, f"{target}: SERVING\n")
+    the_runners_channel_works(runner, iam)
+    # Readiness turns NOT_SERVING at SIGTERM on the health port too, at once.
+    process.process.send_signal(15)
+    deadline = time.monotonic() + 10
+    while health_of(target, SERVICE) == SERVING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert health_of(target, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_under_mutual_tls_bare_sockets_holding_every_connection_leave_health_answered(
+    started: list[PluginProcess],
+    iam: LocalIAM,
+    pki: dict[str, Any],
+    bare_sockets: list[socket.socket],
+) -> None:
+    """Under mutual TLS the health port is still plaintext (the kubelet's probe speaks no
+    TLS), and bare TCP sockets that never handshake, more than the cap, do not reach it."""
+    health_port = free_port()
+    process = PluginProcess(
+        "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
+        "--tls-client-ca", pki["ca"][3], "--tls-client-name", RUNNER_DNS,
+        "--health-port", str(health_port),
+    )  # fmt: skip
+    started.append(process)
+    runner = process.channel(client_credentials(pki, "client"), host="localhost")
+    the_runners_channel_works(runner, iam)
+    for _ in range(HELD):
+        bare_sockets.append(socket.create_connection(("127.0.0.1", process.port), timeout=5))
+    time.sleep(1)
+    with (  # the lever: a new connection to the main port is not answered while they are held
+        pytest.raises(grpc.RpcError) as refused,
+        grpc.secure_channel(
+            f"localhost:{process.port}",
+            client_credentials(pki, "client"),
+            options=[("test.fresh", next(FRESH))],
+        ) as fresh,
+    ):
+        health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    assert refused.value.code() in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
+    assert health_of(f"127.0.0.1:{health_port}") == SERVING
+    assert health_of(f"127.0.0.1:{health_port}", SERVICE) == SERVING
+    the_runners_channel_works(runner, iam)
+
+
+def _later_lines(process: PluginProcess) -> str:
+    """serve's lines after the ready line, once they have been read."""
+    deadline = time.monotonic() + 10
+    while len(process.output) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "".join(process.output[1:])
