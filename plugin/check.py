@@ -6,6 +6,7 @@ from typing import Any
 
 from . import failures, redaction, sessions
 from .deadline import Deadline, call_within
+from .errors import About
 from .request import Request
 
 OPERATION = "GetCallerIdentity"
@@ -15,12 +16,11 @@ def caller_identity(request: Request) -> dict[str, Any]:
     """sts:GetCallerIdentity with the request's connection: {"Account", "Arn", "UserId"}."""
     connection = request.connection
     deadline = Deadline(request.timeout)
-    head = f"{OPERATION} failed (testing the connection)"
-    with redaction.redactor().guarding(*connection.secrets()) as guard:
-        try:
-            session = sessions.signed_in(connection, guard)
-            client = sessions.sts_client(session, connection)
-            identity = call_within(client.get_caller_identity, deadline)
-        except Exception as error:
-            raise failures.translate(error, head) from None
+    with (
+        redaction.redactor().guarding(*connection.secrets()) as guard,
+        failures.about(About(OPERATION, purpose="testing the connection")),
+    ):
+        session = sessions.signed_in(connection, guard)
+        client = sessions.sts_client(session, connection)
+        identity = call_within(client.get_caller_identity, deadline)
     return {name: identity[name] for name in ("Account", "Arn", "UserId")}
