@@ -422,7 +422,7 @@ def _create_making_room(
     except ClientError as error:
         if not limit.is_limit(error):
             raise
-        refusal = failures.translate(error).message  # its reason: the invocation says the rest
+        refusal = failures.aws_reason(error)  # the invocation's context is said before it
         deleted = limit.make_room(client, parameters.user_name, parameters.at_limit, refusal)
         return create(), deleted
 
