@@ -6,7 +6,6 @@ from typing import Any
 
 from . import failures, redaction, sessions
 from .deadline import Deadline, call_within
-from .errors import About
 from .request import Request
 
 OPERATION = "GetCallerIdentity"
@@ -18,7 +17,7 @@ def caller_identity(request: Request) -> dict[str, Any]:
     deadline = Deadline(request.timeout)
     with (
         redaction.redactor().guarding(*connection.secrets()) as guard,
-        failures.about(About(OPERATION, purpose="testing the connection")),
+        failures.about(failures.testing_the_connection(OPERATION)),
     ):
         session = sessions.signed_in(connection, guard)
         client = sessions.sts_client(session, connection)

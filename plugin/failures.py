@@ -86,6 +86,11 @@ def context(user_name: str | None, operation: str = OPERATION, phase: str = "") 
     return About(operation, subject(user_name), phase)
 
 
+def testing_the_connection(operation: str) -> About:
+    """What the errors of a connection test are about: the call it makes, for no user."""
+    return About(operation, purpose="testing the connection")
+
+
 def may_exist(user_name: str | None) -> str:
     """The advice that ends a message after which IAM may have created a key."""
     who = f"--user-name {user_name}" if user_name else "(for the signing identity)"

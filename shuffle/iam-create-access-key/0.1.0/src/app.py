@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "2d62c53131a20f742dcbc0a004b7545b7c459bab9dd8205120942e93fe38d0ed"
+VENDORED_SHA256 = "3dffb5094544b0de6089c21b29e2e56901dc7c3aa0e53f1a2869f83bf21e870b"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
