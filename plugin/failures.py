@@ -101,24 +101,24 @@ def may_exist(user_name: str | None) -> str:
 
 
 @contextlib.contextmanager
-def about(context: About | str) -> Iterator[None]:
+def about(concerning: About | str) -> Iterator[None]:
     """The boundary of a block that signs in to AWS or calls it: anything raised within it
-    leaves as an ActionError about `context` (one that already says what it is about keeps
+    leaves as an ActionError about `concerning` (one that already says what it is about keeps
     its own). `from None`: the cause may quote a response body or a credential."""
     try:
         yield
     except Exception as error:
-        raise translate(error, context) from None
+        raise translate(error, concerning) from None
 
 
 def translate(
-    error: Exception, context: About | str | None = None, advice: str = ""
+    error: Exception, concerning: About | str | None = None, advice: str = ""
 ) -> ActionError:
     """One ActionError for anything raised while signing in to AWS or calling it, about
-    `context` ("CreateAccessKey failed for user "bob"") unless it says what it is about
+    `concerning` ("CreateAccessKey failed for user "bob"") unless it says what it is about
     itself, with `advice` after the reason."""
     if isinstance(error, ActionError):
-        return error.within(context, advice)
+        return error.within(concerning, advice)
     code = request_id = None
     category = Category.REJECTED
     if isinstance(error, boto.ClientError):
@@ -152,5 +152,5 @@ def translate(
         reason = f"internal error {type(error).__name__} (run with --debug for details)"
         category = Category.INTERNAL
     return ActionError(
-        reason, category, aws_code=code, request_id=request_id, about=context, advice=advice
+        reason, category, aws_code=code, request_id=request_id, about=concerning, advice=advice
     )

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "3dffb5094544b0de6089c21b29e2e56901dc7c3aa0e53f1a2869f83bf21e870b"
+VENDORED_SHA256 = "617c112d4495e6d0b9fe483b5f4b8d5c70c266f7e2d9bb9fd107a8b8f94f6fa1"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
