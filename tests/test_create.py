@@ -7,6 +7,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
+from plugin.aws import client_errors as failures
 from plugin.contract.errors import ActionError, Category
 from plugin.invocation import create
 from plugin.runtime.deadline import Deadline
@@ -29,8 +30,8 @@ def test_throttling_is_tried_again_with_backoff_then_reported(client) -> None:  
     with Stubber(client) as stubber:
         for _ in range(create.MAX_ATTEMPTS):
             stubber.add_client_error("create_access_key", "Throttling", http_status_code=400)
-        with pytest.raises(ActionError) as raised:
-            create.create_access_key(client, "bob", Deadline(30), HEAD, sleep=pauses.append)
+        with pytest.raises(ActionError) as raised, failures.about(failures.context("bob")):
+            create.create_access_key(client, "bob", Deadline(30), sleep=pauses.append)
         stubber.assert_no_pending_responses()  # every attempt was made, and no listing
     assert len(pauses) == create.MAX_ATTEMPTS - 1
     assert raised.value.category is Category.TRANSIENT
@@ -52,7 +53,7 @@ def test_a_refusal_is_never_tried_again(client, code: str, status: int) -> None:
         stubber.add_client_error("create_access_key", code, http_status_code=status)
         stubber.add_client_error("create_access_key", code, http_status_code=status)
         with pytest.raises(ClientError):
-            create.create_access_key(client, "bob", Deadline(30), HEAD, sleep=pauses.append)
+            create.create_access_key(client, "bob", Deadline(30), sleep=pauses.append)
     assert calls == ["create"]  # the second answer was never asked for
     assert pauses == []
 
@@ -68,8 +69,8 @@ def test_a_connection_that_never_opened_is_tried_again() -> None:
             attempts.append(arguments["UserName"])
             raise EndpointConnectionError(endpoint_url="https://iam.invalid")
 
-    with pytest.raises(ActionError) as raised:
-        create.create_access_key(Unreachable(), "bob", Deadline(30), HEAD, sleep=pauses.append)  # type: ignore[arg-type]
+    with pytest.raises(ActionError) as raised, failures.about(failures.context("bob")):
+        create.create_access_key(Unreachable(), "bob", Deadline(30), sleep=pauses.append)  # type: ignore[arg-type]
     assert attempts == ["bob"] * create.MAX_ATTEMPTS
     assert len(pauses) == create.MAX_ATTEMPTS - 1
     # A stand-in client, not one of a session the action signs with: the service goes unnamed.

@@ -7,9 +7,12 @@ carries a secret. Failures after which IAM may have acted are handled in create.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from botocore import exceptions as boto
 
-from plugin.contract.errors import ActionError, Category
+from plugin.contract.errors import About, ActionError, Category
 
 from .services import where
 
@@ -78,10 +81,15 @@ def subject(user_name: str | None) -> str:
 CHECK_ONLY = "Check Only"
 
 
-def headline(user_name: str | None, operation: str = OPERATION) -> str:
-    """How every error message of an invocation starts (a check names itself, not the create
-    it does not make)."""
-    return f"{operation} failed for {subject(user_name)}"
+def context(user_name: str | None, operation: str = OPERATION, phase: str = "") -> About:
+    """What every error of an invocation is about (a check names itself, not the create it
+    does not make; a step before the create names itself and that phase)."""
+    return About(operation, subject(user_name), phase)
+
+
+def testing_the_connection(operation: str) -> About:
+    """What the errors of a connection test are about: the call it makes, for no user."""
+    return About(operation, purpose="testing the connection")
 
 
 def may_exist(user_name: str | None) -> str:
@@ -93,49 +101,57 @@ def may_exist(user_name: str | None) -> str:
     )
 
 
-def translate(error: Exception, head: str) -> ActionError:
-    """One ActionError for anything raised while signing in to AWS or calling it.
+@contextlib.contextmanager
+def about(concerning: About | str) -> Iterator[None]:
+    """The boundary of a block that signs in to AWS or calls it: anything raised within it
+    leaves as an ActionError about `concerning` (one that already says what it is about keeps
+    its own). `from None`: the cause may quote a response body or a credential."""
+    try:
+        yield
+    except Exception as error:
+        raise translate(error, concerning) from None
 
-    `head` starts the message: "CreateAccessKey failed for user "bob"".
-    """
+
+def translate(
+    error: Exception, concerning: About | str | None = None, advice: str = ""
+) -> ActionError:
+    """One ActionError for anything raised while signing in to AWS or calling it, about
+    `concerning` ("CreateAccessKey failed for user "bob"") unless it says what it is about
+    itself, with `advice` after the reason."""
     if isinstance(error, ActionError):
-        if not error.message.startswith(head):
-            error.message = f"{head}: {error.message}"
-        return error
+        return error.within(concerning, advice)
+    code = request_id = None
+    category = Category.REJECTED
     if isinstance(error, boto.ClientError):
         code = aws_code(error) or "Unknown"
         request_id = error.response.get("ResponseMetadata", {}).get("RequestId")
         transient = code in TRANSIENT_CODES or http_status(error) >= 500
         category = Category.TRANSIENT if transient else Category.REJECTED
-        return ActionError(
-            f"{head}: {aws_reason(error)}", category, aws_code=code, request_id=request_id
+        reason = aws_reason(error)
+    elif isinstance(error, boto.NoCredentialsError):
+        reason = (
+            "no AWS credentials found (give them in the connection, or set "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
         )
-    if isinstance(error, boto.NoCredentialsError):
-        return ActionError(
-            f"{head}: no AWS credentials found (give them in the connection, or set "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
-            Category.REJECTED,
-        )
-    if isinstance(error, boto.PartialCredentialsError):
-        return ActionError(f"{head}: the AWS credentials are incomplete", Category.REJECTED)
-    if isinstance(error, boto.ProfileNotFound):
-        return ActionError(f"{head}: {error}", Category.REJECTED)
-    if isinstance(error, (boto.EndpointConnectionError, boto.ConnectTimeoutError)):
-        return ActionError(
-            f"{head}: could not connect to {where(error)} (nothing was sent)", Category.TRANSIENT
-        )
-    if isinstance(error, boto.ReadTimeoutError):
-        return ActionError(f"{head}: {where(error)} did not answer in time", Category.TRANSIENT)
-    if isinstance(error, boto.ConnectionClosedError):
-        return ActionError(
-            f"{head}: {where(error)} closed the connection before it answered",
+    elif isinstance(error, boto.PartialCredentialsError):
+        reason = "the AWS credentials are incomplete"
+    elif isinstance(error, boto.ProfileNotFound):
+        reason = str(error)
+    elif isinstance(error, (boto.EndpointConnectionError, boto.ConnectTimeoutError)):
+        reason, category = (
+            f"could not connect to {where(error)} (nothing was sent)",
             Category.TRANSIENT,
         )
-    if isinstance(error, boto.BotoCoreError):
-        return ActionError(
-            f"{head}: {type(error).__name__} (run with --debug for details)", Category.REJECTED
-        )
+    elif isinstance(error, boto.ReadTimeoutError):
+        reason, category = f"{where(error)} did not answer in time", Category.TRANSIENT
+    elif isinstance(error, boto.ConnectionClosedError):
+        reason = f"{where(error)} closed the connection before it answered"
+        category = Category.TRANSIENT
+    elif isinstance(error, boto.BotoCoreError):
+        reason = f"{type(error).__name__} (run with --debug for details)"
+    else:
+        reason = f"internal error {type(error).__name__} (run with --debug for details)"
+        category = Category.INTERNAL
     return ActionError(
-        f"{head}: internal error {type(error).__name__} (run with --debug for details)",
-        Category.INTERNAL,
+        reason, category, aws_code=code, request_id=request_id, about=concerning, advice=advice
     )

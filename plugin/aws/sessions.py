@@ -258,8 +258,7 @@ def _assume_role(base: Session, connection: Connection) -> dict[str, Any]:
         ) from None
     except BotoCoreError as error:
         raise ActionError(
-            f"AssumeRole into {connection.role_arn} failed: "
-            + translate(error, "AssumeRole").message.removeprefix("AssumeRole: "),
+            f"AssumeRole into {connection.role_arn} failed: " + translate(error).reason,
             Category.TRANSIENT,
         ) from None
     return {

@@ -260,10 +260,10 @@ def _run_to(request: dict[str, Any], deliver: Callable[[str], object]) -> int:
     except ActionError as error:
         try:
             key_id = withdraw(request, response)
-        except ActionError as left:
-            return _fail(ActionError(f"{error.message}; {left.message}", left.category))
+        except ActionError as left:  # the key left behind, after why it was not delivered
+            return _fail(ActionError(error.message, left.category, advice=f"; {left.message}"))
         gone = f"; key {key_id} was deleted, so nothing is left behind" if key_id else ""
-        return _fail(ActionError(f"{error.message}{gone}", error.category))
+        return _fail(error.within(advice=gone))
     return 0
 
 

@@ -30,7 +30,6 @@ def report(
     connection: Connection,
     parameters: Parameters,
     deadline: Deadline,
-    head: str,
     expiry_place: expiry.Place | None = None,
 ) -> dict[str, Any]:
     """{"Check": {...}}: the identity, the user's keys, and what would happen (waiting for a
@@ -42,7 +41,6 @@ def report(
             lambda: limit.keys_of(client, parameters.user_name, quietly=False),
             parameters.user_wait_seconds(),
             deadline,
-            head,
         )
         or []
     )

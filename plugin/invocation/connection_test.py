@@ -17,12 +17,11 @@ def caller_identity(checked: CheckedRequest) -> dict[str, Any]:
     """sts:GetCallerIdentity with the request's connection: {"Account", "Arn", "UserId"}."""
     connection = checked.connection
     deadline = Deadline.from_timeout(checked.timeout)
-    head = f"{OPERATION} failed (testing the connection)"
-    with redaction.redactor().guarding(*connection.secrets()) as guard:
-        try:
-            session = sessions.signed_in(connection, guard)
-            client = sessions.sts_client(session, connection)
-            identity = call_within(client.get_caller_identity, deadline)
-        except Exception as error:
-            raise failures.translate(error, head) from None
+    with (
+        redaction.redactor().guarding(*connection.secrets()) as guard,
+        failures.about(failures.testing_the_connection(OPERATION)),
+    ):
+        session = sessions.signed_in(connection, guard)
+        client = sessions.sts_client(session, connection)
+        identity = call_within(client.get_caller_identity, deadline)
     return {name: identity[name] for name in ("Account", "Arn", "UserId")}

@@ -102,7 +102,6 @@ def create_access_key(
     client: IAMClient,
     user_name: str | None,
     deadline: Deadline,
-    head: str,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Created:
     """Create exactly one key within the deadline, or fail saying whether one may exist."""
@@ -139,7 +138,7 @@ def create_access_key(
                 raise  # IAM refused: report it as it is
             last = error
             if http_status(error) >= 500:
-                removed += _reconcile(client, user_name, sent_at, deadline, head, error, removed)
+                removed += _reconcile(client, user_name, sent_at, deadline, error, removed)
         except (
             ConnectionClosedError,
             ReadTimeoutError,
@@ -148,8 +147,8 @@ def create_access_key(
             convert.UnreadableAnswer,
         ) as error:
             last = error
-            removed += _reconcile(client, user_name, sent_at, deadline, head, error, removed)
-    raise _gave_up(head, user_name, last, attempts, removed, deadline)
+            removed += _reconcile(client, user_name, sent_at, deadline, error, removed)
+    raise _gave_up(last, attempts, removed, deadline)
 
 
 def _reconcile_reserve(deadline: Deadline) -> float:
@@ -168,7 +167,6 @@ def _reconcile(
     user_name: str | None,
     sent_at: float,
     deadline: Deadline,
-    head: str,
     cause: Exception,
     removed_before: list[str],
 ) -> list[str]:
@@ -182,32 +180,31 @@ def _reconcile(
         if aws_code(error) == "NoSuchEntity" and not removed_before:
             # IAM shows no such user after the try: the try cannot have created a key for it.
             raise NothingCreated(error, what) from None
-        raise _unchecked(head, what, aws_reason(error), earlier, user_name) from None
+        raise _unchecked(what, aws_reason(error), earlier, user_name) from None
     except Exception as error:
         why = "no time was left" if isinstance(error, DeadlineExceeded) else aws_reason(error)
-        raise _unchecked(head, what, why, earlier, user_name) from None
+        raise _unchecked(what, why, earlier, user_name) from None
     try:
-        return reconcile.remove_orphans(client, user_name, orphans, deadline, head)
+        return reconcile.remove_orphans(client, user_name, orphans, deadline)
     except DeadlineExceeded:
         ids = ", ".join(orphan.access_key_id for orphan in orphans)
         raise ActionError(
-            f"{head}: {what}; IAM created key {ids}, whose secret nobody received, and deleting "
+            f"{what}; IAM created key {ids}, whose secret nobody received, and deleting "
             f"it did not finish in the time allowed{earlier}. Check whether it still exists and "
             "delete it (aws iam delete-access-key), then run again",
             Category.TRANSIENT,
         ) from None
     except ActionError as error:
-        error.message += earlier
+        error.within(advice=earlier)  # after what the key's removal says
         raise
 
 
-def _unchecked(head: str, what: str, why: str, earlier: str, user_name: str | None) -> ActionError:
+def _unchecked(what: str, why: str, earlier: str, user_name: str | None) -> ActionError:
     """The error when IAM may have acted and looking could not tell: the one "may have"."""
     return ActionError(
-        f"{head}: {what}, and whether IAM created a key could not be checked ({why})"
-        + earlier
-        + may_exist(user_name),
+        f"{what}, and whether IAM created a key could not be checked ({why})",
         Category.TRANSIENT,
+        advice=earlier + may_exist(user_name),
     )
 
 
@@ -218,8 +215,6 @@ def _deleted_earlier(removed: list[str]) -> str:
 
 
 def _gave_up(
-    head: str,
-    user_name: str | None,
     last: Exception | None,
     attempts: int,
     removed: list[str],
@@ -231,7 +226,7 @@ def _gave_up(
     elif isinstance(last, (EndpointConnectionError, ConnectTimeoutError)) or (
         isinstance(last, ClientError) and aws_code(last) in THROTTLING_CODES
     ):
-        return translate(last, head)
+        return translate(last)
     else:
         tries = "once" if attempts == 1 else f"{attempts} times"
         what = f"{_ambiguity(last)} (tried {tries})"
@@ -239,7 +234,7 @@ def _gave_up(
         left = f"the keys these attempts created were deleted ({', '.join(removed)}); none is left"
     else:
         left = "no key was created"
-    return ActionError(f"{head}: {what}; {left}", Category.TRANSIENT)
+    return ActionError(f"{what}; {left}", Category.TRANSIENT)
 
 
 def _ambiguity(error: Exception) -> str:

@@ -90,9 +90,7 @@ def look(
     return Earlier(tag, recorded, orphans, stale, iam_now, value, other, looked_at)
 
 
-def take(
-    client: IAMClient, user_name: str, earlier: Earlier, deadline: Deadline, head: str
-) -> Earlier:
+def take(client: IAMClient, user_name: str, earlier: Earlier, deadline: Deadline) -> Earlier:
     """Take the token's lease for this attempt, or fail (code 4) touching nothing.
 
     Another attempt's unexpired lease is left alone. Otherwise this attempt writes its own,
@@ -100,8 +98,8 @@ def take(
     goes on. Returns `earlier` with the lease taken (`mine`).
     """
     if earlier.other is not None and not earlier.other.expired(earlier.iam_now):
-        raise _busy(head, earlier.other)
-    replacing = _replacing(earlier, head)
+        raise _busy(earlier.other)
+    replacing = _replacing(earlier)
     if earlier.stale_tags:  # other tokens' tags: first, so that the lease finds room among 50
         _call("UntagUser", client.untag_user, user_name, TagKeys=list(earlier.stale_tags))
     mine = lease.new(earlier.iam_now, deadline, replacing)
@@ -116,15 +114,15 @@ def take(
     if seen != mine.value():
         other = lease.parse(seen)
         if other is not None and not other.expired(earlier.iam_now):
-            raise _busy(head, other)
+            raise _busy(other)
         if seen != earlier.value:  # it finished, or failed, meanwhile
             raise ActionError(
-                f"{head}: another attempt with this idempotency key ran at the same time; "
+                "another attempt with this idempotency key ran at the same time; "
                 "retry after it (this attempt created and deleted nothing)",
                 Category.TRANSIENT,
             )
         raise ActionError(
-            f"{head}: IAM did not show this attempt's lease on the idempotency key in time, so "
+            "IAM did not show this attempt's lease on the idempotency key in time, so "
             f"it created and deleted nothing; retry after {_when(mine.until)}",
             Category.TRANSIENT,
         )
@@ -136,7 +134,6 @@ def clear_the_way(
     client: IAMClient,
     user_name: str,
     earlier: Earlier,
-    head: str,
     forget: Callable[[str], None] | None = None,
 ) -> str | None:
     """Delete what an earlier attempt with this token left (this attempt holds the lease).
@@ -144,7 +141,7 @@ def clear_the_way(
     Returns the id of the key deleted in favour of this attempt's, if any; `forget` is given
     that id once the key is gone (its expiry schedule and description go with it).
     """
-    replaced = _replacing(earlier, head) or None
+    replaced = _replacing(earlier) or None
     if replaced is not None:
         try:
             client.delete_access_key(AccessKeyId=replaced, UserName=user_name)
@@ -211,9 +208,9 @@ def pending_marker(moment: dt.datetime) -> str:
     return PENDING + moment.strftime(_IAM_TIME)
 
 
-def _busy(head: str, other: lease.Lease) -> ActionError:
+def _busy(other: lease.Lease) -> ActionError:
     return ActionError(
-        f"{head}: an attempt with this idempotency key is under way until "
+        "an attempt with this idempotency key is under way until "
         f"{_when(other.until)}; retry after it (this attempt created and deleted nothing)",
         Category.TRANSIENT,
     )
@@ -223,14 +220,14 @@ def _when(moment: dt.datetime) -> str:
     return moment.strftime(_IAM_TIME)
 
 
-def _replacing(earlier: Earlier, head: str) -> str:
+def _replacing(earlier: Earlier) -> str:
     """The key this attempt deletes in favour of its own ("" for none); refuses to guess."""
     if earlier.recorded is not None:
         return earlier.recorded.access_key_id
     if len(earlier.orphans) > 1:
         ids = ", ".join(key.access_key_id for key in earlier.orphans)
         raise ActionError(
-            f"{head}: an earlier attempt with this idempotency key stopped while creating a key, "
+            "an earlier attempt with this idempotency key stopped while creating a key, "
             f"and {len(earlier.orphans)} keys were created since ({ids}); this attempt cannot "
             "tell which is that attempt's, so it deleted none. Delete the key that nobody "
             "received (aws iam delete-access-key), then run again",

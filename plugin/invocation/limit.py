@@ -46,7 +46,8 @@ def is_limit(error: Exception) -> bool:
 
 def make_room(client: IAMClient, user_name: str | None, policy: str, refusal: str) -> str:
     """Delete the oldest Inactive key if the policy allows; return its id, or fail saying
-    which keys are there. `refusal` is the LimitExceeded message to build on."""
+    which keys are there. `refusal` is IAM's LimitExceeded reason to build on (what it is about
+    is said before it where the invocation ends)."""
     keys = keys_of(client, user_name)
     if keys is None:
         raise ActionError(refusal, Category.REJECTED, aws_code="LimitExceeded")

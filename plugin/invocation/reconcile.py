@@ -73,7 +73,7 @@ def iam_clock(listing: dict[str, Any]) -> dt.datetime:
 
 
 def remove_orphans(
-    client: IAMClient, user_name: str | None, orphans: list[Orphan], deadline: Deadline, head: str
+    client: IAMClient, user_name: str | None, orphans: list[Orphan], deadline: Deadline
 ) -> list[str]:
     """Delete this call's one orphan; fail (TRANSIENT) naming the keys when that is not safe."""
     if not orphans:
@@ -81,7 +81,7 @@ def remove_orphans(
     ids = ", ".join(orphan.access_key_id for orphan in orphans)
     if len(orphans) > 1:
         raise ActionError(
-            f"{head}: the request's answer was lost and {len(orphans)} keys were created in its "
+            f"the request's answer was lost and {len(orphans)} keys were created in its "
             f"window ({ids}); this call cannot tell which is its own, so it deleted none. Delete "
             "the key that nobody received (aws iam delete-access-key), then run again",
             Category.TRANSIENT,
@@ -102,7 +102,7 @@ def remove_orphans(
             return [orphan.access_key_id]
         key_witness.report(key_witness.LEFT, orphan.access_key_id)
         raise ActionError(
-            f"{head}: the request's answer was lost after IAM created key {orphan.access_key_id}, "
+            f"the request's answer was lost after IAM created key {orphan.access_key_id}, "
             f"whose secret nobody received, and deleting it failed ({code}). Delete it "
             f"(aws iam delete-access-key --access-key-id {orphan.access_key_id}), then run again",
             Category.TRANSIENT,

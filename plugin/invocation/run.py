@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from plugin.aws import client_errors as failures
 from plugin.aws import clients, convert, sessions
 from plugin.contract import lifetime, regions, resources, validation
-from plugin.contract.errors import ActionError, Category
+from plugin.contract.errors import WHOLE, ActionError, Category, attached
 from plugin.contract.request import CheckedRequest, Connection, Parameters
 from plugin.delivery import seal, smtp, vault
 from plugin.runtime import key_witness, redaction
@@ -42,7 +42,6 @@ class _Delivery:
     vault_region: str
     vault_target: vault.Target | None
     deadline: Deadline
-    head: str
     guard: Callable[[str], None]
     expiry_place: expiry.Place | None = None
     scheduler: Any = None
@@ -57,16 +56,18 @@ def run(request: CheckedRequest) -> dict[str, Any] | str:
     _require_ses_region_of_the_partition(parameters, connection)
     deadline = Deadline.from_timeout(request.timeout)
     if parameters.check_only:
-        head = failures.headline(parameters.user_name, failures.CHECK_ONLY)
+        context = failures.context(parameters.user_name, failures.CHECK_ONLY)
         doing = "checking, creating nothing (Check Only),"
     else:
-        head, doing = failures.headline(parameters.user_name), "creating a key"
+        context, doing = failures.context(parameters.user_name), "creating a key"
     log.info("input checked; %s for %s", doing, failures.subject(parameters.user_name))
     with (
         redaction.redactor().guarding(*connection.secrets()) as guard,
         idempotency.ended_if_it_fails() as end_if_it_fails,
+        attached(context),  # what fails after the create is about the invocation too
     ):
-        try:
+        # Signing in, up to the create: anything raised leaves as an ActionError about it.
+        with failures.about(context):
             session = sessions.signed_in(connection, guard)
             home_region, plan, client = _iam_for(session, request, deadline)
             log.info("partition %s, signing region %s", plan.partition, plan.signing_region)
@@ -80,21 +81,16 @@ def run(request: CheckedRequest) -> dict[str, Any] | str:
                 )
             if parameters.check_only:
                 return _checked(
-                    dry_run.report(
-                        session, client, connection, parameters, deadline, head, expiry_place
-                    ),
-                    head,
+                    dry_run.report(session, client, connection, parameters, deadline, expiry_place),
                 )
             vault_region = home_region or plan.signing_region
             earlier = replaced = None
             if parameters.idempotency_key:
-                earlier = _earlier_attempts(client, parameters, deadline, head)
+                earlier = _earlier_attempts(client, parameters, deadline)
                 held = _held_in_vault(earlier, session, connection, vault_region, parameters, guard)
                 if held is not None:
                     return _held_with_its_life(held, client, scheduler, expiry_place, parameters)
-                earlier = idempotency.take(
-                    client, parameters.user_name or "", earlier, deadline, head
-                )
+                earlier = idempotency.take(client, parameters.user_name or "", earlier, deadline)
                 end_if_it_fails(client, parameters.user_name or "", earlier)
                 schedules = _Schedules(
                     scheduler,
@@ -110,7 +106,6 @@ def run(request: CheckedRequest) -> dict[str, Any] | str:
                     client,
                     parameters.user_name or "",
                     earlier,
-                    head,
                     lambda key_id: _forget_life(client, schedules, parameters, key_id),
                 )
             place = None
@@ -121,20 +116,13 @@ def run(request: CheckedRequest) -> dict[str, Any] | str:
             if parameters.report_other_keys:  # before the key: a refusal leaves nothing behind
                 with _before_the_key("Report The User's Other Keys", parameters.user_name):
                     others = other_keys.report(client, parameters.user_name)
-            created, deleted = _create_making_room(client, parameters, deadline, head)
-        except _StepFailed as failed:  # it names its own step
-            raise failed.error from None
-        except Exception as error:
-            # `from None`: the cause may quote a response body or a credential.
-            raise failures.translate(error, head) from None
+            created, deleted = _create_making_room(client, parameters, deadline)
         guard(str(created.document["AccessKey"]["SecretAccessKey"]))
         key_witness.report(key_witness.CREATED, created.document["AccessKey"]["AccessKeyId"])
         log.info("created access key %s", created.document["AccessKey"]["AccessKeyId"])
         key = dict(created.document["AccessKey"])
         if earlier is not None:
-            with _deleted_if_it_fails(
-                client, key, head, "recording the key for its idempotency key"
-            ):
+            with _deleted_if_it_fails(client, key, "recording the key for its idempotency key"):
                 idempotency.record(client, parameters.user_name or "", earlier, key["AccessKeyId"])
         delivery = _Delivery(
             parameters,
@@ -145,16 +133,13 @@ def run(request: CheckedRequest) -> dict[str, Any] | str:
             vault_region,
             place,
             deadline,
-            head,
             guard,
             expiry_place,
             scheduler,
         )
         document = _finish(key, delivery)
         if earlier is not None:  # a lease lost meanwhile: the new holder may delete this key
-            with _deleted_if_it_fails(
-                client, key, head, "confirming the idempotency key", delivery.undo
-            ):
+            with _deleted_if_it_fails(client, key, "confirming the idempotency key", delivery.undo):
                 idempotency.confirm(client, parameters.user_name or "", earlier, key["AccessKeyId"])
     if parameters.disable_xml_to_json:
         return created.body.decode("utf-8")
@@ -169,26 +154,18 @@ def run(request: CheckedRequest) -> dict[str, Any] | str:
     return result
 
 
-class _StepFailed(Exception):
-    """A step before CreateAccessKey failed: its error names that step, not the create."""
-
-    def __init__(self, error: ActionError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
 @contextlib.contextmanager
 def _before_the_key(step: str, user_name: str | None) -> Iterator[None]:
     """Within the block, AWS unreachable or refusing is reported as `step`'s failure, before
     any key was created (CreateAccessKey was not called). The step's own refusals
-    (ActionError) keep the action's headline."""
+    (ActionError) are about the invocation, as any other."""
     try:
         yield
     except ActionError:
         raise
     except Exception as error:
-        head = f"{failures.headline(user_name, step)}, before any key was created"
-        raise _StepFailed(failures.translate(error, head)) from None
+        step_failed = failures.context(user_name, step, "before any key was created")
+        raise failures.translate(error, step_failed) from None
 
 
 def _require_expiry_role(parameters: Parameters) -> None:
@@ -306,7 +283,7 @@ def _created_at(key: dict[str, Any]) -> dt.datetime:
 
 
 def _earlier_attempts(
-    client: Any, parameters: Parameters, deadline: Deadline, head: str
+    client: Any, parameters: Parameters, deadline: Deadline
 ) -> idempotency.Earlier:
     """What earlier attempts with the request's idempotency key left on the user."""
     return idempotency.look(
@@ -314,7 +291,7 @@ def _earlier_attempts(
         parameters.user_name or "",
         parameters.idempotency_key or "",
         lambda call: wait_for_user.retrying_while_missing(
-            call, parameters.user_wait_seconds(), deadline, head
+            call, parameters.user_wait_seconds(), deadline
         ),
     )
 
@@ -406,15 +383,15 @@ def _iam_for(
     return home_region, plan, client
 
 
-def _checked(result: dict[str, Any], head: str) -> dict[str, Any]:
+def _checked(result: dict[str, Any]) -> dict[str, Any]:
     problems = validation.problems("output", result, "result")
     if problems:  # a bug of this plugin's: the check's shape is its own
-        raise ActionError(f"{head}: internal error ({'; '.join(problems)})", Category.INTERNAL)
+        raise ActionError(f"internal error ({'; '.join(problems)})", Category.INTERNAL)
     return result
 
 
 def _create_making_room(
-    client: Any, parameters: Parameters, deadline: Deadline, head: str
+    client: Any, parameters: Parameters, deadline: Deadline
 ) -> tuple[Created, str | None]:
     """Create the key, waiting for a user IAM does not show yet; at the two-key limit, apply
     the at_limit policy (which may delete the oldest Inactive key, whose id is returned) and
@@ -422,10 +399,9 @@ def _create_making_room(
 
     def create() -> Created:
         return wait_for_user.retrying_while_missing(
-            lambda: create_access_key(client, parameters.user_name, deadline, head),
+            lambda: create_access_key(client, parameters.user_name, deadline),
             parameters.user_wait_seconds(),
             deadline,
-            head,
             needed=time_needed(deadline),
             creates=True,
         )
@@ -435,7 +411,7 @@ def _create_making_room(
     except ClientError as error:
         if not limit.is_limit(error):
             raise
-        refusal = failures.translate(error, head).message
+        refusal = failures.aws_reason(error)  # the invocation's context is said before it
         deleted = limit.make_room(client, parameters.user_name, parameters.at_limit, refusal)
         return create(), deleted
 
@@ -446,19 +422,19 @@ def _finish(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
 
     If one of them fails, the key is deleted: nothing orphaned, nothing lost.
     """
-    parameters, client, head = delivery.parameters, delivery.client, delivery.head
+    parameters, client = delivery.parameters, delivery.client
     user = reconcile.user_arguments(key.get("UserName"))
     extra = _give_it_a_life(key, delivery)
     if parameters.status != key["Status"]:
         with _deleted_if_it_fails(
-            client, key, head, f"UpdateAccessKey to {parameters.status}", delivery.undo
+            client, key, f"UpdateAccessKey to {parameters.status}", delivery.undo
         ):
             client.update_access_key(
                 AccessKeyId=key["AccessKeyId"], Status=parameters.status, **user
             )
         key["Status"] = parameters.status  # IAM accepted it: the key's status now
     if parameters.wait_until_usable:
-        with _deleted_if_it_fails(client, key, head, "waiting until the key works", delivery.undo):
+        with _deleted_if_it_fails(client, key, "waiting until the key works", delivery.undo):
             extra["Usable"] = usable.wait_until_usable(
                 delivery.session,
                 key["AccessKeyId"],
@@ -468,24 +444,18 @@ def _finish(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
                 delivery.deadline,
             )
     if parameters.ses_smtp_region:
-        with _deleted_if_it_fails(
-            client, key, head, "deriving the SES SMTP password", delivery.undo
-        ):
+        with _deleted_if_it_fails(client, key, "deriving the SES SMTP password", delivery.undo):
             key[SMTP] = smtp.ses_smtp_password_v4(
                 key["SecretAccessKey"], parameters.ses_smtp_region
             )
             delivery.guard(key[SMTP])
     if parameters.seal_secret_to:
-        with _deleted_if_it_fails(
-            client, key, head, "the secret could not be sealed", delivery.undo
-        ):
+        with _deleted_if_it_fails(client, key, "the secret could not be sealed", delivery.undo):
             for clear, sealed in _SEALED_AS.items():
                 if clear in key:
                     key[sealed] = seal.seal(key.pop(clear), parameters.seal_secret_to)
     elif delivery.vault_target is not None:
-        with _deleted_if_it_fails(
-            client, key, head, f"writing to {parameters.vault}", delivery.undo
-        ):
+        with _deleted_if_it_fails(client, key, f"writing to {parameters.vault}", delivery.undo):
             extra["Vault"] = vault.hand_over(
                 delivery.session,
                 delivery.connection,
@@ -501,14 +471,14 @@ def _finish(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
 def _give_it_a_life(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
     """Before the key is delivered: its expiry schedule, then its description tag (which says
     when it expires). If either fails, the key is deleted: never delivered without them."""
-    parameters, client, head = delivery.parameters, delivery.client, delivery.head
+    parameters, client = delivery.parameters, delivery.client
     key_id, user = key["AccessKeyId"], key.get("UserName")
     extra: dict[str, Any] = {}
     at = None
     place, scheduler = delivery.expiry_place, delivery.scheduler
     if parameters.expires_after and place is not None:
         with _deleted_if_it_fails(
-            client, key, head, f"creating its expiry schedule in {place.region}", delivery.undo
+            client, key, f"creating its expiry schedule in {place.region}", delivery.undo
         ):
             at = lifetime.expiry(_created_at(key), parameters.expires_after)
             extra["Expires"] = expiry.schedule(
@@ -517,7 +487,7 @@ def _give_it_a_life(key: dict[str, Any], delivery: _Delivery) -> dict[str, Any]:
         delivery.undo.append(lambda: expiry.forget(scheduler, key_id))
     if parameters.description:
         value = lifetime.tag_value(parameters.description, at)
-        with _deleted_if_it_fails(client, key, head, "tagging its description", delivery.undo):
+        with _deleted_if_it_fails(client, key, "tagging its description", delivery.undo):
             description.label(client, _user_of(user), key_id, value)
         delivery.undo.append(lambda: description.unlabel(client, _user_of(user), key_id))
         extra["Description"] = value
@@ -544,7 +514,6 @@ _SEALED_AS = {"SecretAccessKey": "SealedSecretAccessKey", SMTP: "SealedSesSmtpPa
 def _deleted_if_it_fails(
     client: Any,
     key: dict[str, Any],
-    head: str,
     step: str,
     undo: list[Callable[[], None]] | None = None,
 ) -> Iterator[None]:
@@ -565,8 +534,9 @@ def _deleted_if_it_fails(
         else:
             why, category = f"{step} ({type(error).__name__})", Category.INTERNAL
         raise ActionError(
-            f"{head}: {why}; key {key['AccessKeyId']} was deleted, so nothing is left behind",
+            why,
             category,
+            advice=f"; key {key['AccessKeyId']} was deleted, so nothing is left behind",
         ) from None
 
 
@@ -610,6 +580,7 @@ def _delete_undelivered(client: Any, key_id: str, user: str | None) -> None:
             f"({type(error).__name__}): delete it (aws iam delete-access-key --access-key-id "
             f"{key_id}{who})",
             Category.TRANSIENT,
+            about=WHOLE,  # it names the key left behind, whatever the invocation was
         ) from None
 
 

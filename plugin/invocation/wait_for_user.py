@@ -34,7 +34,6 @@ def retrying_while_missing(
     call: Callable[[], T],
     seconds: float,
     deadline: Deadline,
-    head: str,
     sleep: Callable[[float], None] = pause,
     needed: float = TIME_KEPT_FOR_THE_CALL,
     creates: bool = False,
@@ -56,13 +55,13 @@ def retrying_while_missing(
                 raise
             if seconds <= 0:
                 if isinstance(error, NothingCreated):
-                    raise _unanswered(error, head) from None
+                    raise _unanswered(error) from None
                 raise
             waited = time.monotonic() - started
             wait = min(next(pauses), seconds - waited) * random.uniform(0.8, 1.0)  # noqa: S311 (jitter)
             if wait <= 0:
                 window = f"Wait For A New User was {seconds:g} s"
-                raise _gave_up(error, started, slept, head, window, creates) from None
+                raise _gave_up(error, started, slept, window, creates) from None
             if deadline.remaining() - wait < needed:
                 # What is true when it stops: not "it had N s" (part of it is spent), but how
                 # much was left, and that a pause and one more try would not fit in it.
@@ -71,12 +70,12 @@ def retrying_while_missing(
                     f"{deadline.seconds:g} s were left, too few to wait {wait:.1f} s and try "
                     f"again (a try needs {needed:.1f} s)"
                 )
-                raise _gave_up(error, started, slept, head, had, creates) from None
+                raise _gave_up(error, started, slept, had, creates) from None
             log.info("IAM does not show the user yet (NoSuchEntity); trying again in %.2fs", wait)
             sleep(wait)
             slept = True
             if caller_gone():  # nobody to create the key for any more
-                raise _gave_up(error, started, slept, head, "the caller is gone", creates) from None
+                raise _gave_up(error, started, slept, "the caller is gone", creates) from None
         else:
             _report_wait(started, slept)
             return result
@@ -89,23 +88,23 @@ def _report_wait(started: float, slept: bool) -> None:
 
 
 def _gave_up(
-    error: ClientError, started: float, slept: bool, head: str, why: str, creates: bool
+    error: ClientError, started: float, slept: bool, why: str, creates: bool
 ) -> ActionError:
     """IAM's refusal, saying how long the wait was, what ended it, and that nothing was made."""
     _report_wait(started, slept)
-    refusal = translate(error, head)
     last = (
         f"; the last try got no answer ({error.cut})" if isinstance(error, NothingCreated) else ""
     )
     made = "; every answer was NoSuchEntity, so no key was created" if creates else ""
-    refusal.message += (
-        f" (waited {time.monotonic() - started:.1f}s for IAM to show the user; {why}{last}{made})"
+    return translate(
+        error,
+        advice=f" (waited {time.monotonic() - started:.1f}s for IAM to show the user; "
+        f"{why}{last}{made})",
     )
-    return refusal
 
 
-def _unanswered(error: NothingCreated, head: str) -> ActionError:
+def _unanswered(error: NothingCreated) -> ActionError:
     """The one try allowed got no answer, and IAM then showed no such user."""
-    refusal = translate(error, head)
-    refusal.message += f" ({error.cut}; IAM then showed no such user, so no key was created)"
-    return refusal
+    return translate(
+        error, advice=f" ({error.cut}; IAM then showed no such user, so no key was created)"
+    )
