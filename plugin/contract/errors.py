@@ -10,7 +10,6 @@ leaving the client.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import enum
 from collections.abc import Iterator
 
@@ -24,15 +23,18 @@ class Category(enum.IntEnum):
     TRANSIENT = 4  # throttled, unreachable or timed out: a retry may succeed
 
 
-@dataclasses.dataclass(frozen=True)
 class About:
     """What an error is about, said before its reason: "<operation> failed for <subject>,
-    <phase> (<purpose>)"."""
+    <phase> (<purpose>)". A plain class, not a dataclass: every door imports this module at
+    start, and dataclasses (with inspect) would cost the command line's cold start ~4 ms."""
 
-    operation: str  # "CreateAccessKey", "Check Only", "Hand Secret To Vault"
-    subject: str = ""  # 'user "bob"', "the signing identity"
-    phase: str = ""  # "before any key was created"
-    purpose: str = ""  # why it ran, when not for the action: "testing the connection"
+    __slots__ = ("operation", "phase", "purpose", "subject")
+
+    def __init__(self, operation: str, subject: str = "", phase: str = "", purpose: str = ""):
+        self.operation = operation  # "CreateAccessKey", "Check Only", "Hand Secret To Vault"
+        self.subject = subject  # 'user "bob"', "the signing identity"
+        self.phase = phase  # "before any key was created"
+        self.purpose = purpose  # why it ran, when not for the action: "testing the connection"
 
     def __str__(self) -> str:
         said = f"{self.operation} failed"
