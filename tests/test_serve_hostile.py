@@ -622,3 +622,66 @@ def test_a_client_that_never_reads_its_answer_holds_no_slot_and_no_key(
     finally:
         for sock, _ in clients:
             sock.close()
+
+
+def test_a_client_that_never_reads_an_error_answer_holds_its_slot_for_seconds_only(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """Found by the red team after the byte budget: streams whose calls fail (no key made)
+    and whose answers are never read held their slots (and their requests' bytes) for the whole
+    --max-call-seconds, refusing every other tenant. An answer with no key in it is written
+    within seconds, whatever is left of the call's time."""
+    process = serve(started, "--max-calls", "2", "--max-call-seconds", "40", "--grace", "60")
+    refused_at_once = execute_request({"user_name": "nobody"}, {})  # no access key: code 3
+    clients = [never_reading_client(process.port, refused_at_once.SerializeToString())]
+    clients.append(never_reading_client(process.port, refused_at_once.SerializeToString()))
+    try:
+        other = iam.new_user()
+        started_at = time.monotonic()
+        response = None
+        refused: set[Any] = set()
+        while response is None and time.monotonic() - started_at < 40:
+            try:
+                response = process.stub().ExecuteAction(
+                    execute_request({"user_name": other}, iam.connection()), timeout=30
+                )
+            except grpc.RpcError as error:  # the two slots are the never-reading clients'
+                refused.add(error.code())
+                time.sleep(0.5)
+        assert refused <= {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert response is not None
+        assert response.error_code == 0, response.error_message
+        # Without the bound the slots were free only after the calls' 40 s.
+        assert time.monotonic() - started_at < 20
+    finally:
+        for sock, _ in clients:
+            sock.close()
+
+
+def test_a_connection_test_larger_than_its_connections_is_refused_unparsed(
+    started: list[PluginProcess],
+) -> None:
+    """Found by the red team: a TestCredentials message of many tiny map entries parses to
+    some 17 times its size, on the event loop. It is sized before it is parsed."""
+    process = serve(started)
+    message = pb.TestCredentialsRequest()
+    message.connections["aws"].data["filler"] = "x" * (600 * 1024)
+    raw = message.SerializeToString()
+    call = process.channel().stream_stream("/integration_pack.Plugin/TestCredentials")
+    with pytest.raises(grpc.RpcError) as raised:
+        list(call(iter([raw]), timeout=10))
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert raised.value.details() == (
+        "a TestCredentials request carries its connections only: at most 557056 bytes "
+        f"(this one: {len(raw)})"
+    )
+    # One within the size but of many entries is parsed in the call's thread and refused there.
+    many = pb.TestCredentialsRequest()
+    for number in range(20000):
+        many.connections[str(number)].data["k"] = "v"
+    answer = process.stub().TestCredentials(many, timeout=10)
+    assert not answer.are_credentials_valid
+    assert json.loads(answer.raw_validation_response) == {
+        "error_code": 2,
+        "error_message": "Invalid input: connections: 20000 entries; at most 8",
+    }

@@ -62,6 +62,11 @@ SERVICE = "integration_pack.Plugin"
 # What one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): a client
 # that opens streams and never sends waits for its own, never anyone else's.
 STREAMS_PER_CONNECTION = 100
+# A TestCredentials request carries connections only: translation's own caps on them (8
+# connections of 64 KiB) and room for the message's framing; a larger one is refused unparsed.
+MAX_CREDENTIALS_MESSAGE_BYTES = translation.MAX_CONNECTIONS * (
+    translation.MAX_CONNECTION_BYTES + 4096
+)
 # Connections at once (grpc core's connection quota; more wait in the kernel's backlog). The
 # runner keeps one channel; probes open one each. Streams and connections together bound the
 # memory stalled streams can take: see the README (measured).
@@ -76,6 +81,11 @@ ANSWER_MARGIN = 0.5
 # client's timeout counted from when the call reached it).
 DELIVERY_SECONDS = 0.25
 DELIVERY_BYTES_PER_SECOND = 20 * 1024 * 1024
+# An answer with no key in it (an error) is written within this and its transfer time, whatever
+# is left of the call's time: a client that never reads it (a zero flow-control window) held its
+# slot and 8 MiB of --max-bytes-in-flight for the whole --max-call-seconds, refusing every other
+# tenant (found by the red team, three streams).
+KEYLESS_WRITE_SECONDS = 2.0
 # After the grace, what the calls still running get before the process exits regardless, and
 # then what listing the keys of those that did not finish may take.
 EXIT_MARGIN_SECONDS = 1.5
@@ -177,7 +187,7 @@ class PluginServicer:
                 ),
                 "TestCredentials": both(
                     self.TestCredentials,
-                    pb.TestCredentialsRequest.FromString,
+                    None,  # the raw message: sized before it is parsed, and parsed off the loop
                     pb.TestCredentialsResponse.SerializeToString,
                 ),
             },
@@ -196,16 +206,38 @@ class PluginServicer:
         return _ACTIONS
 
     async def TestCredentials(self, requests: Any, context: Any) -> None:
-        message = await listener.first_message(context)
-        flight = await self._take_slot(context, "TestCredentials", "testing a connection")
+        # Raw, as ExecuteAction's: a small message of many tiny map entries parses to some 17
+        # times its size and took the event loop (health's too) for a second (the red team's
+        # 5 MiB of 290,000 connections: 90 MiB, 1.15 s). So it is sized first (a connection
+        # test carries connections only), counted against --max-bytes-in-flight, and parsed in
+        # the call's thread.
+        raw = await listener.first_message(context)
+        if len(raw) > MAX_CREDENTIALS_MESSAGE_BYTES:
+            size = len(raw)
+            del raw
+            await _refuse(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"a TestCredentials request carries its connections only: at most "
+                f"{MAX_CREDENTIALS_MESSAGE_BYTES} bytes (this one: {size})",
+            )
+        claimed = self._claim("TestCredentials", "testing a connection", len(raw))
+        if isinstance(claimed, str):
+            del raw
+            await _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, claimed)
+        flight = claimed
         gone = _gone_when_done(context)
         budget = self._time_for(0, context)
-        work = self._run(flight, gone, budget, self._test_credentials, message, budget)
+        work = self._run(flight, gone, budget, self._test_credentials, raw, budget)
+        del raw
         try:
             response = await asyncio.shield(work)
         except asyncio.CancelledError:
             self._after(work, flight, lambda: self.metrics.answered("TestCredentials", 4))
             raise
+        if response is None:  # not a TestCredentialsRequest (invalid UTF-8 in a string, say)
+            self._end(flight)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, listener.UNREADABLE)
         try:
             # Bounded as ExecuteAction's answer is: a client that never reads holds no slot.
             await asyncio.wait_for(
@@ -266,7 +298,11 @@ class PluginServicer:
         try:
             # Bounded: a client that never reads (a zero window) would hold the slot and the
             # key past the call's time; one not written in time is an answer not received.
-            await asyncio.wait_for(context.write(answer), self._time_to_write(started, budget))
+            write_for = self._time_to_write(started, budget)
+            if not response.ok:  # no key rides on it: a caller that does not read it holds
+                # its slot and its request's bytes only as long as a reader needs to take it
+                write_for = min(write_for, KEYLESS_WRITE_SECONDS + size / DELIVERY_BYTES_PER_SECOND)
+            await asyncio.wait_for(context.write(answer), write_for)
             delivered = True
         except asyncio.TimeoutError:
             pass
@@ -338,7 +374,13 @@ class PluginServicer:
                 )
         return answer, size, engine_request, response
 
-    def _test_credentials(self, message: Any, budget: float) -> engine.Response:
+    def _test_credentials(self, raw: bytes, budget: float) -> engine.Response | None:
+        """A connection test, in an executor thread: its answer (None for a message that is no
+        TestCredentialsRequest)."""
+        try:
+            message = pb.TestCredentialsRequest.FromString(raw)
+        except DecodeError:
+            return None
         try:
             engine_request = translation.credentials_request(message, budget)
         except ActionError as error:
@@ -434,10 +476,10 @@ class PluginServicer:
         if not self.bytes_in_flight.take(carried):
             self.slots.give_back()
             self.metrics.refused_for_bytes.labels(rpc=rpc).inc()
+            # What others carry is theirs: not said (a caller could watch other tenants' load).
             return (
-                f"the calls in flight carry {self.bytes_in_flight.held} bytes of requests; this "
-                f"one's {carried} more would pass --max-bytes-in-flight "
-                f"({self.bytes_in_flight.budget}); try again shortly"
+                f"this call's {carried} bytes of request, with the calls in flight, would pass "
+                f"--max-bytes-in-flight ({self.bytes_in_flight.budget}); try again shortly"
             )
         flight = self.flights.begin(subject)
         flight.carried = carried
