@@ -19,8 +19,10 @@ The map (each wing's __init__ is its index, and imports nothing):
 
 The import rule: hosts -> engine -> invocation -> delivery -> aws -> runtime -> contract. A module
 imports its own wing and the wings to its right, never one to its left (the contract imports only
-the contract); inside hosts, serve and shuffle share only operator/. tests/test_layout.py checks
-it, imports inside functions and under TYPE_CHECKING included.
+the contract). Inside hosts, a door reaches only operator/ (what doors share) and its own
+package; the command line also reaches the doors it hosts (serve, health, demo).
+tests/test_layout.py checks it, imports inside functions, under TYPE_CHECKING and by name
+(importlib) included.
 """
 
 from __future__ import annotations
