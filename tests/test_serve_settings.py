@@ -16,6 +16,7 @@ from plugin.hosts.operator import settings as defaults
 from plugin.hosts.operator.policy import Policy
 from plugin.hosts.operator.settings import SETTINGS, SettingError, resolve
 from tests.conftest import ROOT, free_port, run_cli
+from tests.support import settings_table
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import LocalIAM
 from tests.support.serve_calls import ambient, create
@@ -30,6 +31,15 @@ def test_every_flag_has_a_variable_and_the_readme_lists_it() -> None:
         assert f"`{setting.variable}`" in readme, setting.variable
         assert f"`{setting.flag}" in readme, setting.flag
         assert setting.variable in help_text.replace("\n", " ").replace(" ", ""), setting.variable
+
+
+def test_the_readme_table_of_settings_is_the_settings_table() -> None:
+    """Written once: the README's flag/variable/default table is rendered from the rows
+    (`python -m tests.support.settings_table` rewrites it), so a default cannot go stale there."""
+    readme = (ROOT / "README.md").read_text()
+    assert settings_table.in_readme(readme) == settings_table.render(), (
+        "the README's settings table differs from the code: python -m tests.support.settings_table"
+    )
 
 
 def test_variables_configure_serve_and_a_flag_wins(iam: LocalIAM) -> None:

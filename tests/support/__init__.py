@@ -15,6 +15,7 @@
 - key_lifetime_in_aws: the expiry schedule run as AWS would, and the tags, read back;
 - parameters: the action's parameters as the tests expect them;
 - readme_grpc_example, readme_recipes: blocks taken from the README as written;
+- settings_table: the README's table of serve's settings, rendered from the settings table;
 - dockerfile: the Dockerfile's instructions, read;
 - lockfile: the image's hash-locked requirements (`python -m tests.support.lockfile` stamps).
 

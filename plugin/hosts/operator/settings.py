@@ -157,6 +157,9 @@ class Setting:
     above: float | None = None
     # what a list's every item must look like: (its pattern, the shape said in words)
     shape: tuple[re.Pattern[str], str] | None = None
+    # how the README's table says the default where its value alone would not (a default the
+    # machine decides, one that follows another setting, what "none" means here)
+    said_default: str | None = None
 
     @property
     def flag(self) -> str:
@@ -273,7 +276,12 @@ class ServeSettings:
     host: str = row(TEXT, DEFAULT_HOST, "address to listen on", LISTEN)
     port: int = row(INTEGER, DEFAULT_PORT, "port to listen on", LISTEN, least=0, most=MAX_PORT)
     unix: Path | None = row(
-        PATH, None, "listen on this Unix socket instead (mode 0600)", LISTEN, "PATH"
+        PATH,
+        None,
+        "listen on this Unix socket instead (mode 0600)",
+        LISTEN,
+        "PATH",
+        said_default="(TCP)",
     )
     tls_cert: Path | None = row(PATH, None, "the server's certificate (chain)", LISTEN, "PEM")
     tls_key: Path | None = row(PATH, None, "the server's private key", LISTEN, "PEM")
@@ -337,6 +345,7 @@ class ServeSettings:
         "the vault names a call may write start with this (repeatable)",
         LEND,
         "PREFIX",
+        said_default="(any name the action created)",
     )
     expiry_role_arn: str | None = row(
         TEXT,
@@ -345,6 +354,7 @@ class ServeSettings:
         "Expires After and no Expiry Role ARN of its own",
         LEND,
         "ARN",
+        said_default="(none: a call with Expires After and no role of its own is code 2)",
     )
     max_calls: int = row(
         INTEGER,
@@ -355,6 +365,7 @@ class ServeSettings:
         "N",
         least=1,
         most=MOST_CALLS,
+        said_default="16 per processor the pod may use (cgroup `cpu.max`), 32 to 64",
     )
     # None in the table (no flag, no variable): the grace, or DEFAULT_MAX_CALL_SECONDS without
     # one (__post_init__); never None once built.
@@ -367,6 +378,7 @@ class ServeSettings:
         "SECONDS",
         above=0,
         most=MOST_SECONDS,
+        said_default="the grace",
     )
     max_answer_bytes: int = row(
         INTEGER,
@@ -425,6 +437,7 @@ class ServeSettings:
         "PORT",
         least=0,
         most=MAX_PORT,
+        said_default="(no metrics)",
     )
     metrics_host: str = row(
         TEXT,
@@ -443,6 +456,7 @@ class ServeSettings:
         "PORT",
         least=0,
         most=MAX_PORT,
+        said_default="(health on the main port only; the image: `1338`)",
     )
 
     def __post_init__(self) -> None:

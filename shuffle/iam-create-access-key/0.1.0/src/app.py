@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "88421917c0ca216ba16a1d27ce37017e9c567e5778084876d544e30133c0e5b9"
+VENDORED_SHA256 = "b56bfbd5942306b7d0a8c16c4336cc19f716a12d28001a3344aa05cd08516c97"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
