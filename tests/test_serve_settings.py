@@ -95,8 +95,14 @@ def test_a_variable_sets_what_no_flag_gives(iam: LocalIAM) -> None:
             "everyone",
             "IAM_CREATE_ACCESS_KEY_LEND_IDENTITY='everyone': one of none, assume-role, all",
         ),
+        (
+            "IAM_CREATE_ACCESS_KEY_VAULT_PREFIX",
+            "team/,ops/",
+            "IAM_CREATE_ACCESS_KEY_VAULT_PREFIX='team/,ops/' is not a vault name prefix: vault "
+            "names hold no commas, so separate prefixes with spaces",
+        ),
     ],
-    ids=["number", "switch", "choice"],
+    ids=["number", "switch", "choice", "comma"],
 )
 def test_a_bad_variable_is_named_and_nothing_starts(
     variable: str, value: str, expected: str

@@ -39,6 +39,7 @@ from packaging.requirements import Requirement
 
 from plugin.contract import manifest, resources
 from plugin.contract.errors import ActionError
+from plugin.hosts.operator.settings import SettingError, resolve
 from plugin.hosts.shuffle import app, folder
 from plugin.hosts.shuffle.settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
 from tests.conftest import free_port
@@ -357,6 +358,58 @@ def test_an_expiry_without_the_operators_role_is_refused_in_shuffles_words() -> 
         connection=request.connection,
     )  # fmt: skip
     Settings.from_environment({}).admit(granted)  # type: ignore[arg-type]
+
+
+_WHERE = "(on the app's image (ENV) or in the Helm chart's extraEnvVars); nothing was sent to AWS"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("IAM_CREATE_ACCESS_KEY_VAULT_PREFIX", "/team/,/ops/",
+         "The app's setting IAM_CREATE_ACCESS_KEY_VAULT_PREFIX='/team/,/ops/' is not a vault name "
+         f"prefix: vault names hold no commas, so separate prefixes with spaces {_WHERE}"),
+        ("IAM_CREATE_ACCESS_KEY_LEND_IDENTITY", "ALL",
+         f"The app's setting IAM_CREATE_ACCESS_KEY_LEND_IDENTITY is 'ALL'; it must be none or all "
+         f"{_WHERE}"),
+    ],
+    ids=["comma-list", "capitals"],
+)  # fmt: skip
+def test_the_apps_settings_mean_what_serves_do_and_a_value_serve_refuses_is_refused(
+    variable: str, value: str, reason: str, iam: LocalIAM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app reads serve's variables by serve's table: a comma list of prefixes (read as a
+    list by the app once) and a choice in capitals are refused by both, nothing sent."""
+    user = iam.new_user()
+    mark = iam.mark()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", iam.url)
+
+    result = app.create_access_key({**authentication(), "user_name": user}, {variable: value})
+
+    assert result == {"success": False, "reason": reason, "error_code": 2}
+    assert iam.since(mark) == []
+    with pytest.raises(SettingError, match=f"^{variable}="):
+        resolve({}, {variable: value})
+
+
+def test_vault_prefixes_are_separated_by_spaces_as_on_serve(
+    iam: LocalIAM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = iam.new_user()
+    mark = iam.mark()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", iam.url)
+    environ = {"IAM_CREATE_ACCESS_KEY_VAULT_PREFIX": " /team/\n/ops/ "}
+    given = {**authentication(), "user_name": user, "vault": "ssm:/prod/db"}
+
+    result = app.create_access_key(given, environ)
+
+    assert result == {
+        "success": False,
+        "reason": "vault: ssm:/prod/db is outside the names this app writes (/team/, /ops/: "
+        "IAM_CREATE_ACCESS_KEY_VAULT_PREFIX) (nothing was sent)",
+        "error_code": 3,
+    }
+    assert iam.since(mark) == []
 
 
 # ---- the image, as built ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "15fcba15c4e59b76bf9d6d95a841bc555fe9214f50a71f90ba019ce72109ec84"
+VENDORED_SHA256 = "d855c3520d0c592231dac6cc61266e622238ae07e9f2ec4cdde12fc3241d0c2f"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
