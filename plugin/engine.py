@@ -9,8 +9,7 @@ from typing import Any
 
 from .contract.errors import ActionError, Category
 from .contract.request import CheckedRequest, parse_request
-from .invocation import connection_test as check
-from .invocation import run as action
+from .invocation import connection_test, run
 from .runtime import redaction
 
 log = logging.getLogger(__name__)
@@ -74,22 +73,22 @@ def test_connection(request: Any, admit: Admit | None = None) -> dict[str, Any]:
 
 def respond(request: Any, admit: Admit | None = None) -> Response:
     """`execute`, as the doors read it: the typed Response."""
-    return _answer(action.run, request, admit)
+    return _answer(run.run, request, admit)
 
 
 def respond_to_connection_test(request: Any, admit: Admit | None = None) -> Response:
     """`test_connection`, as the doors read it: the typed Response."""
-    return _answer(check.caller_identity, request, admit)
+    return _answer(connection_test.caller_identity, request, admit)
 
 
-def _answer(run: Callable[[CheckedRequest], Any], request: Any, admit: Admit | None) -> Response:
+def _answer(call: Callable[[CheckedRequest], Any], request: Any, admit: Admit | None) -> Response:
     """The error boundary: a Response for anything, never an exception."""
     redaction.install(logging.getLogger("botocore"), logging.getLogger("urllib3"))
     try:
         checked = parse_request(request)
         if admit is not None:
             checked = admit(checked) or checked
-        result = run(checked)
+        result = call(checked)
     except ActionError as error:
         return Response.failure(error)
     except Exception:
@@ -107,7 +106,7 @@ def withdraw(request: Any, response: Response, admit: Admit | None = None) -> st
     the host's rule the call ran under (it signs in the same way)."""
     if not response.ok:
         return None
-    return action.withdraw(_admitted(request, admit), response.result)
+    return run.withdraw(_admitted(request, admit), response.result)
 
 
 def keys_created_since(
@@ -116,7 +115,7 @@ def keys_created_since(
     """The keys on the request's user made since `since` (time.monotonic()), looked up within
     `seconds`; None if they cannot be listed (for a server that stops mid-create)."""
     try:
-        return action.keys_created_since(_admitted(request, admit), since, seconds)
+        return run.keys_created_since(_admitted(request, admit), since, seconds)
     except Exception:  # said as "could not be listed" by the caller; never raised at exit
         log.debug("listing the keys of an unfinished call failed", exc_info=True)
         return None

@@ -1,7 +1,7 @@
 """What large contexts cost `serve` (issue 20): the red team's attack (bigctx_mem.py), N
 clients each sending ROUNDS ExecuteActions with a 4 MiB context at once, against a serve with a
 given --max-bytes-in-flight; its resident memory (peak while they run, and after), and how many
-calls were answered or refused. The figures behind serve.defaults' DEFAULT_MAX_BYTES_IN_FLIGHT.
+calls were answered or refused. The figures behind operator.settings' DEFAULT_MAX_BYTES_IN_FLIGHT.
 Run: .venv/bin/python -m tests.measure_context [N [ROUNDS [MAX_BYTES_IN_FLIGHT]]]
 """
 

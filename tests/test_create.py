@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
-from plugin.aws import client_errors as failures
+from plugin.aws import client_errors
 from plugin.contract.errors import ActionError, Category
 from plugin.invocation import create
 from plugin.runtime.deadline import Deadline
@@ -30,7 +30,10 @@ def test_throttling_is_tried_again_with_backoff_then_reported(client) -> None:  
     with Stubber(client) as stubber:
         for _ in range(create.MAX_ATTEMPTS):
             stubber.add_client_error("create_access_key", "Throttling", http_status_code=400)
-        with pytest.raises(ActionError) as raised, failures.about(failures.context("bob")):
+        with (
+            pytest.raises(ActionError) as raised,
+            client_errors.about(client_errors.context("bob")),
+        ):
             create.create_access_key(client, "bob", Deadline(30), sleep=pauses.append)
         stubber.assert_no_pending_responses()  # every attempt was made, and no listing
     assert len(pauses) == create.MAX_ATTEMPTS - 1
@@ -69,7 +72,7 @@ def test_a_connection_that_never_opened_is_tried_again() -> None:
             attempts.append(arguments["UserName"])
             raise EndpointConnectionError(endpoint_url="https://iam.invalid")
 
-    with pytest.raises(ActionError) as raised, failures.about(failures.context("bob")):
+    with pytest.raises(ActionError) as raised, client_errors.about(client_errors.context("bob")):
         create.create_access_key(Unreachable(), "bob", Deadline(30), sleep=pauses.append)  # type: ignore[arg-type]
     assert attempts == ["bob"] * create.MAX_ATTEMPTS
     assert len(pauses) == create.MAX_ATTEMPTS - 1

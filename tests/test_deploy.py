@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from plugin.hosts.operator import settings as defaults
+from plugin.hosts.operator import settings
 from plugin.hosts.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS, SERVICE
 from tests.conftest import ROOT
 from tests.support import dockerfile
@@ -25,7 +25,7 @@ OPERATOR_OVERLAY = ROOT / "deploy" / "prometheus-operator"
 KUBERNETES_VERSION = "1.30.0"
 RUNNER_ACTION_TIMEOUT = 60  # blink-runner-deploy's config.yml: runner.action_timeout
 # serve's --shutdown-delay default (the issue-20 branch adds the flag; 5 s until it lands)
-SHUTDOWN_DELAY = getattr(defaults, "DEFAULT_SHUTDOWN_DELAY_SECONDS", 5.0)
+SHUTDOWN_DELAY = getattr(settings, "DEFAULT_SHUTDOWN_DELAY_SECONDS", 5.0)
 METRICS_PORT = 9464
 
 
@@ -45,7 +45,7 @@ def pod_environment() -> dict[str, str]:
 
 def serve_settings() -> dict[str, Any]:
     """What `serve` in the pod runs with: the image's variables, then the pod's."""
-    return defaults.resolve({}, {**dockerfile.environment(), **pod_environment()})
+    return settings.resolve({}, {**dockerfile.environment(), **pod_environment()})
 
 
 pytestmark = pytest.mark.slow
@@ -91,13 +91,13 @@ def test_the_port_is_one_everywhere() -> None:
     port, _, _ = container()["ports"]
     (service_port,) = manifest("service.yaml")["spec"]["ports"]
     rule, _ = manifest("networkpolicy.yaml")["spec"]["ingress"]
-    assert dockerfile.one("EXPOSE").split()[0] == str(defaults.DEFAULT_PORT) == "1337"
+    assert dockerfile.one("EXPOSE").split()[0] == str(settings.DEFAULT_PORT) == "1337"
     # the default, never a variable a Service's link could replace
     assert "IAM_CREATE_ACCESS_KEY_PORT" not in dockerfile.environment()
     assert "IAM_CREATE_ACCESS_KEY_PORT" not in pod_environment()
     assert serve_settings()["port"] == 1337
     with_links = {**SERVICE_LINKS, **dockerfile.environment()}
-    assert defaults.resolve({}, with_links)["port"] == 1337  # a pod the runner starts
+    assert settings.resolve({}, with_links)["port"] == 1337  # a pod the runner starts
     assert port["containerPort"] == service_port["port"] == rule["ports"][0]["port"] == 1337
     assert service_port["targetPort"] == port["name"]
 
@@ -108,7 +108,7 @@ def test_the_probes_ask_the_health_port_outside_the_connection_cap() -> None:
     and no pod reaches it (the kubelet probes from the node)."""
     _, _, declared = container()["ports"]
     assert declared == {"name": "health", "containerPort": health_port(), "protocol": "TCP"}
-    assert health_port() != defaults.DEFAULT_PORT
+    assert health_port() != settings.DEFAULT_PORT
     assert str(health_port()) in dockerfile.one("EXPOSE").split()
     for probe in ("readinessProbe", "livenessProbe"):
         assert container()[probe]["grpc"]["port"] == health_port()
@@ -130,9 +130,9 @@ def test_the_grace_covers_the_runners_timeout_and_the_pod_outlives_the_drain() -
     grace = float(pod_environment()["IAM_CREATE_ACCESS_KEY_GRACE"])
     assert float(dockerfile.environment()["IAM_CREATE_ACCESS_KEY_GRACE"]) == grace
     assert grace >= RUNNER_ACTION_TIMEOUT
-    settings = serve_settings()
-    assert settings["max_call_seconds"] <= settings["grace"] == grace  # no call outlives it
-    image = defaults.resolve({}, dockerfile.environment())
+    pod = serve_settings()
+    assert pod["max_call_seconds"] <= pod["grace"] == grace  # no call outlives it
+    image = settings.resolve({}, dockerfile.environment())
     assert image["max_call_seconds"] <= image["grace"]  # a pod the runner starts, too
     spec = manifest("deployment.yaml")["spec"]["template"]["spec"]
     command = container()["lifecycle"]["preStop"]["exec"]["command"]
@@ -174,9 +174,9 @@ def test_no_service_link_reaches_the_pod_and_max_calls_is_pinned() -> None:
 
 
 def test_metrics_are_on_a_declared_port_open_to_prometheus_only() -> None:
-    settings = serve_settings()
-    assert settings["metrics_port"] == METRICS_PORT
-    assert settings["metrics_host"] == "0.0.0.0"  # noqa: S104 (the pod network, policed below)
+    pod = serve_settings()
+    assert pod["metrics_port"] == METRICS_PORT
+    assert pod["metrics_host"] == "0.0.0.0"  # noqa: S104 (the pod network, policed below)
     _, declared, _ = container()["ports"]
     assert (declared["name"], declared["containerPort"]) == ("metrics", METRICS_PORT)
     annotations = manifest("deployment.yaml")["spec"]["template"]["metadata"]["annotations"]
@@ -208,7 +208,7 @@ def test_the_image_and_the_pod_agree_and_are_hardened() -> None:
     env = pod_environment()
     image_env = dockerfile.environment()
     for name, value in env.items():
-        assert name in {s.variable for s in defaults.SETTINGS}, name
+        assert name in {s.variable for s in settings.SETTINGS}, name
         if name in image_env:
             assert image_env[name] == value, name
     user = dockerfile.one("USER")
@@ -393,9 +393,9 @@ def test_the_podmonitor_has_the_crds_shape_and_scrapes_the_metrics_port() -> Non
 def test_the_network_policy_admits_the_podmonitors_prometheus_to_metrics_only() -> None:
     for prometheus in (OPERATOR_PROMETHEUS, OPERATOR_AGENT):
         assert admitted(MONITORING, prometheus, METRICS_PORT), prometheus
-        assert not admitted(MONITORING, prometheus, defaults.DEFAULT_PORT)
+        assert not admitted(MONITORING, prometheus, settings.DEFAULT_PORT)
         assert not admitted({"kubernetes.io/metadata.name": "default"}, prometheus, METRICS_PORT)
-    assert admitted(PLUGIN_NAMESPACE, RUNNER, defaults.DEFAULT_PORT)
+    assert admitted(PLUGIN_NAMESPACE, RUNNER, settings.DEFAULT_PORT)
     assert not admitted(PLUGIN_NAMESPACE, RUNNER, METRICS_PORT)
     assert not admitted(MONITORING, {"app.kubernetes.io/name": "grafana"}, METRICS_PORT)
 

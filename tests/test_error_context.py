@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from plugin import execute
-from plugin.aws import client_errors as failures
+from plugin.aws import client_errors
 from plugin.contract.errors import WHOLE, ActionError, Category
 from tests.support.local_iam import LocalIAM
 
@@ -35,11 +35,11 @@ def test_a_wait_that_ends_says_the_operation_then_iams_words_then_the_wait_then_
 
 
 def test_a_step_that_names_itself_is_not_also_named_by_the_invocation() -> None:
-    vault = failures.context("bob", "Hand Secret To Vault", "before any key was created")
+    vault = client_errors.context("bob", "Hand Secret To Vault", "before any key was created")
     with (
         pytest.raises(ActionError) as raised,
-        failures.about(failures.context("bob")),
-        failures.about(vault),  # the inner block, the step's own
+        client_errors.about(client_errors.context("bob")),
+        client_errors.about(vault),  # the inner block, the step's own
     ):
         raise EndpointConnectionError(endpoint_url="https://ssm.invalid")
 
@@ -52,7 +52,7 @@ def test_a_step_that_names_itself_is_not_also_named_by_the_invocation() -> None:
 
 def test_an_error_that_names_its_own_subject_leaves_the_invocation_as_it_is() -> None:
     left = "key AKIAEXAMPLE was created but cannot be delivered, and deleting it failed"
-    with pytest.raises(ActionError) as raised, failures.about(failures.context("bob")):
+    with pytest.raises(ActionError) as raised, client_errors.about(client_errors.context("bob")):
         raise ActionError(left, Category.TRANSIENT, about=WHOLE)
 
     assert str(raised.value) == left
@@ -61,7 +61,7 @@ def test_an_error_that_names_its_own_subject_leaves_the_invocation_as_it_is() ->
 def test_a_check_says_it_is_a_check_and_the_user_named_none() -> None:
     with (
         pytest.raises(ActionError) as raised,
-        failures.about(failures.context(None, failures.CHECK_ONLY)),
+        client_errors.about(client_errors.context(None, client_errors.CHECK_ONLY)),
     ):
         raise ActionError("internal error (a bug)", Category.INTERNAL)
 

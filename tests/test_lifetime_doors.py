@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from plugin.hosts.shuffle import app as shuffle_app
+from plugin.hosts.shuffle import app
 from tests.conftest import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
@@ -111,7 +111,7 @@ def test_the_shuffle_apps_function_reads_the_workers_expiry_role(
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)  # the operator's endpoint, read by botocore
     given = {**authentication(), "user_name": user, "expires_after": "1h"}
 
-    result = shuffle_app.create_access_key(given, environ)
+    result = app.create_access_key(given, environ)
 
     assert result["success"] is True, result
     arn = result["Expires"]["ScheduleArn"]

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from plugin import execute
-from plugin.hosts.shuffle import app as shuffle_app
+from plugin.hosts.shuffle import app
 from tests.conftest import run_cli
 from tests.support.local_iam import LocalIAM
 
@@ -41,8 +41,8 @@ def test_a_refusal_is_the_same_answer_at_every_door(
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", iam.url)  # how an operator points the app
     connection = iam.connection()
-    fields = {"user_name": ghost, **{k: connection[k] for k in shuffle_app.AUTHENTICATION[:2]}}
-    assert shuffle_app.create_access_key(fields, {}) == {
+    fields = {"user_name": ghost, **{k: connection[k] for k in app.AUTHENTICATION[:2]}}
+    assert app.create_access_key(fields, {}) == {
         "success": False,
         "reason": message,
         "error_code": 2,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin.hosts.operator import settings as defaults
+from plugin.hosts.operator import settings
 from plugin.hosts.operator.policy import Policy
 from plugin.hosts.operator.settings import SETTINGS, SettingError, resolve
 from tests.conftest import ROOT, free_port, run_cli
@@ -105,8 +105,14 @@ def test_a_variable_sets_what_no_flag_gives(iam: LocalIAM) -> None:
             "everyone",
             "IAM_CREATE_ACCESS_KEY_LEND_IDENTITY='everyone': one of none, assume-role, all",
         ),
+        (
+            "IAM_CREATE_ACCESS_KEY_VAULT_PREFIX",
+            "team/,ops/",
+            "IAM_CREATE_ACCESS_KEY_VAULT_PREFIX='team/,ops/' is not a vault name prefix: vault "
+            "names hold no commas, so separate prefixes with spaces",
+        ),
     ],
-    ids=["number", "switch", "choice"],
+    ids=["number", "switch", "choice", "comma"],
 )
 def test_a_bad_variable_is_named_and_nothing_starts(
     variable: str, value: str, expected: str
@@ -171,7 +177,7 @@ def test_service_links_of_any_service_are_not_settings() -> None:
     for setting in SETTINGS:
         assert not re.search(r"_SERVICE_(HOST|PORT)|_PORT_\d+_", setting.variable)
         if setting.variable.endswith("_PORT"):
-            assert setting.kind == defaults.INTEGER  # a link's tcp://... is never one
+            assert setting.kind == settings.INTEGER  # a link's tcp://... is never one
 
 
 def test_serve_and_health_start_beside_service_links(tmp_path: Path) -> None:
@@ -349,7 +355,7 @@ def test_every_seconds_setting_is_bounded_and_the_whole_stop_fits_a_timer() -> N
     assert {setting.name for setting in seconds} >= {"grace", "max_call_seconds"}
     for setting in seconds:
         assert setting.most is not None, setting.name
-        assert setting.most <= defaults.MOST_SECONDS == 86400, setting.name
+        assert setting.most <= settings.MOST_SECONDS == 86400, setting.name
     # what a stop can add up to: every delay at its most, then the exit's own seconds
     longest_stop = sum(s.most or 0 for s in seconds) + EXIT_MARGIN_SECONDS + EXIT_LISTING_SECONDS
     assert longest_stop < threading.TIMEOUT_MAX
@@ -358,7 +364,7 @@ def test_every_seconds_setting_is_bounded_and_the_whole_stop_fits_a_timer() -> N
 def test_the_longest_grace_serves_and_stops_without_a_traceback() -> None:
     """GRACE=1e308 started, then grpc's stop(grace) raised OverflowError at SIGTERM; the
     longest grace the grammar now admits is one its timers take."""
-    most = f"{defaults.MOST_SECONDS:g}"
+    most = f"{settings.MOST_SECONDS:g}"
     process = PluginProcess(env={"IAM_CREATE_ACCESS_KEY_GRACE": most})
     try:
         assert process.terminate() == 0
@@ -396,16 +402,16 @@ def test_the_pods_cpu_limit_is_read_from_its_cgroup(
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    assert defaults.cgroup_cpu_limit(tmp_path) == expected
+    assert settings.cgroup_cpu_limit(tmp_path) == expected
     node = len(os.sched_getaffinity(0))
-    assert defaults.available_cpus(tmp_path) == (node if expected is None else min(node, expected))
+    assert settings.available_cpus(tmp_path) == (node if expected is None else min(node, expected))
 
 
 def test_max_calls_follows_the_pods_processors_not_the_nodes() -> None:
     # a 500m pod on a 16-core node: 32 (the node's count gave 64)
-    assert defaults.default_max_calls(min(16, 0.5)) == 32
-    assert defaults.default_max_calls(3) == 48
-    assert defaults.default_max_calls(16) == 64
+    assert settings.default_max_calls(min(16, 0.5)) == 32
+    assert settings.default_max_calls(3) == 48
+    assert settings.default_max_calls(16) == 64
 
 
 @pytest.mark.parametrize("command", ["serve", "health", "describe"])

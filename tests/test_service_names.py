@@ -15,8 +15,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from plugin.aws import client_errors as failures
-from plugin.aws import services
+from plugin.aws import client_errors, services
 from tests.conftest import ROOT, free_port, run_cli
 from tests.support.local_iam import LocalIAM
 from tests.support.readme_recipes import readme_recipe
@@ -122,7 +121,7 @@ def test_a_service_added_later_is_named_without_new_code() -> None:
     client = session.create_client("scheduler", region_name="us-east-1", endpoint_url=dead)
     with pytest.raises(EndpointConnectionError) as raised:
         client.list_schedules()
-    message = failures.translate(raised.value, "Expiry").message
+    message = client_errors.translate(raised.value, "Expiry").message
     assert message == (
         f"Expiry: could not connect to the EventBridge Scheduler endpoint {dead}/schedules "
         "(nothing was sent)"

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from plugin.hosts.operator import settings as defaults
+from plugin.hosts.operator import settings
 from plugin.hosts.operator.settings import SETTINGS, ServeSettings, resolve
 
 # What each kind of row reads its text as.
 TYPES: dict[str, object] = {
-    defaults.TEXT: str,
-    defaults.INTEGER: int,
-    defaults.NUMBER: float,
-    defaults.SWITCH: bool,
-    defaults.LIST: list[str],
-    defaults.PATH: Path,
+    settings.TEXT: str,
+    settings.INTEGER: int,
+    settings.NUMBER: float,
+    settings.SWITCH: bool,
+    settings.LIST: list[str],
+    settings.PATH: Path,
 }
 # Rows whose value, once resolved, is never None although their table default is.
 ALWAYS_SET = {"max_call_seconds"}
@@ -49,14 +49,14 @@ def test_every_row_is_a_field_of_the_type_its_kind_reads() -> None:
     ],
 )
 def test_a_variable_becomes_its_typed_field(name: str, text: str, value: object) -> None:
-    settings = resolve({}, {defaults.BY_NAME[name].variable: text})
-    assert getattr(settings, name) == settings[name] == value
-    assert type(getattr(settings, name)) is type(value)
+    resolved = resolve({}, {settings.BY_NAME[name].variable: text})
+    assert getattr(resolved, name) == resolved[name] == value
+    assert type(getattr(resolved, name)) is type(value)
 
 
 def test_the_call_time_is_the_grace_unless_given() -> None:
-    assert resolve({}, {}).max_call_seconds == defaults.DEFAULT_GRACE_SECONDS
-    assert resolve({"grace": "0"}, {}).max_call_seconds == defaults.DEFAULT_MAX_CALL_SECONDS
+    assert resolve({}, {}).max_call_seconds == settings.DEFAULT_GRACE_SECONDS
+    assert resolve({"grace": "0"}, {}).max_call_seconds == settings.DEFAULT_MAX_CALL_SECONDS
     assert resolve({"grace": "20", "max_call_seconds": "15"}, {}).max_call_seconds == 15
 
 

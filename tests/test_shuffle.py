@@ -39,8 +39,8 @@ from packaging.requirements import Requirement
 
 from plugin.contract import manifest, resources
 from plugin.contract.errors import ActionError
-from plugin.hosts.shuffle import app as shuffle_app
-from plugin.hosts.shuffle import folder as shuffle_folder
+from plugin.hosts.operator.settings import SettingError, resolve
+from plugin.hosts.shuffle import app, folder
 from plugin.hosts.shuffle.settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
 from tests.conftest import free_port
 from tests.support import fault_proxy as faults
@@ -63,22 +63,22 @@ __all__ = ["built"]  # the Shuffle app as its Dockerfile builds it (a fixture)
 pytestmark = pytest.mark.slow
 
 
-def stitch(folder: Path, target: Path) -> None:
+def stitch(source: Path, target: Path) -> None:
     """What shuffle-shared app_upload/stitcher.go makes of an app folder for Shuffle's cloud:
     main.py from src/app.py (lines naming walkoff_app_sdk dropped, cut at `if __name__ ==`;
     Shuffle prepends its SDK's AppBase, which app.py imports), requirements.txt, and the flat
     files of src/ beside them (subfolders skipped)."""
     target.mkdir()
     kept = []
-    for line in (folder / "src" / "app.py").read_text().split("\n"):
+    for line in (source / "src" / "app.py").read_text().split("\n"):
         if "walkoff_app_sdk" in line or ("console_logger" in line and "await" in line):
             continue
         if "if __name__ ==" in line:
             break
         kept.append(line)
     (target / "main.py").write_text("\n".join(kept))
-    shutil.copy(folder / "requirements.txt", target / "requirements.txt")
-    for path in (folder / "src").iterdir():
+    shutil.copy(source / "requirements.txt", target / "requirements.txt")
+    for path in (source / "src").iterdir():
         if path.is_file() and path.name != "app.py":
             shutil.copy(path, target / path.name)
 
@@ -86,20 +86,20 @@ def stitch(folder: Path, target: Path) -> None:
 @pytest.fixture(scope="module")
 def stitched(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
     """The app as Shuffle's cloud build lays it out, its requirements.txt installed alone."""
-    folder = tmp_path_factory.mktemp("shuffle-cloud")
-    stitch(APP, folder / "function")
-    venv.create(folder / "venv", with_pip=True)
-    python = folder / "venv" / "bin" / "python"
+    root = tmp_path_factory.mktemp("shuffle-cloud")
+    stitch(APP, root / "function")
+    venv.create(root / "venv", with_pip=True)
+    python = root / "venv" / "bin" / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "-r", "requirements.txt"],
         check=True,
         capture_output=True,
-        cwd=folder / "function",
+        cwd=root / "function",
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
         timeout=900,
     )
-    (folder / "home").mkdir()
-    return BuiltApp(python, folder / "function", folder / "home")
+    (root / "home").mkdir()
+    return BuiltApp(python, root / "function", root / "home")
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def posted_log(posted: dict[str, Any]) -> str:
 
 
 def test_the_app_folder_is_this_checkout_regenerated() -> None:
-    for relative, content in shuffle_folder.generated().items():
+    for relative, content in folder.generated().items():
         assert (APP / relative).read_bytes() == content, f"{relative}: run make shuffle-app"
     assert sorted(p.name for p in (APP / "src").iterdir()) == [
         "app.py",
@@ -236,7 +236,7 @@ def test_api_yaml_asks_for_authentication_shuffle_passes_to_the_app() -> None:
         "name": "iam-create-access-key maintainers",
         "url": "README.md#run-it-in-shuffle",
     }
-    assert "### Run it in Shuffle\n" in (shuffle_folder.ROOT / "README.md").read_text()
+    assert "### Run it in Shuffle\n" in (folder.ROOT / "README.md").read_text()
     assert document["authentication"]["required"] is True
     fields = {p["name"]: p for p in document["authentication"]["parameters"]}
     assert tuple(fields) == AUTHENTICATION == ("access_key_id", "secret_access_key",
@@ -271,9 +271,9 @@ def test_api_yaml_offers_every_parameter_in_the_editors_order_with_one_line_each
 )
 def test_the_sdks_timeout_is_read_as_the_sdk_reads_it(given: str, seconds: int) -> None:
     """shuffle_sdk.py: int(SHUFFLE_APP_SDK_TIMEOUT) if not empty, 30 if that fails."""
-    assert shuffle_app.sdk_timeout({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds
-    assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds - 3
-    assert shuffle_app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": "4"}) == 2  # half, below 6
+    assert app.sdk_timeout({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds
+    assert app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": given}) == seconds - 3
+    assert app.action_deadline({"SHUFFLE_APP_SDK_TIMEOUT": "4"}) == 2  # half, below 6
 
 
 def too_little(timeout: str) -> str:
@@ -314,7 +314,7 @@ def test_a_call_the_sdks_time_does_not_cover_sends_nothing(
     mark = iam.mark()
     fields = {**authentication(), "user_name": user}
     environ = {**image_env(), "SHUFFLE_APP_SDK_TIMEOUT": timeout}
-    answer = shuffle_app.create_access_key(fields, environ, time.time() - elapsed)
+    answer = app.create_access_key(fields, environ, time.time() - elapsed)
     reason, code = NO_TIME[timeout]
     assert answer == {"success": False, "reason": reason, "error_code": code}
     assert iam.since(mark) == []
@@ -334,7 +334,7 @@ def test_a_call_the_sdks_time_does_not_cover_sends_nothing(
     ids=["field", "details"],
 )  # fmt: skip
 def test_the_actions_messages_are_said_in_shuffles_words(said: str, read: str) -> None:
-    assert shuffle_app.in_shuffle_words(said) == read
+    assert app.in_shuffle_words(said) == read
 
 
 def test_an_expiry_without_the_operators_role_is_refused_in_shuffles_words() -> None:
@@ -360,6 +360,58 @@ def test_an_expiry_without_the_operators_role_is_refused_in_shuffles_words() -> 
     Settings.from_environment({}).admit(granted)  # type: ignore[arg-type]
 
 
+_WHERE = "(on the app's image (ENV) or in the Helm chart's extraEnvVars); nothing was sent to AWS"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("IAM_CREATE_ACCESS_KEY_VAULT_PREFIX", "/team/,/ops/",
+         "The app's setting IAM_CREATE_ACCESS_KEY_VAULT_PREFIX='/team/,/ops/' is not a vault name "
+         f"prefix: vault names hold no commas, so separate prefixes with spaces {_WHERE}"),
+        ("IAM_CREATE_ACCESS_KEY_LEND_IDENTITY", "ALL",
+         f"The app's setting IAM_CREATE_ACCESS_KEY_LEND_IDENTITY is 'ALL'; it must be none or all "
+         f"{_WHERE}"),
+    ],
+    ids=["comma-list", "capitals"],
+)  # fmt: skip
+def test_the_apps_settings_mean_what_serves_do_and_a_value_serve_refuses_is_refused(
+    variable: str, value: str, reason: str, iam: LocalIAM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app reads serve's variables by serve's table: a comma list of prefixes (read as a
+    list by the app once) and a choice in capitals are refused by both, nothing sent."""
+    user = iam.new_user()
+    mark = iam.mark()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", iam.url)
+
+    result = app.create_access_key({**authentication(), "user_name": user}, {variable: value})
+
+    assert result == {"success": False, "reason": reason, "error_code": 2}
+    assert iam.since(mark) == []
+    with pytest.raises(SettingError, match=f"^{variable}="):
+        resolve({}, {variable: value})
+
+
+def test_vault_prefixes_are_separated_by_spaces_as_on_serve(
+    iam: LocalIAM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = iam.new_user()
+    mark = iam.mark()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", iam.url)
+    environ = {"IAM_CREATE_ACCESS_KEY_VAULT_PREFIX": " /team/\n/ops/ "}
+    given = {**authentication(), "user_name": user, "vault": "ssm:/prod/db"}
+
+    result = app.create_access_key(given, environ)
+
+    assert result == {
+        "success": False,
+        "reason": "vault: ssm:/prod/db is outside the names this app writes (/team/, /ops/: "
+        "IAM_CREATE_ACCESS_KEY_VAULT_PREFIX) (nothing was sent)",
+        "error_code": 3,
+    }
+    assert iam.since(mark) == []
+
+
 # ---- the image, as built ---------------------------------------------------------------------
 
 
@@ -383,9 +435,7 @@ def test_the_cloud_builds_layout_creates_a_key(
     user = iam.new_user()
     arguments = ["--standalone", "--action=create_access_key", f"--user_name={user}",
                  *[f"--{k}={v}" for k, v in authentication().items()]]  # fmt: skip
-    run = (
-        f"import sys; sys.argv[1:] = {arguments!r}; import main; main.{shuffle_folder.CLASS}.run()"
-    )
+    run = f"import sys; sys.argv[1:] = {arguments!r}; import main; main.{folder.CLASS}.run()"
     completed = subprocess.run(
         [str(stitched.python), "-c", run],
         cwd=stitched.src,

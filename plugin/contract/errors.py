@@ -2,7 +2,7 @@
 
 An error is raised with its reason only ("NoSuchEntity: ..."); what it is about (the operation
 and the user: `About`) is attached where it is raised or where it leaves a block that knows it
-(`attached`, failures.about), and the one-line message is composed once, when it is read: like
+(`attached`, client_errors.about), and the one-line message is composed once, when it is read: like
 httpx, whose request_context() (httpx/_exceptions.py) attaches the request to an error
 leaving the client.
 """

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugin.aws import client_errors as failures
-from plugin.aws import sessions
+from plugin.aws import client_errors, sessions
 from plugin.contract.request import CheckedRequest
 from plugin.runtime import redaction
 from plugin.runtime.deadline import Deadline, call_within
@@ -19,7 +18,7 @@ def caller_identity(checked: CheckedRequest) -> dict[str, Any]:
     deadline = Deadline.from_timeout(checked.timeout)
     with (
         redaction.redactor().guarding(*connection.secrets()) as guard,
-        failures.about(failures.testing_the_connection(OPERATION)),
+        client_errors.about(client_errors.testing_the_connection(OPERATION)),
     ):
         session = sessions.signed_in(connection, guard)
         client = sessions.sts_client(session, connection)

@@ -11,8 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from plugin.aws import client_errors as failures
-from plugin.aws import clients, convert, sessions
+from plugin.aws import client_errors, clients, convert, sessions
 from plugin.contract import lifetime, regions, resources, validation
 from plugin.contract.errors import WHOLE, ActionError, Category, attached
 from plugin.contract.request import CheckedRequest, Connection, Parameters
@@ -20,8 +19,17 @@ from plugin.delivery import seal, smtp, vault
 from plugin.runtime import key_witness, redaction
 from plugin.runtime.deadline import Deadline
 
-from . import check_only as dry_run
-from . import description, expiry, idempotency, limit, other_keys, reconcile, usable, wait_for_user
+from . import (
+    check_only,
+    description,
+    expiry,
+    idempotency,
+    limit,
+    other_keys,
+    reconcile,
+    usable,
+    wait_for_user,
+)
 from .create import Created, capture_raw_bodies, create_access_key, time_needed
 
 log = logging.getLogger(__name__)
@@ -49,27 +57,27 @@ class _Delivery:
     undo: list[Callable[[], None]] = dataclasses.field(default_factory=list)
 
 
-def run(request: CheckedRequest) -> dict[str, Any] | str:
+def run(checked: CheckedRequest) -> dict[str, Any] | str:
     """Create exactly one access key; return {"AccessKey": ...} or IAM's raw XML document."""
-    parameters, connection = request.parameters, request.connection
+    parameters, connection = checked.parameters, checked.connection
     _require_expiry_role(parameters)
     _require_ses_region_of_the_partition(parameters, connection)
-    deadline = Deadline.from_timeout(request.timeout)
+    deadline = Deadline.from_timeout(checked.timeout)
     if parameters.check_only:
-        context = failures.context(parameters.user_name, failures.CHECK_ONLY)
+        context = client_errors.context(parameters.user_name, client_errors.CHECK_ONLY)
         doing = "checking, creating nothing (Check Only),"
     else:
-        context, doing = failures.context(parameters.user_name), "creating a key"
-    log.info("input checked; %s for %s", doing, failures.subject(parameters.user_name))
+        context, doing = client_errors.context(parameters.user_name), "creating a key"
+    log.info("input checked; %s for %s", doing, client_errors.subject(parameters.user_name))
     with (
         redaction.redactor().guarding(*connection.secrets()) as guard,
         idempotency.ended_if_it_fails() as end_if_it_fails,
         attached(context),  # what fails after the create is about the invocation too
     ):
         # Signing in, up to the create: anything raised leaves as an ActionError about it.
-        with failures.about(context):
+        with client_errors.about(context):
             session = sessions.signed_in(connection, guard)
-            home_region, plan, client = _iam_for(session, request, deadline)
+            home_region, plan, client = _iam_for(session, checked, deadline)
             log.info("partition %s, signing region %s", plan.partition, plan.signing_region)
             expiry_place = scheduler = None
             if parameters.expires_after and parameters.expiry_role_arn:
@@ -81,7 +89,9 @@ def run(request: CheckedRequest) -> dict[str, Any] | str:
                 )
             if parameters.check_only:
                 return _checked(
-                    dry_run.report(session, client, connection, parameters, deadline, expiry_place),
+                    check_only.report(
+                        session, client, connection, parameters, deadline, expiry_place
+                    ),
                 )
             vault_region = home_region or plan.signing_region
             earlier = replaced = None
@@ -164,8 +174,8 @@ def _before_the_key(step: str, user_name: str | None) -> Iterator[None]:
     except ActionError:
         raise
     except Exception as error:
-        step_failed = failures.context(user_name, step, "before any key was created")
-        raise failures.translate(error, step_failed) from None
+        step_failed = client_errors.context(user_name, step, "before any key was created")
+        raise client_errors.translate(error, step_failed) from None
 
 
 def _require_expiry_role(parameters: Parameters) -> None:
@@ -228,7 +238,7 @@ def _forget_life(client: Any, schedules: _Schedules, parameters: Parameters, key
         log.warning(
             "could not remove the description tag %s of the replaced key (%s)",
             key_id,
-            failures.aws_reason(error),
+            client_errors.aws_reason(error),
         )
     try:
         expiry.forget(schedules.get(), key_id)  # an absent schedule is no error
@@ -240,7 +250,7 @@ def _forget_life(client: Any, schedules: _Schedules, parameters: Parameters, key
             "could not delete the expiry schedule %s an earlier attempt may have made for the "
             "replaced key (%s); if it exists it fails harmlessly at its time",
             expiry.schedule_name(key_id),
-            failures.aws_reason(error),
+            client_errors.aws_reason(error),
         )
 
 
@@ -326,7 +336,7 @@ def _held_in_vault(
     return {"AccessKey": access_key, "Vault": where}
 
 
-def withdraw(request: CheckedRequest, result: dict[str, Any] | str) -> str | None:
+def withdraw(checked: CheckedRequest, result: dict[str, Any] | str) -> str | None:
     """Delete the key a result carries when that result can no longer reach anyone (the caller
     hung up): nobody would ever hold its secret. Returns the key's id, or None when there is
     nothing to delete (a check, or a vault that holds the secret)."""
@@ -338,11 +348,11 @@ def withdraw(request: CheckedRequest, result: dict[str, Any] | str) -> str | Non
         key_id = result["AccessKey"]["AccessKeyId"]
     if key_id is None:
         return None
-    session = sessions.session_for(request.connection)
-    _, _, client = _iam_for(session, request, Deadline.unenforced())
-    _delete_undelivered(client, key_id, request.parameters.user_name)
+    session = sessions.session_for(checked.connection)
+    _, _, client = _iam_for(session, checked, Deadline.unenforced())
+    _delete_undelivered(client, key_id, checked.parameters.user_name)
     if isinstance(result, dict):
-        _take_back(_life_of(session, request.connection, client, result, key_id))
+        _take_back(_life_of(session, checked.connection, client, result, key_id))
     return key_id
 
 
@@ -361,22 +371,22 @@ def _life_of(
     return undo
 
 
-def keys_created_since(request: CheckedRequest, since: float, seconds: float) -> list[str]:
+def keys_created_since(checked: CheckedRequest, since: float, seconds: float) -> list[str]:
     """The ids of the keys IAM shows on the request's user created since `since` (monotonic
     clock, by IAM's own), looked up within `seconds`: what an unfinished call may have made."""
     deadline = Deadline(seconds)
-    _, _, client = _iam_for(sessions.session_for(request.connection), request, deadline)
-    orphans = reconcile.find_orphans(client, request.parameters.user_name, since, deadline)
+    _, _, client = _iam_for(sessions.session_for(checked.connection), checked, deadline)
+    orphans = reconcile.find_orphans(client, checked.parameters.user_name, since, deadline)
     return [orphan.access_key_id for orphan in orphans]
 
 
 def _iam_for(
-    session: Any, request: CheckedRequest, deadline: Deadline
+    session: Any, checked: CheckedRequest, deadline: Deadline
 ) -> tuple[str | None, regions.RegionPlan, Any]:
     """The connection's home region, the region plan and the IAM client it signs with."""
-    connection = request.connection
+    connection = checked.connection
     home_region = connection.region or sessions.default_region(session)
-    plan = regions.plan(request.parameters.regions, home_region)
+    plan = regions.plan(checked.parameters.regions, home_region)
     client = clients.iam_client(
         session, plan.signing_region, connection.endpoint_url, deadline, _IAM_HOOKS
     )
@@ -411,7 +421,7 @@ def _create_making_room(
     except ClientError as error:
         if not limit.is_limit(error):
             raise
-        refusal = failures.aws_reason(error)  # the invocation's context is said before it
+        refusal = client_errors.aws_reason(error)  # the invocation's context is said before it
         deleted = limit.make_room(client, parameters.user_name, parameters.at_limit, refusal)
         return create(), deleted
 
@@ -528,9 +538,9 @@ def _deleted_if_it_fails(
         if isinstance(error, ActionError):
             why, category = error.message, error.category
         elif isinstance(error, ClientError):
-            why, category = failures.translate(error, step).message, Category.REJECTED
+            why, category = client_errors.translate(error, step).message, Category.REJECTED
         elif isinstance(error, BotoCoreError):
-            why, category = failures.translate(error, step).message, Category.TRANSIENT
+            why, category = client_errors.translate(error, step).message, Category.TRANSIENT
         else:
             why, category = f"{step} ({type(error).__name__})", Category.INTERNAL
         raise ActionError(
@@ -568,7 +578,7 @@ def _delete_undelivered(client: Any, key_id: str, user: str | None) -> None:
                 if attempt == 2:
                     raise
             except ClientError as error:
-                if attempt == 2 and failures.aws_code(error) == "NoSuchEntity":
+                if attempt == 2 and client_errors.aws_code(error) == "NoSuchEntity":
                     key_witness.report(key_witness.DELETED, key_id)
                     return
                 raise

@@ -4,7 +4,7 @@ Workflows create a user and, one step later, its key. IAM is eventually consiste
 seconds after CreateUser, other calls may answer NoSuchEntity (Terraform's AWS provider retries
 its reads after a create for this reason). NoSuchEntity means IAM did nothing, so the call is
 safe to try again; every other refusal is reported as it is. A try whose answer did not come,
-after which IAM still showed no such user (failures.NothingCreated), counts as one more
+after which IAM still showed no such user (client_errors.NothingCreated), counts as one more
 NoSuchEntity: when the wait ends, the step fails with IAM's refusal (code 3), never with "IAM may
 have created a key", whatever ended it (the window, the step's time, a read timeout).
 """

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from plugin.hosts.shuffle import folder as shuffle_folder
+from plugin.hosts.shuffle import folder
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET
 
-APP = shuffle_folder.APP
+APP = folder.APP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +31,11 @@ class BuiltApp:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
     """The app image's Python, built once for the module as the Dockerfile builds it."""
-    folder = tmp_path_factory.mktemp("shuffle-app")
-    copy = folder / "app"
+    root = tmp_path_factory.mktemp("shuffle-app")
+    copy = root / "app"
     shutil.copytree(APP, copy)
-    venv.create(folder / "venv", with_pip=True)
-    python = folder / "venv" / "bin" / "python"
+    venv.create(root / "venv", with_pip=True)
+    python = root / "venv" / "bin" / "python"
     for extra in ([], ["--no-build-isolation"]):  # the build backends, then the app's packages
         lock = "build-requirements.txt" if not extra else "requirements.txt"
         subprocess.run(
@@ -43,12 +43,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltApp:
              "-r", str(copy / lock)],
             check=True,
             capture_output=True,
-            cwd=folder,
+            cwd=root,
             env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
             timeout=900,
         )  # fmt: skip
-    (folder / "home").mkdir()
-    return BuiltApp(python, copy / "src", folder / "home")
+    (root / "home").mkdir()
+    return BuiltApp(python, copy / "src", root / "home")
 
 
 def image_env() -> dict[str, str]:

@@ -101,7 +101,7 @@ def default_max_calls(cpus: float) -> int:
 
 DEFAULT_MAX_CALLS = default_max_calls(available_cpus())
 
-# Whose AWS identity a call without an access key of its own may act with (serve.policy).
+# Whose AWS identity a call without an access key of its own may act with (operator.policy).
 LEND_NONE = "none"
 LEND_ASSUME_ROLE = "assume-role"
 LEND_ALL = "all"
@@ -132,6 +132,9 @@ _DECIMAL = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 # An --allow-role-arn pattern: a role ARN whose account may be * and whose path and name may
 # hold * (policy matches them with fnmatch), in a partition's own spelling (aws, aws-cn, ...).
 ROLE_PATTERN = re.compile(r"arn:aws(-[a-z]+)*:iam::([0-9]{12}|\*):role/[\w+=,.@/*-]+", re.ASCII)
+# A --vault-prefix: the start of a vault name, which holds no comma (schemas/input.schema.json's
+# vault pattern): "team/,ops/" is the comma list the Shuffle app once read, never a prefix.
+VAULT_PREFIX_PATTERN = re.compile(r"[^,]+")
 
 
 class SettingError(ValueError):
@@ -345,6 +348,10 @@ class ServeSettings:
         "the vault names a call may write start with this (repeatable)",
         LEND,
         "PREFIX",
+        shape=(
+            VAULT_PREFIX_PATTERN,
+            "a vault name prefix: vault names hold no commas, so separate prefixes with spaces",
+        ),
         said_default="(any name the action created)",
     )
     expiry_role_arn: str | None = row(

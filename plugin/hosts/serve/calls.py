@@ -149,22 +149,22 @@ def unfinished_report(flight: Flight, listed: list[str] | None) -> str:
     it made and did not deliver, or else those IAM shows on its user since it started
     (`listed`; None when they could not be listed)."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(flight.started))
-    head = f"the call for {flight.subject} (started {started}) was stopped before"
+    stopped = f"the call for {flight.subject} (started {started}) was stopped before"
     keys = flight.undelivered()
     if keys:
         return (
-            f"{head} its answer: key {', '.join(keys)} was created and not delivered; delete it "
+            f"{stopped} its answer: key {', '.join(keys)} was created and not delivered; delete it "
             "(aws iam delete-access-key --access-key-id ...)"
         )
     if listed:
         return (
-            f"{head} it finished, while IAM was creating its key: IAM shows key "
+            f"{stopped} it finished, while IAM was creating its key: IAM shows key "
             f"{', '.join(listed)} on the user since then, whose secret nobody received unless "
             "another call made it; delete it (aws iam delete-access-key --access-key-id ...)"
         )
     if listed == []:
-        return f"{head} it finished; IAM shows no key made on the user since then"
+        return f"{stopped} it finished; IAM shows no key made on the user since then"
     return (
-        f"{head} it finished; if its CreateAccessKey reached IAM, a key made on the user since "
+        f"{stopped} it finished; if its CreateAccessKey reached IAM, a key made on the user since "
         "then is nobody's (the keys could not be listed)"
     )

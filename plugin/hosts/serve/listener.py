@@ -2,7 +2,7 @@
 a name allowlist, or plaintext on a network the operator declares closed.
 
 Decided once, at start: whether the listener authenticates its callers. A server that would
-lend its own AWS identity (serve.policy) refuses to start on a listener that does not.
+lend its own AWS identity (operator.policy) refuses to start on a listener that does not.
 """
 
 from __future__ import annotations

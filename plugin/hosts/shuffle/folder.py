@@ -34,7 +34,7 @@ from typing import Any
 
 from plugin.contract import manifest, resources
 
-from . import icon as shuffle_icon
+from . import icon
 from .app import ACTION
 from .settings import AUTHENTICATION, OPERATOR_PARAMETERS
 
@@ -150,7 +150,7 @@ def api_document() -> dict[str, Any]:
                 "returns": {"example": _returns_example(document), "schema": {"type": "string"}},
             }
         ],
-        "large_image": shuffle_icon.data_url(),
+        "large_image": icon.data_url(),
     }
 
 
@@ -278,7 +278,7 @@ sys.path.insert(0, VENDORED)
 
 from shuffle_sdk import AppBase  # noqa: E402
 
-from plugin.hosts.shuffle import app as shuffle_app  # noqa: E402
+from plugin.hosts.shuffle import app  # noqa: E402
 
 
 class {CLASS}(AppBase):
@@ -287,11 +287,11 @@ class {CLASS}(AppBase):
 
     def __init__(self, redis, logger, console_logger=None):
         super().__init__(redis, logger, console_logger)
-        shuffle_app.guard_logs(self.logger)
+        app.guard_logs(self.logger)
 
     def {ACTION}(self, **fields):
         # The run's start, shared by every item of a loop: the SDK's timeout covers them all.
-        return shuffle_app.{ACTION}(fields, os.environ, shuffle_app.run_started(self))
+        return app.{ACTION}(fields, os.environ, app.run_started(self))
 
 
 if __name__ == "__main__":

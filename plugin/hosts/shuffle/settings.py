@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 from plugin.contract import resources, validation
 from plugin.contract.errors import ActionError, Category
 from plugin.contract.request import CheckedRequest
 from plugin.delivery import vault
-from plugin.hosts.operator.settings import BY_NAME, LEND_ALL, LEND_NONE
+from plugin.hosts.operator.settings import BY_NAME, LEND_ALL, LEND_NONE, SettingError
 
-# The variables an operator of serve sets for the same decisions, named by serve's one table
-# (operator.settings): the same name means the same thing on both doors. This door reads fewer of
-# them and offers fewer choices (no role to assume: the form has no role fields).
+# The variables an operator of serve sets for the same decisions, named and read by serve's one
+# table (operator.settings: Setting.from_text, as `resolve` reads a variable), so the same value
+# means the same thing on both doors. This door reads fewer of them and offers fewer choices (no
+# role to assume: the form has no role fields).
 LEND_IDENTITY = BY_NAME["lend_identity"].variable
 VAULT_PREFIX = BY_NAME["vault_prefix"].variable
 # Action parameters the operator sets on this door, and the form never shows: (the variable,
@@ -55,17 +57,24 @@ class Settings:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """The settings the environment holds; ValueError naming a variable it cannot read."""
-        lend = environ.get(LEND_IDENTITY, "").strip().lower() or LEND_NONE
+        try:
+            lend = _variable(environ, "lend_identity") or LEND_NONE
+        except SettingError:  # serve's choices, assume-role among them: this door's words
+            lend = None
         if lend not in _LEND_CHOICES:
             raise ValueError(
-                f"The app's setting {LEND_IDENTITY} is {lend!r}; it must be none or all "
-                f"({_HOW}); nothing was sent to AWS"
+                f"The app's setting {LEND_IDENTITY} is {environ[LEND_IDENTITY].strip()!r}; it "
+                f"must be none or all ({_HOW}); nothing was sent to AWS"
             )
-        prefixes = tuple(p.strip() for p in environ.get(VAULT_PREFIX, "").split(",") if p.strip())
+        try:
+            prefixes = tuple(_variable(environ, "vault_prefix") or ())
+        except SettingError as error:  # the message names the variable and the value
+            said = f"The app's setting {error} ({_HOW}); nothing was sent to AWS"
+            raise ValueError(said) from None
         offered = {entry["name"] for entry in resources.manifest()["parameters"]}
         values = {}
         for name, (variable, _) in OPERATOR_PARAMETERS.items():
-            value = environ.get(variable, "").strip()
+            value = _variable(environ, name)
             if name not in offered or not value:
                 continue
             if validation.problems("input", {name: value}, "parameters"):
@@ -119,6 +128,12 @@ class Settings:
             f"vault: {given} is outside the names this app writes "
             f"({', '.join(self.vault_prefixes)}: {VAULT_PREFIX})"
         )
+
+
+def _variable(environ: Mapping[str, str], name: str) -> Any:
+    """A row's variable read as serve reads it (None when unset or blank); SettingError,
+    naming the variable, for text the row's grammar refuses."""
+    return BY_NAME[name].from_text(environ.get(BY_NAME[name].variable, ""))
 
 
 def _display_name(name: str) -> str:

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "b56bfbd5942306b7d0a8c16c4336cc19f716a12d28001a3344aa05cd08516c97"
+VENDORED_SHA256 = "3b200d1acff4064cfe232fde16081fb8c4d85b474b9bf2972c3b833ab18e8323"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
@@ -24,7 +24,7 @@ sys.path.insert(0, VENDORED)
 
 from shuffle_sdk import AppBase  # noqa: E402
 
-from plugin.hosts.shuffle import app as shuffle_app  # noqa: E402
+from plugin.hosts.shuffle import app  # noqa: E402
 
 
 class AWSIAMCreateAccessKey(AppBase):
@@ -33,11 +33,11 @@ class AWSIAMCreateAccessKey(AppBase):
 
     def __init__(self, redis, logger, console_logger=None):
         super().__init__(redis, logger, console_logger)
-        shuffle_app.guard_logs(self.logger)
+        app.guard_logs(self.logger)
 
     def create_access_key(self, **fields):
         # The run's start, shared by every item of a loop: the SDK's timeout covers them all.
-        return shuffle_app.create_access_key(fields, os.environ, shuffle_app.run_started(self))
+        return app.create_access_key(fields, os.environ, app.run_started(self))
 
 
 if __name__ == "__main__":
