@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.custody_figures import CUSTODY_FIGURES
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 
-ROOT = Path(__file__).resolve().parent.parent
 _AWS_VARIABLES = [name for name in os.environ if name.startswith("AWS_")]
 
 
@@ -59,11 +56,6 @@ def proxy(proxy_server: FaultProxy) -> Iterator[FaultProxy]:
     proxy_server.clear()
 
 
-# Figures of the custody tests (runs, keys created, secrets delivered, orphans), printed at the
-# end of the run; the README carries the latest table.
-CUSTODY_FIGURES: list[tuple[str, int, int, int, int]] = []
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not CUSTODY_FIGURES:
         return
@@ -100,53 +92,3 @@ def cli_env(iam: LocalIAM) -> dict[str, str]:
         AWS_EC2_METADATA_DISABLED="true",
     )
     return env
-
-
-def assert_refused_before_sending(
-    iam: LocalIAM, proxy: FaultProxy, parameters: dict[str, object], expected: str
-) -> None:
-    """The action answers code 2 naming the problem, and no request leaves for AWS."""
-    from plugin import execute
-
-    mark = proxy.mark()
-    response = execute(
-        {
-            "parameters": {"user_name": "bob", **parameters},
-            "connection": iam.connection(endpoint_url=proxy.url),
-        }
-    )
-    assert response["error_code"] == 2, response["error_message"]
-    assert expected in response["error_message"]
-    assert proxy.since(mark) == []
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (now)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def run_cli(
-    *arguments: str,
-    env: dict[str, str],
-    stdin: bytes = b"",
-    timeout: float = 60,
-    cwd: Path = ROOT,
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m plugin ...` as a person or an engine would, capturing everything."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "plugin", *arguments],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
-    return subprocess.CompletedProcess(
-        completed.args,
-        completed.returncode,
-        completed.stdout.decode("utf-8", "replace"),
-        completed.stderr.decode("utf-8", "replace"),
-    )

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import ADMIN_SECRET, LocalIAM
 from tests.support.parameters import EXPECTED_PARAMETERS
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
 
 
 def test_run_prints_the_result_alone(iam: LocalIAM, cli_env: dict[str, str]) -> None:

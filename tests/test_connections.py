@@ -12,8 +12,8 @@ import pytest
 
 from plugin import engine, execute
 from plugin.aws import sessions
-from tests.conftest import run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tests.conftest import ROOT, free_port
 from tests.support import dockerfile
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
 from tests.support.service_links import SERVICE_LINKS
 
 pytestmark = pytest.mark.slow

@@ -16,8 +16,9 @@ import time
 import pytest
 
 from plugin import execute
-from tests.conftest import CUSTODY_FIGURES, run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
+from tests.support.custody_figures import CUSTODY_FIGURES
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.local_iam import ADMIN_SECRET, LocalIAM
 

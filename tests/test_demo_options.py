@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tests.conftest import ROOT, run_cli
+from tests.support.cli import run_cli
 from tests.support.local_iam import LocalIAM
+from tests.support.paths import ROOT
 
 
 def responses(stdout: str) -> list[dict]:  # type: ignore[type-arg]

@@ -15,8 +15,8 @@ import yaml
 
 from plugin.hosts.operator import settings
 from plugin.hosts.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS, SERVICE
-from tests.conftest import ROOT
 from tests.support import dockerfile
+from tests.support.paths import ROOT
 from tests.support.service_links import SERVICE_LINKS
 
 MANIFESTS = ROOT / "deploy" / "kubernetes"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from plugin import execute
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import LocalIAM
 

@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 
 from plugin import execute
-from tests.conftest import free_port
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.ports import free_port
 
 
 def create_requests(iam: LocalIAM, mark: int) -> list[str]:

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from plugin import execute
-from tests.conftest import assert_refused_before_sending, run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import LocalIAM
+from tests.support.refusals import assert_refused_before_sending
 
 NO_SUCH_USER = faults.refuse("NoSuchEntity", status=404)
 NOT_YET = faults.refuse("InvalidClientTokenId", status=403)

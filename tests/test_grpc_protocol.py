@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
 from tests.support.local_iam import LocalIAM
+from tests.support.paths import ROOT
 
 PROTOCOL = Path("plugin/hosts/serve/protocol")
 GENERATED = ("integration_pack_pb2.py", "integration_pack_pb2_grpc.py")

@@ -18,8 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from plugin.contract import manifest, resources
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
-from tests.conftest import run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import ADMIN_SECRET, LocalIAM

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from plugin import execute
 from plugin.contract import resources
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import LocalIAM
 

@@ -20,10 +20,12 @@ import pytest
 from plugin import execute
 from plugin.invocation import lease
 from plugin.invocation.idempotency import pending_marker, tag_key
-from tests.conftest import ROOT, assert_refused_before_sending, run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import ADMIN_SECRET, LocalIAM
+from tests.support.paths import ROOT
+from tests.support.refusals import assert_refused_before_sending
 
 
 def attempt(iam: LocalIAM, proxy: FaultProxy, user: str, token: str, **more: Any) -> dict:  # type: ignore[type-arg]

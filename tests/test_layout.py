@@ -211,11 +211,12 @@ def test_importing_loads_no_aws_library(module: str) -> None:
 
 
 def test_no_test_module_imports_another() -> None:
-    """What tests share lives in tests/support/: a test module imports none of its siblings."""
+    """What tests share lives in tests/support/: a test module imports none of its siblings,
+    nor conftest (its fixtures reach tests by name; a helper is imported from support)."""
     found = []
     for path in sorted((ROOT / "tests").rglob("*.py")):
         for line, target in _imports(path, _module_name(path)):
             parts = target.split(".")  # `from tests import test_x` is tests.test_x too
-            if parts[0] == "tests" and parts[1:2] and parts[1].startswith("test_"):
+            if parts[0] == "tests" and parts[1:2] and parts[1].startswith(("test_", "conftest")):
                 found.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
     assert not found, "test modules imported by others:\n" + "\n".join(found)

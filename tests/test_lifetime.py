@@ -17,11 +17,12 @@ from botocore.exceptions import ClientError
 
 from plugin import execute
 from plugin.contract import validation
-from tests.conftest import assert_refused_before_sending, run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.key_lifetime_in_aws import ROLE, client, run_as_aws_would, schedule_of, tags_of
 from tests.support.local_iam import LocalIAM
+from tests.support.refusals import assert_refused_before_sending
 
 AGE_RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 

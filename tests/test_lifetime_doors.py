@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from plugin.hosts.shuffle import app
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.key_lifetime_in_aws import ROLE, run_as_aws_would, schedule_of, tags_of

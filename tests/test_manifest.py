@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 
 from plugin.contract import manifest, resources
-from tests.conftest import ROOT
 from tests.support.parameters import EXPECTED_PARAMETERS
+from tests.support.paths import ROOT
 
 
 def test_action_identity() -> None:

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, free_port, run_cli
+from tests.support.cli import run_cli
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import LocalIAM
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
 from tests.support.serve_metrics import METRICS_LINE, scrape_text, until
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.support.cli import run_cli
+from tests.support.paths import ROOT
 
 
 @pytest.fixture(scope="module")

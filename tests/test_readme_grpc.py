@@ -8,7 +8,8 @@ import os
 import re
 import subprocess
 
-from tests.conftest import ROOT, free_port
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
 from tests.support.readme_grpc_example import example_script
 
 

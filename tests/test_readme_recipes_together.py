@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
 from tests.support.readme_grpc_example import example_script
 from tests.support.readme_recipes import readme_recipe
 

@@ -10,7 +10,7 @@ import pytest
 
 from plugin import execute
 from plugin.hosts.shuffle import app
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 from tests.support.local_iam import LocalIAM
 
 

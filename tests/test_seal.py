@@ -14,9 +14,10 @@ import pyrage
 import pytest
 
 from plugin import execute
-from tests.conftest import assert_refused_before_sending, run_cli
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import LocalIAM
+from tests.support.refusals import assert_refused_before_sending
 
 
 @pytest.fixture

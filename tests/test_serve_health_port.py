@@ -25,10 +25,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 from plugin.hosts.serve.server import MAX_CONNECTIONS, SERVICE
-from tests.conftest import free_port, run_cli
+from tests.support.cli import run_cli
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import LocalIAM
 from tests.support.pki import RUNNER_DNS, client_credentials
+from tests.support.ports import free_port
 from tests.support.stalled_streams import StalledStreams
 
 HELD = MAX_CONNECTIONS + 8

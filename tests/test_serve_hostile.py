@@ -248,7 +248,7 @@ def pb_stub(channel: Any) -> Any:
 def test_an_ambiguous_client_name_is_refused_at_start(
     pki: dict[str, Any], cli_env: dict[str, str], entry: str, message: str
 ) -> None:
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
 
     completed = run_cli(
         "serve", "--port", "0", "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
@@ -485,7 +485,7 @@ def test_a_sigterm_during_a_stream_of_calls_loses_none(
 def test_a_start_up_error_is_one_line_naming_its_cause_exit_2(
     cli_env: dict[str, str], arguments: list[str], message: str
 ) -> None:
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
 
     completed = run_cli("serve", "--port", "0", *arguments, env=cli_env, timeout=30)
     assert completed.returncode == 2

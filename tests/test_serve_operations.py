@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from plugin import execute
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.translation import engine_request
-from tests.conftest import run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import LocalIAM

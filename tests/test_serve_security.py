@@ -30,12 +30,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES
-from tests.conftest import ROOT, run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
 from tests.support.dripping_endpoint import DrippingEndpoint
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.paths import ROOT
 from tests.support.pki import OTHER_DNS, RUNNER_DNS, RUNNER_URI, client_credentials
 from tests.support.serve_calls import ambient, create
 

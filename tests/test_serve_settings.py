@@ -15,10 +15,12 @@ import pytest
 from plugin.hosts.operator import settings
 from plugin.hosts.operator.policy import Policy
 from plugin.hosts.operator.settings import SETTINGS, SettingError, resolve
-from tests.conftest import ROOT, free_port, run_cli
 from tests.support import settings_table
+from tests.support.cli import run_cli
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.local_iam import LocalIAM
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
 from tests.support.serve_calls import ambient, create
 from tests.support.service_links import SERVICE_LINKS
 

@@ -16,8 +16,10 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from plugin.aws import client_errors, services
-from tests.conftest import ROOT, free_port, run_cli
+from tests.support.cli import run_cli
 from tests.support.local_iam import LocalIAM
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
 from tests.support.readme_recipes import readme_recipe
 
 

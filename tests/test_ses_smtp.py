@@ -11,9 +11,10 @@ import pytest
 
 from plugin import execute
 from plugin.delivery.smtp import ses_smtp_password_v4
-from tests.conftest import assert_refused_before_sending, run_cli
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.refusals import assert_refused_before_sending
 
 
 # The published vectors of Terraform's AWS provider for the same derivation

@@ -42,10 +42,10 @@ from plugin.contract.errors import ActionError
 from plugin.hosts.operator.settings import SettingError, resolve
 from plugin.hosts.shuffle import app, folder
 from plugin.hosts.shuffle.settings import AUTHENTICATION, OPERATOR_PARAMETERS, Settings
-from tests.conftest import free_port
 from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.ports import free_port
 from tests.support.shuffle_app import (
     APP,
     BuiltApp,

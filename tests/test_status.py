@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from plugin import execute
-from tests.conftest import assert_refused_before_sending
 from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import LocalIAM
+from tests.support.refusals import assert_refused_before_sending
 
 
 def statuses(iam: LocalIAM, user: str) -> list[str]:

@@ -10,10 +10,11 @@ import uuid
 import pytest
 
 from plugin import execute
-from tests.conftest import assert_refused_before_sending, run_cli
 from tests.support import fault_proxy as faults
+from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import LocalIAM
+from tests.support.refusals import assert_refused_before_sending
 
 
 def hand_over(iam: LocalIAM, proxy: FaultProxy, user: str, target: str) -> dict:  # type: ignore[type-arg]

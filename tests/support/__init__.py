@@ -1,5 +1,9 @@
 """What the tests share, apart from the tests themselves (no test module imports another):
 
+- paths, ports, cli: the checkout's root, a free loopback port, the command line run as a
+  process;
+- refusals: a refusal before anything is sent (code 2, no request to AWS);
+- custody_figures: the custody tests' figures, printed at the end of the run;
 - local_iam: a real local IAM endpoint (moto's server on 127.0.0.1, behind a request log);
 - fault_proxy: a fault-injecting HTTP proxy between the action and the local endpoint;
 - canned_iam: a minimal IAM endpoint with one fixed answer, for the benchmark;

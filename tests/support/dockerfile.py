@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 PATH = ROOT / "Dockerfile"
 

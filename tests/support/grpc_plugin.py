@@ -14,7 +14,7 @@ import grpc
 
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 READY = re.compile(r"serving integration_pack\.Plugin on ([\w.:]+):(\d+) \(([^)]*)\)")
 
