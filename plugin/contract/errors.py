@@ -5,6 +5,17 @@ and the user: `About`) is attached where it is raised or where it leaves a block
 (`attached`, client_errors.about), and the one-line message is composed once, when it is read: like
 httpx, whose request_context() (httpx/_exceptions.py) attaches the request to an error
 leaving the client.
+
+How a step raises, in one recipe:
+- `raise ActionError(reason, category)`: the reason only ("the vault name is taken"), never
+  "CreateAccessKey failed for ..." by hand: the invocation's block says that (its `About`);
+- what AWS or botocore raised is translated where it is caught: inside the invocation the
+  block does it (client_errors.about); a step that names itself uses
+  `client_errors.translate(error, "UpdateAccessKey to Inactive")`;
+- what happened after the failure ("; key X was deleted, so nothing is left behind") is
+  `advice`; a sentence that names its own subject is `about=WHOLE`;
+- an error's fields are set once: a block that knows more attaches its context only where
+  the error has none (`within`, `attached`), and nothing rewrites a reason.
 """
 
 from __future__ import annotations

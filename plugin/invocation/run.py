@@ -535,18 +535,22 @@ def _deleted_if_it_fails(
     except Exception as error:
         _delete_undelivered(client, key["AccessKeyId"], key.get("UserName"))
         _take_back(undo or [])
+        deleted = f"; key {key['AccessKeyId']} was deleted, so nothing is left behind"
         if isinstance(error, ActionError):
-            why, category = error.message, error.category
+            inner, category = error, error.category
         elif isinstance(error, ClientError):
-            why, category = client_errors.translate(error, step).message, Category.REJECTED
+            inner, category = client_errors.translate(error, step), Category.REJECTED
         elif isinstance(error, BotoCoreError):
-            why, category = client_errors.translate(error, step).message, Category.TRANSIENT
+            inner, category = client_errors.translate(error, step), Category.TRANSIENT
         else:
-            why, category = f"{step} ({type(error).__name__})", Category.INTERNAL
+            raise ActionError(
+                f"{step} ({type(error).__name__})", Category.INTERNAL, advice=deleted
+            ) from None
+        # The step's error, as it reads (a step names itself: "UpdateAccessKey to Inactive:
+        # ..."), is the reason of the invocation's error, with what became of the key after it;
+        # AWS's code is kept (its request id, as before, is the step's, not the answer's).
         raise ActionError(
-            why,
-            category,
-            advice=f"; key {key['AccessKeyId']} was deleted, so nothing is left behind",
+            inner.message, category, aws_code=inner.aws_code, advice=deleted
         ) from None
 
 
