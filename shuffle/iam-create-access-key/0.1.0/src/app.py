@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "852ce5ebcc27a1bef325a7e7b98a52a2924bc92cc1493e90519f64bf3b61c41f"
+VENDORED_SHA256 = "1e7b2c495a2a6872280ec3c83a87eae6540f2646dde9846d207725d3f480959a"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
