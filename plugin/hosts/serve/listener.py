@@ -250,8 +250,30 @@ def client_names(entries: Sequence[str]) -> dict[str, frozenset[bytes]]:
             kind, value = DNS, entry
         if not value or (kind == URI and "://" not in value) or (kind == DNS and ":" in value):
             raise _refused(f"--tls-client-name {entry}: not a {kind.upper()} name")
-        names[kind].add(value.encode())
+        names[kind].add(_COMPARABLE[kind](value.encode()))
     return {kind: frozenset(values) for kind, values in names.items()}
+
+
+def _dns_comparable(name: bytes) -> bytes:
+    """A DNS name as it is compared: case-insensitively in ASCII (RFC 6125 6.4.1; an
+    internationalized name is compared in its A-label form, which is ASCII)."""
+    return name.lower()
+
+
+def _uri_comparable(uri: bytes) -> bytes:
+    """A URI as it is compared: exactly, but for the case of its scheme and host (RFC 3986
+    6.2.2.1: they are case-insensitive; its path, query and userinfo are not, and a SPIFFE ID's
+    path names a workload). No other normalization (percent-encoding, dot segments): a
+    certificate's URI that differs there is refused, never admitted."""
+    scheme, separator, rest = uri.partition(b"://")
+    if not separator:
+        return uri
+    authority, slash, tail = rest.partition(b"/")
+    userinfo, at, host = authority.rpartition(b"@")
+    return scheme.lower() + separator + userinfo + at + host.lower() + slash + tail
+
+
+_COMPARABLE = {DNS: _dns_comparable, URI: _uri_comparable}
 
 
 class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -301,7 +323,8 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return
         auth = context.auth_context()
         for kind, allowed in self._names.items():
-            if allowed & set(auth.get(_PEER_PROPERTY[kind], ())):
+            comparable = _COMPARABLE[kind]
+            if any(comparable(name) in allowed for name in auth.get(_PEER_PROPERTY[kind], ())):
                 return
         await context.abort(
             grpc.StatusCode.UNAUTHENTICATED,
