@@ -444,6 +444,15 @@ class ServeSettings:
         least=0,
         most=MAX_PORT,
     )
+    health_socket: Path | None = row(
+        PATH,
+        None,
+        "also answer grpc.health.v1 alone on this Unix socket (mode 0600), which no network "
+        "caller can reach or fill: for exec probes (`iam-create-access-key health "
+        "--health-socket PATH`); a socket left by a killed server is replaced (off unless given)",
+        OPERATE,
+        "PATH",
+    )
 
     def __post_init__(self) -> None:
         """The call time the grace implies when none is given; refused if it outlives it."""

@@ -614,7 +614,7 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
         host = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
         bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
         metrics_line = f"metrics on http://{host}:{bound}/metrics"
-    health_line = None
+    health_line = health_socket_line = None
     if options.health_port is not None:  # outside the main port's connection cap
         health_host = DEFAULT_HOST if options.unix else options.host
         # kept referenced here until the process exits: it answers NOT_SERVING through the drain
@@ -624,6 +624,14 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
         health_line = (
             f"health on {health_listener.address(health_host, health_port)} "
             "(grpc.health.v1 only, plaintext)"
+        )
+    if options.health_socket is not None:  # no network caller reaches it: for exec probes
+        # kept referenced here until the process exits, as the health port's
+        _health_socket_server = await health_listener.start_socket(
+            health_servicer, options.health_socket
+        )
+        health_socket_line = (
+            f"health on unix socket {options.health_socket}, mode 0600 (grpc.health.v1 only)"
         )
     await server.start()
     for service in ("", SERVICE):
@@ -641,6 +649,8 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
         say(metrics_line)
     if health_line:
         say(health_line)
+    if health_socket_line:
+        say(health_socket_line)
     await stopping.wait()
     # Readiness first: the endpoint's removal races the signal, so calls still arrive for a
     # moment and are served; then no new call, and the drain.
@@ -709,9 +719,10 @@ def _exit_now(flights: Flights, options: ServeSettings, policy: Policy) -> NoRet
             unfinished_report(flight, listed.get(flight.call_id)),
             extra={"call_id": flight.call_id},
         )
-    if options.unix is not None:
-        with contextlib.suppress(OSError):
-            options.unix.unlink()
+    for socket_path in (options.unix, options.health_socket):
+        if socket_path is not None:
+            with contextlib.suppress(OSError):
+                socket_path.unlink()
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "3c745522542c980117b474a1e1985376ec120658d903d697384a8b1bbb1c6631"
+VENDORED_SHA256 = "e112875c29d75f7215ad0f9b6a378da7de4046e234dff30fe1c568ec591f432f"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
