@@ -575,7 +575,7 @@ def serve(options: ServeSettings) -> int:
             Category.INVALID_INPUT,
         )
     logs.install(options.log_format)
-    _quiet_urllib3()
+    _quiet_libraries()
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
     for chatty in ("asyncio", "grpc._cython"):  # their loop's set-up, before the ready line
         logging.getLogger(chatty).setLevel(logging.INFO)
@@ -700,11 +700,33 @@ class _NoResponseBytes(logging.Filter):
         return True
 
 
-def _quiet_urllib3() -> None:
+class _OneLineForAHangUp(logging.Filter):
+    """grpc.aio logs a write that failed because the caller hung up mid-answer (its
+    ExecuteBatchError) at ERROR with a traceback, when it has not yet seen the caller go
+    (_handle_exceptions in src/python/grpcio/grpc/_cython/_cygrpc/aio/server.pyx.pxi: silent only
+    if `rpc_state.client_closed` is already set, which races the failed write). The server's
+    log carries one line a warning: this one, naming the method; what became of the answer's
+    key the custody line says (deleted, or left and named)."""
+
+    PREFIX = "ExecuteBatchError raised in core by servicer method ["
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.name.startswith("grpc") and message.startswith(self.PREFIX):
+            method = message[len(self.PREFIX) :].rstrip("]")
+            record.msg = "the caller went while the answer to %s was being written"
+            record.args = (method,)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def _quiet_libraries() -> None:
     """On every handler of the server's log (a logger's filter would miss its children)."""
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _NoResponseBytes) for f in handler.filters):
-            handler.filters.insert(0, _NoResponseBytes())
+        for quiet in (_NoResponseBytes, _OneLineForAHangUp):
+            if not any(isinstance(f, quiet) for f in handler.filters):
+                handler.filters.insert(0, quiet())
 
 
 def _exit_now(flights: Flights, options: ServeSettings, policy: Policy) -> NoReturn:
