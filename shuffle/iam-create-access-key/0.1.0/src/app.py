@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "5fec05bc9069eea5ac7d818f5d26a04672d5105405eebaf2337b0ded43c98c89"
+VENDORED_SHA256 = "16883c544fcfaac82557b112870eb747c03a285c9ddf22474e2e47d401d69b7c"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
