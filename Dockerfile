@@ -32,7 +32,8 @@ COPY --from=build /dist /dist
 RUN pip install --no-cache-dir --no-deps --no-index /dist/iam_create_access_key-0.1.0-py3-none-any.whl \
     && pip check \
     && rm -rf /dist \
-    && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin plugin
+    && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin plugin \
+    && install -d -o 10001 -g 10001 -m 0700 /run/iam-create-access-key
 # Nothing is written at run time: no bytecode, no home, no temporary files (read-only root).
 # The runner dials plugins in plaintext on the pod network: close it to all but the runner
 # (deploy/kubernetes/networkpolicy.yaml). The server lends its own AWS identity to nobody
@@ -43,16 +44,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     IAM_CREATE_ACCESS_KEY_HOST=0.0.0.0 \
     IAM_CREATE_ACCESS_KEY_INSECURE_PLAINTEXT=true \
-    IAM_CREATE_ACCESS_KEY_GRACE=60
+    IAM_CREATE_ACCESS_KEY_GRACE=60 \
+    IAM_CREATE_ACCESS_KEY_HEALTH_SOCKET=/run/iam-create-access-key/health.sock
+# The health socket's folder, the user's own: a volume, so that it stays writable under a
+# read-only root (docker run --read-only; in Kubernetes an emptyDir mounted there).
+VOLUME ["/run/iam-create-access-key"]
 USER 10001:10001
 EXPOSE 1337 1338
 STOPSIGNAL SIGTERM
-# Health is asked on a port of its own (1338: grpc.health.v1 alone, plaintext), outside the
-# main port's connection cap, which callers holding connections can fill. A flag, not a
-# variable: the kubelet's link for a Service named iam-create-access-key-health would replace
-# IAM_CREATE_ACCESS_KEY_HEALTH_PORT (and the probe would find nothing there).
+# Health is asked on the health socket (grpc.health.v1 alone, mode 0600), which no network
+# caller can reach or fill (README: Operations). The health port (1338, plaintext) stays for
+# the kubelet's gRPC probes, which an operator may prefer; whoever reaches it can hold its
+# connections. A flag, not a variable: the kubelet's link for a Service named
+# iam-create-access-key-health would replace IAM_CREATE_ACCESS_KEY_HEALTH_PORT.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["iam-create-access-key", "health", "--health-port", "1338"]
+    CMD ["iam-create-access-key", "health", "--health-socket", "/run/iam-create-access-key/health.sock"]
 # The server is PID 1 and handles SIGTERM itself: it finishes the calls in flight within the
 # grace and exits within 4 s after it, whatever they are blocked on.
 ENTRYPOINT ["iam-create-access-key", "serve", "--health-port", "1338"]

@@ -78,9 +78,9 @@ def test_every_pip_install_is_locked_by_hash_or_takes_no_index() -> None:
         assert f"# {tag}\nFROM {base}" in text
 
 
-def on_port(command: list[str], port: str) -> list[str]:
-    """The command with its --health-port value replaced."""
-    at = command.index("--health-port") + 1
+def on_port(command: list[str], port: str, flag: str = "--health-port") -> list[str]:
+    """The command with its --health-port (or another flag's) value replaced."""
+    at = command.index(flag) + 1
     return [*command[:at], port, *command[at + 1 :]]
 
 
@@ -119,6 +119,10 @@ def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
         **dockerfile.environment(),
         "IAM_CREATE_ACCESS_KEY_PORT": str(port),  # the default 1337 may be taken here
     }
+    # the image's health socket, in a folder of this machine's (the image's /run/... is its own)
+    socket_path = tmp_path / "run" / "health.sock"
+    socket_path.parent.mkdir(mode=0o700)
+    env["IAM_CREATE_ACCESS_KEY_HEALTH_SOCKET"] = str(socket_path)
     # the image's health port (a flag, 1338) may be taken here too: the same flag, another port
     health = str(free_port())
     entrypoint = on_port(dockerfile.exec_form("ENTRYPOINT"), health)
@@ -135,7 +139,10 @@ def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
         assert f"on 0.0.0.0:{port} (plaintext, on a network declared closed)" in ready
         assert "warning: --insecure-plaintext" in server.stderr.readline()
         assert f"health on 0.0.0.0:{health} (grpc.health.v1 only" in server.stderr.readline()
-        healthcheck = on_port(dockerfile.exec_form("HEALTHCHECK"), health)
+        assert f"health on unix socket {socket_path}, mode 0600" in server.stderr.readline()
+        healthcheck = on_port(
+            dockerfile.exec_form("HEALTHCHECK"), str(socket_path), "--health-socket"
+        )
         checked = subprocess.run(
             [str(bin_dir / healthcheck[0]), *healthcheck[1:]],
             cwd=tmp_path,
@@ -146,7 +153,7 @@ def test_the_image_steps_serve_and_pass_the_healthcheck(tmp_path: Path) -> None:
             check=False,
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert checked.stdout == f"0.0.0.0:{health}: SERVING\n"
+        assert checked.stdout == f"unix:{socket_path}: SERVING\n"
         server.send_signal(getattr(signal, dockerfile.one("STOPSIGNAL")))
         assert server.wait(30) == 0
     finally:

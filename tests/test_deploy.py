@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from plugin.hosts.operator import settings
-from plugin.hosts.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS, SERVICE
+from plugin.hosts.serve.server import EXIT_LISTING_SECONDS, EXIT_MARGIN_SECONDS
 from tests.support import dockerfile
 from tests.support.paths import ROOT
 from tests.support.service_links import SERVICE_LINKS
@@ -102,28 +102,50 @@ def test_the_port_is_one_everywhere() -> None:
     assert service_port["targetPort"] == port["name"]
 
 
-def test_the_probes_ask_the_health_port_outside_the_connection_cap() -> None:
-    """The kubelet's probes and the image's HEALTHCHECK ask the health port serve opens with
-    --health-port, which callers holding the main port's connections cannot fill; no Service
-    and no pod reaches it (the kubelet probes from the node)."""
+def health_socket() -> Path:
+    """The health socket serve opens in the pod (the image's variable, which the pod keeps)."""
+    path = serve_settings()["health_socket"]
+    assert isinstance(path, Path)
+    return path
+
+
+def test_the_probes_ask_the_health_socket_no_network_caller_can_fill() -> None:
+    """The kubelet's probes and the image's HEALTHCHECK run `health` on the health socket
+    (mode 0600), which callers holding connections on a port cannot starve; its folder is a
+    volume, writable under the read-only root."""
+    probe = ["iam-create-access-key", "health", "--health-socket", str(health_socket())]
+    assert dockerfile.exec_form("HEALTHCHECK") == probe
+    for name in ("readinessProbe", "livenessProbe"):
+        check = container()[name]
+        assert check["exec"]["command"] == probe, name
+        assert "grpc" not in check
+        assert "tcpSocket" not in check
+        # longer than `health`'s own wait (3 s), so its one line is what the kubelet records
+        assert check["timeoutSeconds"] > 3
+    (mount,) = container()["volumeMounts"]
+    assert Path(mount["mountPath"]) == health_socket().parent
+    spec = manifest("deployment.yaml")["spec"]["template"]["spec"]
+    (volume,) = spec["volumes"]
+    assert volume["name"] == mount["name"]
+    assert "emptyDir" in volume
+    assert dockerfile.one("VOLUME") == f'["{health_socket().parent}"]'
+    assert any(
+        f"install -d -o 10001 -g 10001 -m 0700 {health_socket().parent}" in command
+        for command in dockerfile.commands(dockerfile.runtime_stage())
+    )
+
+
+def test_the_health_port_stays_for_grpc_probes_and_no_pod_reaches_it() -> None:
+    """--health-port (1338) is still opened, for operators who prefer the kubelet's gRPC
+    probes; neither the Service nor the NetworkPolicy opens it to pods."""
     _, _, declared = container()["ports"]
     assert declared == {"name": "health", "containerPort": health_port(), "protocol": "TCP"}
     assert health_port() != settings.DEFAULT_PORT
     assert str(health_port()) in dockerfile.one("EXPOSE").split()
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container()[probe]["grpc"]["port"] == health_port()
-    assert dockerfile.exec_form("HEALTHCHECK") == [
-        "iam-create-access-key", "health", "--health-port", str(health_port()),
-    ]  # fmt: skip
     (service_port,) = manifest("service.yaml")["spec"]["ports"]
     assert service_port["port"] != health_port()
     for rule in manifest("networkpolicy.yaml")["spec"]["ingress"]:
         assert all(entry["port"] != health_port() for entry in rule["ports"])
-
-
-def test_the_probes_ask_the_services_serve_answers_for() -> None:
-    assert container()["readinessProbe"]["grpc"]["service"] == SERVICE
-    assert container()["livenessProbe"]["grpc"].get("service", "") == ""
 
 
 def test_the_grace_covers_the_runners_timeout_and_the_pod_outlives_the_drain() -> None:

@@ -12,8 +12,10 @@ import itertools
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,11 +24,13 @@ import h2.connection
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from plugin.hosts.serve import health_listener
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 from plugin.hosts.serve.server import MAX_CONNECTIONS, SERVICE
 from tests.support.cli import run_cli
 from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.held_connections import HeldConnections
 from tests.support.local_iam import LocalIAM
 from tests.support.pki import RUNNER_DNS, client_credentials
 from tests.support.ports import free_port
@@ -169,3 +173,88 @@ def _later_lines(process: PluginProcess) -> str:
     while len(process.output) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     return "".join(process.output[1:])
+
+
+# ---- the health socket: health no network caller can starve -----------------------------------
+
+
+def socket_health(path: Path, service: str = "") -> Any:
+    """The status the health socket answers, on a new connection."""
+    with grpc.insecure_channel(f"unix:{path}", options=[("test.fresh", next(FRESH))]) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=10
+        )
+    return answer.status
+
+
+def test_health_on_its_socket_is_serving_while_both_ports_are_starved(
+    started: list[PluginProcess],
+    iam: LocalIAM,
+    bare_sockets: list[socket.socket],
+    tmp_path: Path,
+) -> None:
+    """The red team's health_starve.py on the health port (connections held and reopened at
+    once, more than its cap) and 33+ connections held on the main port: the health port
+    refuses a new probe, the health socket (mode 0600) answers SERVING, `health
+    --health-socket` says so, and after SIGTERM it says NOT_SERVING."""
+    health_port, path = free_port(), tmp_path / "run" / "health.sock"
+    path.parent.mkdir(mode=0o700)
+    process = PluginProcess("--health-port", str(health_port), "--health-socket", str(path))
+    started.append(process)
+    assert f"health on unix socket {path}, mode 0600 (grpc.health.v1 only)" in _later_lines(process)
+    assert stat.S_ISSOCK(path.lstat().st_mode)
+    assert stat.S_IMODE(path.lstat().st_mode) == 0o600
+    runner = process.channel()
+    the_runners_channel_works(runner, iam)
+    hold_idle_connections(process.port, HELD, bare_sockets)
+    starving = HeldConnections(health_port, health_listener.CONNECTIONS + 16)
+    try:
+        time.sleep(3)
+        # The lever is real: a new probe on the health port is refused while they hold it.
+        with pytest.raises(grpc.RpcError) as refused:
+            health_of(f"127.0.0.1:{health_port}")
+        assert refused.value.code() in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+        )
+        for _ in range(3):  # probes again and again, as the kubelet's
+            assert socket_health(path) == SERVING
+            assert socket_health(path, SERVICE) == SERVING
+            completed = run_cli("health", "--health-socket", str(path), env=dict(os.environ))
+            assert (completed.returncode, completed.stdout) == (0, f"unix:{path}: SERVING\n")
+            time.sleep(1)
+        the_runners_channel_works(runner, iam)
+    finally:
+        starving.release()
+    process.process.send_signal(15)
+    deadline = time.monotonic() + 10
+    while socket_health(path) == SERVING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert socket_health(path) == health_pb2.HealthCheckResponse.NOT_SERVING
+    completed = run_cli("health", "--health-socket", str(path), env=dict(os.environ))
+    assert (completed.returncode, completed.stdout) == (1, f"unix:{path}: NOT_SERVING\n")
+
+
+def test_a_socket_a_killed_server_left_is_replaced_and_anything_else_refused(
+    started: list[PluginProcess], tmp_path: Path
+) -> None:
+    """The emptyDir that holds the socket outlives a container the kubelet restarts (after
+    SIGKILL, the OOM killer, a failed liveness probe): the socket left there, which nobody
+    listens on, must not keep the next server from starting. A file that is no socket, or a
+    socket someone listens on, is never replaced."""
+    path = tmp_path / "health.sock"
+    left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.bind(str(path))
+    left.close()  # as a killed process leaves it: the file, and nobody listening
+    process = PluginProcess("--health-socket", str(path))
+    started.append(process)
+    assert socket_health(path) == SERVING
+    second = run_cli("serve", "--port", "0", "--health-socket", str(path), env=dict(os.environ))
+    assert second.returncode == 2
+    assert f"--health-socket {path} already exists; remove it first" in second.stderr
+    assert socket_health(path) == SERVING  # the live one is left alone
+    regular = tmp_path / "not-a-socket"
+    regular.write_text("keep me")
+    third = run_cli("serve", "--port", "0", "--health-socket", str(regular), env=dict(os.environ))
+    assert third.returncode == 2
+    assert regular.read_text() == "keep me"

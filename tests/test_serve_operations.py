@@ -10,6 +10,7 @@ import re
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -281,3 +282,54 @@ def test_the_command_line_lists_and_accepts_the_forms_choices_in_any_case(
     refused = run_cli("run", "--user-name", user, "--status", "paused", env=cli_env)
     assert refused.returncode == 2
     assert "invalid choice: 'paused' (choose from 'Active', 'Inactive')" in refused.stderr
+
+
+GRPC_HANG_UP_LINE = re.compile(
+    r"^\S+ \S+ WARNING the caller went while the answer to "
+    r"/integration_pack\.Plugin/ExecuteAction was being written$"
+)
+
+
+def all_withdrawn(process: PluginProcess, calls: int) -> Callable[[], bool]:
+    """Whether the server has said, for each of `calls` keys, that its answer did not arrive
+    (its custody line)."""
+    return lambda: sum("did not reach the caller" in line for line in process.output) >= calls
+
+
+def test_a_caller_that_hangs_up_mid_answer_costs_one_warning_line(iam: LocalIAM) -> None:
+    """A caller that closes its connection while the answer waits on its flow control: when
+    grpc's failed write reaches the server before its hang-up does (a race: about one call in
+    three here), grpc logs an ExecuteBatchError traceback at ERROR; the server's log carries
+    one warning line instead, with no byte of the answer, beside the custody line that
+    deletes the key."""
+    from tests.support.hang_up import hang_up_mid_answer
+
+    process = PluginProcess()
+    echoed = "echoed-context-" + uuid.uuid4().hex
+    users = []
+    try:
+        for _ in range(40):  # until grpc's own line has come at least once
+            user = iam.new_user()
+            users.append(user)
+            request = execute_request(
+                {"user_name": user}, iam.connection(), context=echoed.encode() * 4000
+            )
+            hang_up_mid_answer(process.port, request.SerializeToString(), wait=1.0)
+            until(all_withdrawn(process, len(users)), 30)
+            if re.search("being written|ExecuteBatchError", process.text()):
+                break
+        process.terminate()
+    finally:
+        process.stop()
+    lines, text = process.output[1:], process.text()
+    assert "Traceback" not in text
+    assert "ExecuteBatchError" not in text
+    assert " ERROR " not in text
+    said = [line.rstrip("\n") for line in lines if "being written" in line]
+    assert said, "grpc's write never failed before the hang-up was seen, in 40 calls"
+    for line in said:
+        assert GRPC_HANG_UP_LINE.match(line), line
+    assert echoed not in text  # no byte of the answer
+    deleted = [line for line in lines if "did not reach the caller" in line]
+    assert len(deleted) == len(users)
+    assert all(iam.key_ids(user) == [] for user in users)

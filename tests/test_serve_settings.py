@@ -204,6 +204,9 @@ def test_serve_and_health_start_beside_service_links(tmp_path: Path) -> None:
     assert "metrics on" not in process.stderr.read()  # the metrics Service's link is not ours
 
 
+HEALTH_SOCKET = "IAM_CREATE_ACCESS_KEY_HEALTH_SOCKET"
+
+
 def test_a_unix_socket_overrides_the_images_plaintext_default(tmp_path: Path) -> None:
     """The image's ENV says INSECURE_PLAINTEXT=true (for its pod-network listener); an operator
     who sets UNIX gets that socket, not "TLS and plaintext flags do not apply"."""
@@ -212,7 +215,14 @@ def test_a_unix_socket_overrides_the_images_plaintext_default(tmp_path: Path) ->
     path = f"{tmp_path}/plugin.sock"
     image = dockerfile.environment()
     assert image["IAM_CREATE_ACCESS_KEY_INSECURE_PLAINTEXT"] == "true"
-    env = {**os.environ, **image, "IAM_CREATE_ACCESS_KEY_UNIX": path}
+    # the image's health socket in a folder of this machine's (the image's /run/... is its own)
+    health = f"{tmp_path}/health.sock"
+    env = {
+        **os.environ,
+        **image,
+        "IAM_CREATE_ACCESS_KEY_UNIX": path,
+        "IAM_CREATE_ACCESS_KEY_HEALTH_SOCKET": health,
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "plugin", "serve"], cwd=ROOT, env=env, stderr=subprocess.PIPE,
         text=True,
@@ -221,7 +231,9 @@ def test_a_unix_socket_overrides_the_images_plaintext_default(tmp_path: Path) ->
         assert process.stderr is not None
         line = process.stderr.readline()
         assert f"serving integration_pack.Plugin on unix:{path} (unix socket" in line, line
-        completed = run_cli("health", env=env)
+        completed = run_cli("health", env=env)  # the image's: on its health socket
+        assert (completed.returncode, completed.stdout) == (0, f"unix:{health}: SERVING\n")
+        completed = run_cli("health", "--unix", path, env={**env, **{HEALTH_SOCKET: ""}})
         assert (completed.returncode, completed.stdout) == (0, f"unix:{path}: SERVING\n")
     finally:
         process.terminate()
@@ -460,6 +472,7 @@ def test_the_readmes_mutual_tls_recipe_with_the_images_environment(
         "IAM_CREATE_ACCESS_KEY_TLS_CLIENT_CA": pki["ca"][3],
         "IAM_CREATE_ACCESS_KEY_TLS_CLIENT_NAME": RUNNER_DNS,
         "IAM_CREATE_ACCESS_KEY_PORT": str(free_port()),
+        HEALTH_SOCKET: str(tmp_path / "health.sock"),  # the image's /run/... is its own
     }
     if plaintext is not None:
         recipe["IAM_CREATE_ACCESS_KEY_INSECURE_PLAINTEXT"] = plaintext

@@ -132,7 +132,7 @@ def _parser(with_help: bool) -> argparse.ArgumentParser:
     )
     from .operator.settings import BY_NAME
 
-    for name in ("host", "port", "unix", "health_port"):
+    for name in ("host", "port", "unix", "health_port", "health_socket"):
         setting = BY_NAME[name]
         health.add_argument(
             setting.flag,

@@ -27,6 +27,21 @@ CERTIFICATES: dict[str, tuple[str, list[x509.GeneralName]]] = {
     # (or to URIs) can still issue
     "uri-lookalike": ("lookalike-uri", [x509.UniformResourceIdentifier(RUNNER_DNS)]),
     "dns-lookalike": ("lookalike-dns", [x509.DNSName(RUNNER_URI)]),
+    # the runner's names in other cases: a DNS name's case never matters (RFC 6125 6.4.1), a
+    # URI's only in its scheme and host (RFC 3986 6.2.2.1)
+    "client-upper": ("runner-upper", [x509.DNSName(RUNNER_DNS.upper())]),
+    "uri-client-upper-host": (
+        "runner-by-uri-upper-host",
+        [
+            x509.UniformResourceIdentifier(
+                RUNNER_URI.replace("spiffe://cluster.local", "SPIFFE://Cluster.LOCAL")
+            )
+        ],
+    ),
+    "uri-client-upper-path": (
+        "runner-by-uri-upper-path",
+        [x509.UniformResourceIdentifier(RUNNER_URI.replace("/sa/runner", "/sa/RUNNER"))],
+    ),
 }
 
 

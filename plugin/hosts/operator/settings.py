@@ -465,6 +465,16 @@ class ServeSettings:
         most=MAX_PORT,
         said_default="(health on the main port only; the image: `1338`)",
     )
+    health_socket: Path | None = row(
+        PATH,
+        None,
+        "also answer grpc.health.v1 alone on this Unix socket (mode 0600), which no network "
+        "caller can reach or fill: for exec probes (`iam-create-access-key health "
+        "--health-socket PATH`); a socket left by a killed server is replaced (off unless given)",
+        OPERATE,
+        "PATH",
+        said_default="(none; the image: `/run/iam-create-access-key/health.sock`)",
+    )
 
     def __post_init__(self) -> None:
         """The call time the grace implies when none is given; refused if it outlives it."""

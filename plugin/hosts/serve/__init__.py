@@ -7,7 +7,8 @@ engine (plugin.engine). Importing this package loads nothing of grpc; its module
   can reach);
 - calls: call slots, the bytes of requests in flight, call ids, the keys each call made;
 - health_listener: grpc.health.v1 alone on a port of its own, outside the main port's
-  connection cap (for the kubelet's probes);
+  connection cap (for the kubelet's gRPC probes), and on a 0600 Unix socket no network caller
+  can reach (for exec probes);
 - memory: glibc's freed arenas given back after large calls;
 - metrics, logs: what the operator sees (Prometheus metrics; the server's own log lines);
 - (hosts/operator/settings: the one settings object, ServeSettings: each field a flag, its

@@ -11,10 +11,13 @@ from plugin.hosts.operator.settings import DEFAULT_HOST, ServeSettings
 
 def check(settings: ServeSettings, timeout: float) -> tuple[bool, str]:
     """(serving, one line saying so) for the server the settings describe: on its health
-    port when it has one (answered whatever callers hold on the main port; serve binds it on
-    --host, or on 127.0.0.1 with --unix), else at host:port or on the Unix socket."""
+    socket when it has one (no network caller can fill it), else on its health port (answered
+    whatever callers hold on the main port; serve binds it on --host, or on 127.0.0.1 with
+    --unix), else at host:port or on the Unix socket."""
     host, port, unix = settings.host, settings.port, settings.unix
-    if settings.health_port is not None:
+    if settings.health_socket is not None:
+        unix = settings.health_socket
+    elif settings.health_port is not None:
         host, port, unix = (DEFAULT_HOST if unix else host), settings.health_port, None
     target = f"unix:{unix}" if unix else (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     with grpc.insecure_channel(target) as channel:

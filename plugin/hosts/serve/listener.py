@@ -38,6 +38,7 @@ class Listening:
     mode: str  # said on the ready line
     authenticated: bool
     warning: str | None = None  # one line, said at start
+    flag: str = "--unix"  # the flag a Unix socket's path came from, as its errors name it
 
 
 def plan(settings: ServeSettings) -> Listening:
@@ -133,8 +134,8 @@ def bind(server: Any, listening: Listening) -> int:
     line and "failed to bind" whatever the reason."""
     if listening.address.startswith("unix:"):
         path = Path(listening.address[len("unix:") :])
-        _check_socket_folder(path)
-        with _private_socket(path):
+        _check_socket_folder(path, listening.flag)
+        with _private_socket(path, listening.flag):
             port = _add_port(server, listening)
     else:
         host, _, port_text = listening.address.rpartition(":")
@@ -157,15 +158,15 @@ def _add_port(server: Any, listening: Listening) -> int:
         return 0
 
 
-def _check_socket_folder(path: Path) -> None:
+def _check_socket_folder(path: Path, flag: str) -> None:
     folder = path.parent
     if not folder.is_dir():
         raise ActionError(
-            f"--unix {path}: the folder {folder} does not exist", Category.INVALID_INPUT
+            f"{flag} {path}: the folder {folder} does not exist", Category.INVALID_INPUT
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ActionError(
-            f"--unix {path}: cannot create a socket in {folder} (no write permission there, "
+            f"{flag} {path}: cannot create a socket in {folder} (no write permission there, "
             "or a read-only file system)",
             Category.INVALID_INPUT,
         )
@@ -203,12 +204,12 @@ def _bind_refusal(host: str, port: int, error: OSError) -> str:
 
 
 @contextlib.contextmanager
-def _private_socket(path: Path) -> Iterator[None]:
+def _private_socket(path: Path, flag: str) -> Iterator[None]:
     """The socket file is made 0600 as it is made (umask), then checked: no moment at which
     another local user could connect."""
     if path.exists() or path.is_symlink():
         raise ActionError(
-            f"--unix {path} already exists; remove it first (it is never replaced)",
+            f"{flag} {path} already exists; remove it first (it is never replaced)",
             Category.INVALID_INPUT,
         )
     previous = os.umask(0o177)
@@ -219,7 +220,7 @@ def _private_socket(path: Path) -> Iterator[None]:
     if path.exists():
         os.chmod(path, SOCKET_MODE)
         if stat.S_IMODE(path.stat().st_mode) != SOCKET_MODE:
-            raise ActionError(f"--unix {path}: cannot make it mode 0600", Category.REJECTED)
+            raise ActionError(f"{flag} {path}: cannot make it mode 0600", Category.REJECTED)
 
 
 # What --tls-client-name entries say they match: a DNS subject alternative name, or a URI one.
@@ -250,8 +251,30 @@ def client_names(entries: Sequence[str]) -> dict[str, frozenset[bytes]]:
             kind, value = DNS, entry
         if not value or (kind == URI and "://" not in value) or (kind == DNS and ":" in value):
             raise _refused(f"--tls-client-name {entry}: not a {kind.upper()} name")
-        names[kind].add(value.encode())
+        names[kind].add(_COMPARABLE[kind](value.encode()))
     return {kind: frozenset(values) for kind, values in names.items()}
+
+
+def _dns_comparable(name: bytes) -> bytes:
+    """A DNS name as it is compared: case-insensitively in ASCII (RFC 6125 6.4.1; an
+    internationalized name is compared in its A-label form, which is ASCII)."""
+    return name.lower()
+
+
+def _uri_comparable(uri: bytes) -> bytes:
+    """A URI as it is compared: exactly, but for the case of its scheme and host (RFC 3986
+    6.2.2.1: they are case-insensitive; its path, query and userinfo are not, and a SPIFFE ID's
+    path names a workload). No other normalization (percent-encoding, dot segments): a
+    certificate's URI that differs there is refused, never admitted."""
+    scheme, separator, rest = uri.partition(b"://")
+    if not separator:
+        return uri
+    authority, slash, tail = rest.partition(b"/")
+    userinfo, at, host = authority.rpartition(b"@")
+    return scheme.lower() + separator + userinfo + at + host.lower() + slash + tail
+
+
+_COMPARABLE = {DNS: _dns_comparable, URI: _uri_comparable}
 
 
 class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -301,7 +324,8 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return
         auth = context.auth_context()
         for kind, allowed in self._names.items():
-            if allowed & set(auth.get(_PEER_PROPERTY[kind], ())):
+            comparable = _COMPARABLE[kind]
+            if any(comparable(name) in allowed for name in auth.get(_PEER_PROPERTY[kind], ())):
                 return
         await context.abort(
             grpc.StatusCode.UNAUTHENTICATED,

@@ -617,7 +617,7 @@ def serve(options: ServeSettings) -> int:
             Category.INVALID_INPUT,
         )
     logs.install(options.log_format)
-    _quiet_urllib3()
+    _quiet_libraries()
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
     for chatty in ("asyncio", "grpc._cython"):  # their loop's set-up, before the ready line
         logging.getLogger(chatty).setLevel(logging.INFO)
@@ -656,7 +656,7 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
         host = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
         bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
         metrics_line = f"metrics on http://{host}:{bound}/metrics"
-    health_line = None
+    health_line = health_socket_line = None
     if options.health_port is not None:  # outside the main port's connection cap
         health_host = DEFAULT_HOST if options.unix else options.host
         # kept referenced here until the process exits: it answers NOT_SERVING through the drain
@@ -666,6 +666,14 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
         health_line = (
             f"health on {health_listener.address(health_host, health_port)} "
             "(grpc.health.v1 only, plaintext)"
+        )
+    if options.health_socket is not None:  # no network caller reaches it: for exec probes
+        # kept referenced here until the process exits, as the health port's
+        _health_socket_server = await health_listener.start_socket(
+            health_servicer, options.health_socket
+        )
+        health_socket_line = (
+            f"health on unix socket {options.health_socket}, mode 0600 (grpc.health.v1 only)"
         )
     await server.start()
     for service in ("", SERVICE):
@@ -683,6 +691,8 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
         say(metrics_line)
     if health_line:
         say(health_line)
+    if health_socket_line:
+        say(health_socket_line)
     await stopping.wait()
     # Readiness first: the endpoint's removal races the signal, so calls still arrive for a
     # moment and are served; then no new call, and the drain.
@@ -732,11 +742,33 @@ class _NoResponseBytes(logging.Filter):
         return True
 
 
-def _quiet_urllib3() -> None:
+class _OneLineForAHangUp(logging.Filter):
+    """grpc.aio logs a write that failed because the caller hung up mid-answer (its
+    ExecuteBatchError) at ERROR with a traceback, when it has not yet seen the caller go
+    (_handle_exceptions in src/python/grpcio/grpc/_cython/_cygrpc/aio/server.pyx.pxi: silent only
+    if `rpc_state.client_closed` is already set, which races the failed write). The server's
+    log carries one line a warning: this one, naming the method; what became of the answer's
+    key the custody line says (deleted, or left and named)."""
+
+    PREFIX = "ExecuteBatchError raised in core by servicer method ["
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.name.startswith("grpc") and message.startswith(self.PREFIX):
+            method = message[len(self.PREFIX) :].rstrip("]")
+            record.msg = "the caller went while the answer to %s was being written"
+            record.args = (method,)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def _quiet_libraries() -> None:
     """On every handler of the server's log (a logger's filter would miss its children)."""
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _NoResponseBytes) for f in handler.filters):
-            handler.filters.insert(0, _NoResponseBytes())
+        for quiet in (_NoResponseBytes, _OneLineForAHangUp):
+            if not any(isinstance(f, quiet) for f in handler.filters):
+                handler.filters.insert(0, quiet())
 
 
 def _exit_now(flights: Flights, options: ServeSettings, policy: Policy) -> NoReturn:
@@ -751,9 +783,10 @@ def _exit_now(flights: Flights, options: ServeSettings, policy: Policy) -> NoRet
             unfinished_report(flight, listed.get(flight.call_id)),
             extra={"call_id": flight.call_id},
         )
-    if options.unix is not None:
-        with contextlib.suppress(OSError):
-            options.unix.unlink()
+    for socket_path in (options.unix, options.health_socket):
+        if socket_path is not None:
+            with contextlib.suppress(OSError):
+                socket_path.unlink()
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "1e7b2c495a2a6872280ec3c83a87eae6540f2646dde9846d207725d3f480959a"
+VENDORED_SHA256 = "28c789b33a7e3f6f4236ed8ea492948be475b91cbb968b4343f7eeb5ff4bc35e"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).

@@ -1,0 +1,61 @@
+"""A caller that hangs up while the answer is being written: it sends an ExecuteAction whole,
+grants the server no flow-control window for the answer (HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE
+0), so the server's write waits, then closes its socket (as the red team's zero-window
+clients did)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import h2.config
+import h2.connection
+import h2.settings
+
+EXECUTE = "/integration_pack.Plugin/ExecuteAction"
+
+
+def hang_up_mid_answer(port: int, message: bytes, wait: float) -> None:
+    """Send `message` (a serialized ExecuteActionRequest) on a new connection, keep it open
+    `wait` seconds with no window for the answer, then close it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
+        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        connection.local_settings = h2.settings.Settings(
+            client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+        )
+        connection.initiate_connection()
+        stream = connection.get_next_available_stream_id()
+        connection.send_headers(
+            stream,
+            [
+                (":method", "POST"), (":scheme", "http"), (":path", EXECUTE),
+                (":authority", "localhost"), ("content-type", "application/grpc"),
+                ("te", "trailers"),
+            ],
+        )  # fmt: skip
+        body = b"\0" + len(message).to_bytes(4, "big") + message
+        while body:
+            room = min(
+                connection.local_flow_control_window(stream),
+                connection.max_outbound_frame_size,
+                len(body),
+            )
+            if room <= 0:  # wait for the server's window updates
+                held.sendall(connection.data_to_send())
+                connection.receive_data(held.recv(65536))
+                continue
+            connection.send_data(stream, body[:room])
+            body = body[room:]
+        connection.end_stream(stream)
+        held.sendall(connection.data_to_send())
+        held.settimeout(0.2)
+        ends = time.monotonic() + wait
+        while time.monotonic() < ends:  # answer its settings and pings, never open a window
+            try:
+                data = held.recv(65536)
+            except TimeoutError:
+                continue
+            if not data:
+                return
+            connection.receive_data(data)
+            held.sendall(connection.data_to_send())
