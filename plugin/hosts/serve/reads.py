@@ -5,7 +5,7 @@ grpc core receives a stream's message only as far as the stream's HTTP/2 window 
 send, and a stream's window grows to the whole message only once a read is posted for it
 (chttp2's StreamFlowControl::DesiredAnnounceSize, src/core/ext/transport/chttp2/transport/
 flow_control.cc: min_progress_size). So a stream whose read is not posted costs at most its
-initial window (a fixed 64 KiB: BDP probing, which would raise it to 16 MiB, is off in
+initial window (a fixed 16 KiB: BDP probing, which would raise it to 16 MiB, is off in
 server.py), and the requests being received at once are bounded by the reads posted: this gate.
 
 A permit is held only while its read is under way (a well-behaved sender's message is in its

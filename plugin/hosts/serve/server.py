@@ -67,8 +67,9 @@ STREAMS_PER_CONNECTION = 100
 # runner keeps one channel; probes open one each. Streams and connections together bound the
 # memory stalled streams can take: see the README (measured).
 MAX_CONNECTIONS = 32
-# The HTTP/2 window of a stream whose request is not being read (grpc's default, pinned).
-STREAM_WINDOW_BYTES = 64 * 1024
+# The HTTP/2 window of a stream whose request is not being read: a runner's request (a few
+# KiB) fits it whole; 3,200 streams (32 connections x 100) that fill it hold 50 MiB.
+STREAM_WINDOW_BYTES = 16 * 1024
 IDLE_CONNECTION_MS = 5 * 60 * 1000  # an idle connection is closed (GOAWAY) after this
 HANDSHAKE_MS = 10 * 1000  # a TLS handshake not done in this is dropped
 KEEPALIVE_MS, KEEPALIVE_TIMEOUT_MS = 60 * 1000, 20 * 1000  # a dead peer is found in 80 s
