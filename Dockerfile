@@ -50,7 +50,9 @@ STOPSIGNAL SIGTERM
 # Health is asked on a port of its own (1338: grpc.health.v1 alone, plaintext), outside the
 # main port's connection cap, which callers holding connections can fill. A flag, not a
 # variable: the kubelet's link for a Service named iam-create-access-key-health would replace
-# IAM_CREATE_ACCESS_KEY_HEALTH_PORT (and the probe would find nothing there).
+# IAM_CREATE_ACCESS_KEY_HEALTH_PORT (and the probe would find nothing there). So the variable
+# is ignored in this image; to move the port, append `--health-port N` to the container's
+# arguments (the last flag wins; README: Deploy beside a Blink runner).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["iam-create-access-key", "health", "--health-port", "1338"]
 # The server is PID 1 and handles SIGTERM itself: it finishes the calls in flight within the
