@@ -345,6 +345,8 @@ async def first_message(context: Any, gate: ReadGate | None = None) -> Any:
     except asyncio.CancelledError:
         if not expired:
             raise  # the caller went
+        if gate is not None and holder is not None:
+            gate.struck(holder)  # it held a permit in vain: its connection goes last
         await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, expired[0])
     except DecodeError:  # invalid UTF-8 in a string field, say: the message cannot be read
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, UNREADABLE)

@@ -26,13 +26,17 @@ import collections
 READS_AT_ONCE = 4
 # How long a read may hold its permit: a sender that has not sent its message within this of
 # its read starting is ended (5 MiB at 2.5 MiB/s; a runner on the pod network sends it in ms).
-READ_SECONDS = 2.0
+READ_SECONDS = 1.0
+# How many connections whose reads ran out of time are remembered (a peer string each).
+STRUCK_REMEMBERED = 1024
 
 
 class ReadGate:
-    """READS_AT_ONCE permits to read a request; waiters are served by connection (the one
-    holding the fewest first, then in the order they came), so no connection's streams can
-    hold back another's for more than READ_SECONDS per permit they hold."""
+    """READS_AT_ONCE permits to read a request; waiters are served by connection: first the
+    connections none of whose reads ran out of time holding a permit (`struck`), then the one
+    holding the fewest permits, then in turn. So stalled streams, once one of them has run
+    out of time, wait behind every other connection's reads: those wait READ_SECONDS at most
+    for a permit to come free."""
 
     def __init__(self, permits: int = READS_AT_ONCE) -> None:
         self.permits = permits
@@ -40,6 +44,18 @@ class ReadGate:
         self._held: collections.Counter[str] = collections.Counter()
         # by connection, in the order each first waited; each a queue of waiting reads
         self._waiting: dict[str, collections.deque[asyncio.Future[None]]] = {}
+        # connections a read of which held its permit READ_SECONDS in vain (the latest kept)
+        self._struck: collections.OrderedDict[str, int] = collections.OrderedDict()
+
+    def struck(self, connection: str) -> None:
+        """A read on `connection` held its permit READ_SECONDS without its message arriving:
+        that connection's reads now wait behind those of connections that never did."""
+        self._struck[connection] = self._struck.pop(connection, 0) + 1
+        if len(self._struck) > STRUCK_REMEMBERED:  # peer strings of closed connections
+            self._struck.popitem(last=False)
+
+    def _rank(self, connection: str) -> tuple[int, int]:
+        return (self._struck.get(connection, 0), self._held[connection])
 
     async def take(self, connection: str) -> None:
         """A permit for one read on `connection` (grpc's peer string: one per connection)."""
@@ -64,12 +80,13 @@ class ReadGate:
             del self._held[connection]
         self.free += 1
         while self.free > 0 and self._waiting:
-            # the waiting connection holding the fewest permits (the first to wait, on ties)
-            fewest = min(self._waiting, key=self._held.__getitem__)
-            queue = self._waiting[fewest]
+            # the first by rank; on ties, the one served least lately (a connection served
+            # goes to the back: its many streams cannot keep the front)
+            fewest = min(self._waiting, key=self._rank)
+            queue = self._waiting.pop(fewest)
             waiter = queue.popleft()
-            if not queue:
-                del self._waiting[fewest]
+            if queue:
+                self._waiting[fewest] = queue
             if not waiter.done():
                 self._grant(fewest)
                 waiter.set_result(None)
