@@ -25,7 +25,7 @@ import collections
 # in its stream's window already and reads in well under a millisecond: 4 are no bottleneck.
 READS_AT_ONCE = 4
 # How long a read may hold its permit: a sender that has not sent its message within this of
-# its read starting is ended (5 MiB at 2.5 MiB/s; a runner on the pod network sends it in ms).
+# its read starting is ended (5 MiB at 5 MiB/s; a runner on the pod network sends it in ms).
 READ_SECONDS = 1.0
 # How many connections whose reads ran out of time are remembered (a peer string each).
 STRUCK_REMEMBERED = 1024
