@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "3c745522542c980117b474a1e1985376ec120658d903d697384a8b1bbb1c6631"
+VENDORED_SHA256 = "dfcbd10828c02a98edc9a994cd409a736b14c67d40d1614b0b0cb81f990279ad"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
