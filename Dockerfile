@@ -56,7 +56,10 @@ STOPSIGNAL SIGTERM
 # caller can reach or fill (README: Operations). The health port (1338, plaintext) stays for
 # the kubelet's gRPC probes, which an operator may prefer; whoever reaches it can hold its
 # connections. A flag, not a variable: the kubelet's link for a Service named
-# iam-create-access-key-health would replace IAM_CREATE_ACCESS_KEY_HEALTH_PORT.
+# iam-create-access-key-health would replace IAM_CREATE_ACCESS_KEY_HEALTH_PORT (and the probe
+# would find nothing there). So the variable is ignored in this image; to move the port, append
+# `--health-port N` to the container's arguments (the last flag wins; README: Deploy beside a
+# Blink runner).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["iam-create-access-key", "health", "--health-socket", "/run/iam-create-access-key/health.sock"]
 # The server is PID 1 and handles SIGTERM itself: it finishes the calls in flight within the

@@ -28,6 +28,7 @@ from plugin.hosts.serve import health_listener
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 from plugin.hosts.serve.server import MAX_CONNECTIONS, SERVICE
+from tests.support import dockerfile
 from tests.support.cli import run_cli
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.held_connections import HeldConnections
@@ -258,3 +259,32 @@ def test_a_socket_a_killed_server_left_is_replaced_and_anything_else_refused(
     third = run_cli("serve", "--port", "0", "--health-socket", str(regular), env=dict(os.environ))
     assert third.returncode == 2
     assert regular.read_text() == "keep me"
+
+
+def test_in_the_image_a_flag_after_the_entrypoint_moves_the_health_port_not_its_variable(
+    started: list[PluginProcess],
+) -> None:
+    """The image passes --health-port on its ENTRYPOINT (a variable could be replaced by a
+    Service's link and silently read as unset): a flag wins over its variable, so there
+    IAM_CREATE_ACCESS_KEY_HEALTH_PORT moves nothing (README: the settings table), and
+    `args: [--health-port, N]`, appended after the ENTRYPOINT, does (the last flag wins)."""
+    entrypoint = dockerfile.exec_form("ENTRYPOINT")
+    assert entrypoint[:2] == ["iam-create-access-key", "serve"]
+    images, variables, moved = free_port(), free_port(), free_port()
+    at = entrypoint.index("--health-port") + 1
+    arguments = [*entrypoint[2:at], str(images), *entrypoint[at + 1 :]]
+    process = PluginProcess(
+        *arguments,
+        "--health-port",
+        str(moved),
+        env={"IAM_CREATE_ACCESS_KEY_HEALTH_PORT": str(variables)},
+    )
+    started.append(process)
+    assert health_of(f"127.0.0.1:{moved}") == SERVING
+    deadline = time.monotonic() + 10
+    while "health on" not in process.text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert f"health on 127.0.0.1:{moved} (grpc.health.v1 only, plaintext)" in process.text()
+    for unused in (images, variables):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", unused), timeout=2).close()

@@ -127,3 +127,60 @@ def test_an_answer_is_never_larger_than_max_answer_bytes(
         assert answer.context == context
         assert answer.ByteSize() <= limit
         assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
+
+
+def test_100_large_requests_on_one_channel_stay_under_the_pod_limit_with_margin(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The reviewer's attack (big.sh 100 1): 100 calls at once on ONE channel (the runner's
+    channel allows 100 streams), each with a 4 MiB context. grpc received every request
+    before --max-bytes-in-flight could count it (256 MiB peak, the pod's whole limit): now
+    requests are read a few at a time (serve.reads), so the peak stays well under the limit,
+    and every key on the endpoint is one a caller received."""
+    process = PluginProcess("--max-calls", "32")
+    started.append(process)
+    users = [iam.new_user() for _ in range(100)]
+    outcomes: dict[str, Any] = {}
+    peak = [resident_kib(process)]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], resident_kib(process))
+            time.sleep(0.02)
+
+    options = [("grpc.max_receive_message_length", 8 * MIB), ("test.channel", "one")]
+    with grpc.insecure_channel(process.address, options=options) as channel:
+        stub = pb_grpc.PluginStub(channel)
+
+        def call(user: str) -> None:
+            request = request_for(
+                {"user_name": user}, iam.connection(), context=b"c" * MAX_CONTEXT_BYTES
+            )
+            try:
+                outcomes[user] = stub.ExecuteAction(request, timeout=90)
+            except grpc.RpcError as error:
+                outcomes[user] = error.code()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        callers = [threading.Thread(target=call, args=(user,)) for user in users]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(150)
+        done.set()
+        watcher.join(5)
+
+    answered = [user for user in users if not isinstance(outcomes[user], grpc.StatusCode)]
+    refused = [user for user in users if user not in answered]
+    assert answered, "no call was answered"
+    assert {outcomes[user] for user in refused} <= {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    for user in answered:
+        assert outcomes[user].error_code == 0, outcomes[user].error_message
+        key = json.loads(outcomes[user].result)["AccessKey"]["AccessKeyId"]
+        assert iam.key_ids(user) == [key]
+    for user in refused:
+        assert iam.key_ids(user) == []
+    # The pod's limit, less a quarter for what this machine's load and allocator add.
+    assert peak[0] < POD_LIMIT_KIB * 3 // 4, f"peak resident memory {peak[0] // 1024} MiB"

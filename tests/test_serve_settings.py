@@ -316,6 +316,10 @@ def test_a_blank_variable_means_unset() -> None:
          "IAM_CREATE_ACCESS_KEY_GRACE='1e308' is not a number in decimal digits (such as 60 or "
          "2.5)"),
         (("--grace", "86401"), {}, "--grace='86401' is not from 0 to 86400"),
+        (("--max-bytes-in-flight", "0"), {},
+         "--max-bytes-in-flight='0' is not from 1 to 1073741824"),
+        ((), {"IAM_CREATE_ACCESS_KEY_MAX_ANSWER_BYTES": "1"},
+         "IAM_CREATE_ACCESS_KEY_MAX_ANSWER_BYTES='1' is not from 262144 to 5242880"),
         (("--grace", "0", "--max-call-seconds", "86400.5"), {},
          "--max-call-seconds='86400.5' is not more than 0 and at most 86400"),
         ((), {"IAM_CREATE_ACCESS_KEY_ALLOW_ROLE_ARN": f"{ROLE}/a, {ROLE}/b"},
@@ -337,6 +341,7 @@ def test_a_blank_variable_means_unset() -> None:
     ],
     ids=["nan-variable", "nan-flag", "inf", "port", "metrics-port", "max-calls", "underscore-flag",
          "underscore-variable", "max-calls-too-many", "exponent", "grace-over-a-day",
+         "bytes-in-all-their-digits", "answer-bytes-in-all-their-digits",
          "max-call-seconds-over-a-day", "roles-with-commas", "role-not-an-arn", "user-not-role",
          "blank-flag", "blank-item", "choice-flag", "longer-than-grace"],
 )  # fmt: skip
@@ -492,3 +497,15 @@ def test_the_readmes_mutual_tls_recipe_with_the_images_environment(
     finally:
         process.terminate()
         process.wait(30)
+
+
+@pytest.mark.parametrize("other", ["--health-port", "--metrics-port"])
+def test_a_port_given_to_two_of_its_own_listeners_is_said_so(other: str) -> None:
+    """Not "another process listens on it": the other listener is serve's own."""
+    port = str(free_port())
+    completed = run_cli("serve", "--port", port, other, port, env=dict(os.environ), timeout=30)
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        f"iam-create-access-key: error: {other} {port} is --port's too: each of serve's "
+        "listeners needs a port of its own\n"
+    )

@@ -241,11 +241,25 @@ class Setting:
 
     def _range(self) -> str:
         if self.least is not None:
-            low = f"{self.least:g}"
-            return f"from {low} to {self.most:g}" if self.most is not None else f"{low} or more"
-        low = f"more than {self.above:g}" if self.above is not None else ""
-        high = f"at most {self.most:g}" if self.most is not None else ""
+            low = _shown(self.least)
+            if self.most is not None:
+                return f"from {low} to {_shown(self.most)}"
+            return f"{low} or more"
+        low = f"more than {_shown(self.above)}" if self.above is not None else ""
+        high = f"at most {_shown(self.most)}" if self.most is not None else ""
         return " and ".join(part for part in (low, high) if part)
+
+
+def _overlap(host: str, other: str) -> bool:
+    """Whether listeners on these two hosts would share a port (a wildcard takes them all)."""
+    wildcards = {"0.0.0.0", "::", "[::]", ""}  # noqa: S104 (recognised, not bound)
+    return host == other or host in wildcards or other in wildcards
+
+
+def _shown(bound: float) -> str:
+    """A bound as an operator writes it: a whole number in all its digits (1073741824, not
+    1.07374e+09, which no setting would read), else as a decimal."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 _ROW = "setting"  # the key of a field's Setting in its metadata
@@ -463,7 +477,11 @@ class ServeSettings:
         "PORT",
         least=0,
         most=MAX_PORT,
-        said_default="(health on the main port only; the image: `1338`)",
+        said_default=(
+            "(health on the main port only); the image passes the flag `--health-port 1338`, "
+            "which wins over the variable: there the variable moves nothing, "
+            '`args: [--health-port, "N"]` does'
+        ),
     )
     health_socket: Path | None = row(
         PATH,
@@ -486,6 +504,25 @@ class ServeSettings:
                 f"--max-call-seconds ({longest:g}) is longer than --grace ({grace:g}): a call "
                 "could outlive the drain at SIGTERM; lower it, or raise --grace"
             )
+        self._ports_of_its_own()
+
+    def _ports_of_its_own(self) -> None:
+        """Two of its own listeners on one port: said as such, before anything listens (the
+        second bind would say "another process listens on it", which is this one)."""
+        health_host = DEFAULT_HOST if self.unix is not None else self.host
+        listeners = [
+            ("--metrics-port", self.metrics_port, self.metrics_host),
+            ("--health-port", self.health_port, health_host),
+        ]
+        if self.unix is None:
+            listeners.insert(0, ("--port", self.port, self.host))
+        for at, (flag, port, host) in enumerate(listeners):
+            for other, other_port, other_host in listeners[at + 1 :]:
+                if port and port == other_port and _overlap(host, other_host):
+                    raise SettingError(
+                        f"{other} {other_port} is {flag}'s too: each of serve's listeners "
+                        "needs a port of its own"
+                    )
 
     def __getitem__(self, name: str) -> Any:
         """A setting's value by its name (the table's rows are data too: SETTINGS)."""

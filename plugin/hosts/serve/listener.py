@@ -26,6 +26,8 @@ from plugin.aws.clients import is_loopback
 from plugin.contract.errors import ActionError, Category
 from plugin.hosts.operator.settings import ServeSettings
 
+from .reads import READ_SECONDS, ReadGate
+
 SOCKET_MODE = 0o600
 
 
@@ -333,34 +335,49 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
-async def first_message(context: Any) -> Any:
+async def first_message(context: Any, gate: ReadGate | None = None) -> Any:
     """The stream's one request message, read within FIRST_MESSAGE_SECONDS (else the call is
-    ended: DEADLINE_EXCEEDED, or INVALID_ARGUMENT for a stream closed without one).
+    ended: DEADLINE_EXCEEDED, or INVALID_ARGUMENT for a stream closed without one); with a
+    `gate`, read only with its permit (waited for within that time), and within READ_SECONDS
+    of getting it.
 
     A timer that cancels the read, not asyncio.wait_for: that makes a task per call (a tenth
     of serve's own share of an ExecuteAction, measured), and asyncio.timeout is Python 3.11."""
     task = asyncio.current_task()
     assert task is not None
-    expired: list[bool] = []
+    expired: list[str] = []
 
-    def expire() -> None:
-        expired.append(True)
+    def expire(why: str) -> None:
+        expired.append(why)
         task.cancel()
 
-    timer = asyncio.get_running_loop().call_later(FIRST_MESSAGE_SECONDS, expire)
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + FIRST_MESSAGE_SECONDS
+    late = f"no request message within {FIRST_MESSAGE_SECONDS:g} s of the call's start"
+    timer = loop.call_at(ends, expire, late)
+    holder: str | None = None  # the connection whose permit this read holds
     try:
+        if gate is not None:
+            connection = context.peer()
+            await gate.take(connection)
+            holder = connection
+            if ends - loop.time() > READ_SECONDS:  # a permit is held this long at most
+                timer.cancel()
+                slow = f"the request message did not arrive within {READ_SECONDS:g} s of its read"
+                timer = loop.call_later(READ_SECONDS, expire, slow)
         message = await context.read()
     except asyncio.CancelledError:
         if not expired:
             raise  # the caller went
-        await context.abort(
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-            f"no request message within {FIRST_MESSAGE_SECONDS:g} s of the call's start",
-        )
+        if gate is not None and holder is not None:
+            gate.struck(holder)  # it held a permit in vain: its connection goes last
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, expired[0])
     except DecodeError:  # invalid UTF-8 in a string field, say: the message cannot be read
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, UNREADABLE)
     finally:
         timer.cancel()
+        if gate is not None and holder is not None:
+            gate.give_back(holder)
     if message is grpc.aio.EOF:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call sent no request message")
     return message

@@ -39,7 +39,7 @@ from typing import Any, NoReturn
 
 import grpc
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 
 from plugin import engine
 from plugin.contract.errors import ActionError, Category
@@ -54,6 +54,7 @@ from . import health_listener, listener, logs, memory, translation
 from .calls import BytesInFlight, Flight, Flights, Slots, unfinished_report
 from .metrics import Metrics
 from .protocol import integration_pack_pb2 as pb
+from .reads import ReadGate
 from .translation import MAX_LOG_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ MAX_CREDENTIALS_MESSAGE_BYTES = translation.MAX_CONNECTIONS * (
 # runner keeps one channel; probes open one each. Streams and connections together bound the
 # memory stalled streams can take: see the README (measured).
 MAX_CONNECTIONS = 32
+# The HTTP/2 window of a stream whose request is not being read: a runner's request (a few
+# KiB) fits it whole; 3,200 streams (32 connections x 100) that fill it hold 50 MiB.
+STREAM_WINDOW_BYTES = 16 * 1024
 IDLE_CONNECTION_MS = 5 * 60 * 1000  # an idle connection is closed (GOAWAY) after this
 HANDSHAKE_MS = 10 * 1000  # a TLS handshake not done in this is dropped
 KEEPALIVE_MS, KEEPALIVE_TIMEOUT_MS = 60 * 1000, 20 * 1000  # a dead peer is found in 80 s
@@ -154,6 +158,7 @@ class PluginServicer:
         self.policy = policy
         self.slots = Slots(options.max_calls)
         self.bytes_in_flight = BytesInFlight(options.max_bytes_in_flight)
+        self.reads = ReadGate()  # requests being received at once (and the health service's)
         self.trimmer = memory.Trimmer()
         self.flights = Flights()
         self.metrics = Metrics(options.max_call_seconds)  # buckets up to it
@@ -167,7 +172,9 @@ class PluginServicer:
 
     def handlers(self) -> Any:
         """The service's methods, as grpc calls them."""
-        unary, both = grpc.unary_unary_rpc_method_handler, grpc.stream_stream_rpc_method_handler
+        # Every request is read by the method itself, through the read gate (reads.py): none
+        # is received before a permit is free, whatever the number of streams.
+        unary, both = grpc.stream_unary_rpc_method_handler, grpc.stream_stream_rpc_method_handler
         return grpc.method_handlers_generic_handler(
             SERVICE,
             {
@@ -193,15 +200,18 @@ class PluginServicer:
             },
         )
 
-    async def HealthProbe(self, message: Any, context: Any) -> Any:
+    async def HealthProbe(self, requests: Any, context: Any) -> Any:
+        await listener.first_message(context, self.reads)
         self.metrics.answered("HealthProbe", 0)
         return pb.HealthStatus(last_use=self.flights.last_use())
 
-    async def Describe(self, message: Any, context: Any) -> Any:
+    async def Describe(self, requests: Any, context: Any) -> Any:
+        await listener.first_message(context, self.reads)
         self.metrics.answered("Describe", 0)
         return _DESCRIPTION
 
-    async def GetActions(self, message: Any, context: Any) -> Any:
+    async def GetActions(self, requests: Any, context: Any) -> Any:
+        await listener.first_message(context, self.reads)
         self.metrics.answered("GetActions", 0)
         return _ACTIONS
 
@@ -211,7 +221,7 @@ class PluginServicer:
         # 5 MiB of 290,000 connections: 90 MiB, 1.15 s). So it is sized first (a connection
         # test carries connections only), counted against --max-bytes-in-flight, and parsed in
         # the call's thread.
-        raw = await listener.first_message(context)
+        raw = await listener.first_message(context, self.reads)
         if len(raw) > MAX_CREDENTIALS_MESSAGE_BYTES:
             size = len(raw)
             del raw
@@ -257,7 +267,7 @@ class PluginServicer:
         # The message as it came (registered without a deserializer): its size is counted
         # against --max-bytes-in-flight before a byte of it is parsed, so a refused one is
         # never parsed nor copied (a 4 MiB context costs a copy at each step).
-        raw = await listener.first_message(context)
+        raw = await listener.first_message(context, self.reads)
         size = len(raw)
         claimed = self._claim("ExecuteAction", "an ExecuteAction not yet read", size)
         if isinstance(claimed, str):
@@ -639,6 +649,12 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
             # server on a busy port would take half the runner's calls. Refuse to start instead.
             ("grpc.so_reuseport", 0),
             ("grpc.max_concurrent_streams", STREAMS_PER_CONNECTION),
+            # A stream whose request is not being read receives at most this window, fixed:
+            # BDP probing would raise every stream's initial window to 16 MiB (chttp2's
+            # TransportFlowControl::PeriodicUpdate), so unread streams would buffer whole
+            # 4 MiB requests before the read gate (reads.py) could hold them back.
+            ("grpc.http2.bdp_probe", 0),
+            ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
             ("grpc.max_allowed_incoming_connections", MAX_CONNECTIONS),
             ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
             ("grpc.server_handshake_timeout_ms", HANDSHAKE_MS),
@@ -649,7 +665,7 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
     servicer = PluginServicer(options, policy)
     server.add_generic_rpc_handlers((servicer.handlers(),))
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    server.add_generic_rpc_handlers((_gated_health(health_servicer, servicer.reads),))
     port = listener.bind(server, listening)
     metrics_line = None  # before anything serves: a metrics port it cannot have is a start-up
     if options.metrics_port is not None:  # error (Metrics.serve: ActionError, one line)
@@ -712,6 +728,27 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
     while servicer.flights.under_way() and time.monotonic() < ends:
         await asyncio.sleep(0.05)
     _exit_now(servicer.flights, options, policy)
+
+
+def _gated_health(health_servicer: Any, gate: ReadGate) -> Any:
+    """grpc.health.v1 on the main port, its requests read through the read gate as every
+    other method's (grpc.aio would post a read for each stream of a unary method at once)."""
+
+    async def check(requests: Any, context: Any) -> Any:
+        return await health_servicer.Check(await listener.first_message(context, gate), context)
+
+    async def watch(requests: Any, context: Any) -> None:
+        await health_servicer.Watch(await listener.first_message(context, gate), context)
+
+    request = health_pb2.HealthCheckRequest.FromString
+    answer = health_pb2.HealthCheckResponse.SerializeToString
+    return grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health",
+        {
+            "Check": grpc.stream_unary_rpc_method_handler(check, request, answer),
+            "Watch": grpc.stream_stream_rpc_method_handler(watch, request, answer),
+        },
+    )
 
 
 class _Say:

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "28c789b33a7e3f6f4236ed8ea492948be475b91cbb968b4343f7eeb5ff4bc35e"
+VENDORED_SHA256 = "1c014cab49ece391bd6a3d30d884946a73e09728a438450ab4d963737cd70190"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
