@@ -153,19 +153,19 @@ _CURRENT_STEP: contextvars.ContextVar[StepLog] = contextvars.ContextVar("step_lo
 class PluginServicer:
     """integration_pack.Plugin: messages in, the engine's request out, its answer back."""
 
-    def __init__(self, options: ServeSettings, policy: Policy) -> None:
-        self.options = options
+    def __init__(self, settings: ServeSettings, policy: Policy) -> None:
+        self.settings = settings
         self.policy = policy
-        self.slots = Slots(options.max_calls)
-        self.bytes_in_flight = BytesInFlight(options.max_bytes_in_flight)
+        self.slots = Slots(settings.max_calls)
+        self.bytes_in_flight = BytesInFlight(settings.max_bytes_in_flight)
         self.reads = ReadGate()  # requests being received at once (and the health service's)
         self.trimmer = memory.Trimmer()
         self.flights = Flights()
-        self.metrics = Metrics(options.max_call_seconds)  # buckets up to it
+        self.metrics = Metrics(settings.max_call_seconds)  # buckets up to it
         self.metrics.in_flight.set_function(self.flights.count)
         # One thread per slot runs the action: a call that holds a slot holds one of these.
         self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=options.max_calls, thread_name_prefix="plugin-call"
+            max_workers=settings.max_calls, thread_name_prefix="plugin-call"
         )
         self.drain_ends: float | None = None  # monotonic: after SIGTERM, when calls must end
         self._cleanups: set[asyncio.Future[Any]] = set()
@@ -334,7 +334,7 @@ class PluginServicer:
     ) -> tuple[Any, int, dict[str, Any] | None, engine.Response]:
         """The action, in an executor thread: the answer to write (None if it would pass
         --max-answer-bytes: then its key is deleted), its size, and what it was made of."""
-        limit = self.options.max_answer_bytes
+        limit = self.settings.max_answer_bytes
         started = time.monotonic()
         with step_log() as step:
             step.note(
@@ -507,7 +507,7 @@ class PluginServicer:
         return max(DELIVERY_SECONDS, budget - (time.monotonic() - started))
 
     def _time_for(self, timeout: int, context: Any) -> float:
-        cap = self.options.max_call_seconds
+        cap = self.settings.max_call_seconds
         if self.drain_ends is not None:  # stopping: no call outlives the drain
             cap = min(cap, max(0.1, self.drain_ends - time.monotonic() - ANSWER_MARGIN))
         return _time_for_the_call(timeout, context, cap)
@@ -597,15 +597,15 @@ def _withdraw(
     return engine.Response.failure(ActionError(why, Category.TRANSIENT))
 
 
-def serve(options: ServeSettings) -> int:
+def serve(settings: ServeSettings) -> int:
     """Serve until SIGTERM or SIGINT; then say NOT_SERVING, keep serving what still arrives for
     --shutdown-delay, finish the calls in flight within the grace, and exit soon after it
     whatever they are blocked on, naming the keys they leave behind."""
     try:
-        policy = Policy.from_settings(options)
+        policy = Policy.from_settings(settings)
     except ValueError as error:
         raise ActionError(str(error), Category.INVALID_INPUT) from None
-    listening = listener.plan(options)
+    listening = listener.plan(settings)
     if policy.lends() and not listening.authenticated:
         raise ActionError(
             f"--lend-identity {policy.lend_identity}: this listener ({listening.mode} on "
@@ -616,27 +616,29 @@ def serve(options: ServeSettings) -> int:
             Category.INVALID_INPUT,
         )
     if not (
-        options.max_calls >= 1
-        and 0 < options.max_call_seconds < math.inf
-        and 0 <= options.grace < math.inf
-        and 0 <= options.shutdown_delay < math.inf
+        settings.max_calls >= 1
+        and 0 < settings.max_call_seconds < math.inf
+        and 0 <= settings.grace < math.inf
+        and 0 <= settings.shutdown_delay < math.inf
     ):
         raise ActionError(
             "--max-calls must be at least 1, --max-call-seconds more than 0, --grace and "
             "--shutdown-delay not negative (all finite)",
             Category.INVALID_INPUT,
         )
-    logs.install(options.log_format)
+    logs.install(settings.log_format)
     _quiet_libraries()
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
     for chatty in ("asyncio", "grpc._cython"):  # their loop's set-up, before the ready line
         logging.getLogger(chatty).setLevel(logging.INFO)
-    asyncio.run(_serve(options, policy, listening))  # exits the process from inside (os._exit)
+    asyncio.run(_serve(settings, policy, listening))  # exits the process from inside (os._exit)
     raise AssertionError("serve exits from its loop")
 
 
-async def _serve(options: ServeSettings, policy: Policy, listening: listener.Listening) -> NoReturn:
-    names = listener.client_names(options.tls_client_name) if options.tls_client_name else None
+async def _serve(
+    settings: ServeSettings, policy: Policy, listening: listener.Listening
+) -> NoReturn:
+    names = listener.client_names(settings.tls_client_name) if settings.tls_client_name else None
     server = grpc.aio.server(
         # Under mutual TLS every method checks the certificate first; otherwise no interceptor
         # (its machinery is a part of every call's price): the unary methods then wait for their
@@ -662,34 +664,36 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
             ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ],
     )
-    servicer = PluginServicer(options, policy)
+    servicer = PluginServicer(settings, policy)
     server.add_generic_rpc_handlers((servicer.handlers(),))
     health_servicer = health.aio.HealthServicer()
     server.add_generic_rpc_handlers((_gated_health(health_servicer, servicer.reads),))
     port = listener.bind(server, listening)
     metrics_line = None  # before anything serves: a metrics port it cannot have is a start-up
-    if options.metrics_port is not None:  # error (Metrics.serve: ActionError, one line)
-        host = f"[{options.metrics_host}]" if ":" in options.metrics_host else options.metrics_host
-        bound = servicer.metrics.serve(options.metrics_host, options.metrics_port)
+    if settings.metrics_port is not None:  # error (Metrics.serve: ActionError, one line)
+        host = (
+            f"[{settings.metrics_host}]" if ":" in settings.metrics_host else settings.metrics_host
+        )
+        bound = servicer.metrics.serve(settings.metrics_host, settings.metrics_port)
         metrics_line = f"metrics on http://{host}:{bound}/metrics"
     health_line = health_socket_line = None
-    if options.health_port is not None:  # outside the main port's connection cap
-        health_host = DEFAULT_HOST if options.unix else options.host
+    if settings.health_port is not None:  # outside the main port's connection cap
+        health_host = DEFAULT_HOST if settings.unix else settings.host
         # kept referenced here until the process exits: it answers NOT_SERVING through the drain
         _health_server, health_port = await health_listener.start(
-            health_servicer, health_host, options.health_port
+            health_servicer, health_host, settings.health_port
         )
         health_line = (
             f"health on {health_listener.address(health_host, health_port)} "
             "(grpc.health.v1 only, plaintext)"
         )
-    if options.health_socket is not None:  # no network caller reaches it: for exec probes
+    if settings.health_socket is not None:  # no network caller reaches it: for exec probes
         # kept referenced here until the process exits, as the health port's
         _health_socket_server = await health_listener.start_socket(
-            health_servicer, options.health_socket
+            health_servicer, settings.health_socket
         )
         health_socket_line = (
-            f"health on unix socket {options.health_socket}, mode 0600 (grpc.health.v1 only)"
+            f"health on unix socket {settings.health_socket}, mode 0600 (grpc.health.v1 only)"
         )
     await server.start()
     for service in ("", SERVICE):
@@ -698,8 +702,8 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    where = listening.address if options.unix else f"{options.host}:{port}"
-    say = _Say(options.log_format)
+    where = listening.address if settings.unix else f"{settings.host}:{port}"
+    say = _Say(settings.log_format)
     say(f"serving {SERVICE} on {where} ({listening.mode})")
     if listening.warning:
         say(f"warning: {listening.warning}", "WARNING")
@@ -713,21 +717,21 @@ async def _serve(options: ServeSettings, policy: Policy, listening: listener.Lis
     # Readiness first: the endpoint's removal races the signal, so calls still arrive for a
     # moment and are served; then no new call, and the drain.
     await health_servicer.enter_graceful_shutdown()
-    servicer.drain_ends = time.monotonic() + options.shutdown_delay + options.grace
+    servicer.drain_ends = time.monotonic() + settings.shutdown_delay + settings.grace
     say(
-        f"stopping; finishing the calls in flight (at most {options.grace:g} s), after "
-        f"serving for {options.shutdown_delay:g} s more the calls still arriving (readiness "
+        f"stopping; finishing the calls in flight (at most {settings.grace:g} s), after "
+        f"serving for {settings.shutdown_delay:g} s more the calls still arriving (readiness "
         "NOT_SERVING)"
     )
-    await asyncio.sleep(options.shutdown_delay)
-    await server.stop(options.grace)
+    await asyncio.sleep(settings.shutdown_delay)
+    await server.stop(settings.grace)
     # The calls grpc has cancelled get a moment to finish (their withdrawals complete on this
     # loop); then the exit, from inside the loop: asyncio.run's teardown would cancel what is
     # left (grpc logs each as an unhandled CancelledError) and hide unfinished calls.
     ends = time.monotonic() + EXIT_MARGIN_SECONDS
     while servicer.flights.under_way() and time.monotonic() < ends:
         await asyncio.sleep(0.05)
-    _exit_now(servicer.flights, options, policy)
+    _exit_now(servicer.flights, settings, policy)
 
 
 def _gated_health(health_servicer: Any, gate: ReadGate) -> Any:
@@ -808,7 +812,7 @@ def _quiet_libraries() -> None:
                 handler.filters.insert(0, quiet())
 
 
-def _exit_now(flights: Flights, options: ServeSettings, policy: Policy) -> NoReturn:
+def _exit_now(flights: Flights, settings: ServeSettings, policy: Policy) -> NoReturn:
     """Name what the calls still unfinished leave behind, and leave: the executor's threads
     would otherwise hold the process open for as long as they are blocked (Python joins them
     at exit)."""
@@ -820,7 +824,7 @@ def _exit_now(flights: Flights, options: ServeSettings, policy: Policy) -> NoRet
             unfinished_report(flight, listed.get(flight.call_id)),
             extra={"call_id": flight.call_id},
         )
-    for socket_path in (options.unix, options.health_socket):
+    for socket_path in (settings.unix, settings.health_socket):
         if socket_path is not None:
             with contextlib.suppress(OSError):
                 socket_path.unlink()
