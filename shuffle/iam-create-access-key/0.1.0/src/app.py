@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "1c014cab49ece391bd6a3d30d884946a73e09728a438450ab4d963737cd70190"
+VENDORED_SHA256 = "44df2315e783a049d101b50b1b1b9f51f508f3357311e15b075aae76793f6887"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
