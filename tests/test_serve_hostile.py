@@ -25,9 +25,10 @@ from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES
 from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.hang_up import never_reading
 from tests.support.local_iam import LocalIAM
 from tests.support.pki import RUNNER_DNS, RUNNER_URI, client_credentials
-from tests.support.stalled_streams import EXECUTE, StalledStreams, resident_kib, threads_of
+from tests.support.stalled_streams import StalledStreams, resident_kib, threads_of
 
 
 def serve(started: list[PluginProcess], *arguments: str, **more: Any) -> PluginProcess:
@@ -584,40 +585,6 @@ def test_an_endpoints_malformed_headers_are_one_line_without_their_bytes(
     assert "Traceback" not in text
 
 
-def never_reading_client(port: int, message: bytes) -> tuple[Any, Any]:
-    """One ExecuteAction over raw HTTP/2 from a client whose flow-control window is zero and
-    that sends no grpc-timeout: the server can write nothing of the answer, ever."""
-    import socket
-    import struct
-
-    import h2.config
-    import h2.connection
-    import h2.settings
-
-    sock = socket.create_connection(("127.0.0.1", port))
-    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    connection.local_settings = h2.settings.Settings(
-        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
-    )
-    connection.initiate_connection()
-    stream = connection.get_next_available_stream_id()
-    connection.send_headers(
-        stream,
-        [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", EXECUTE),
-            (":authority", "127.0.0.1"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-        ],
-    )
-    framed = b"\0" + struct.pack(">I", len(message)) + message
-    connection.send_data(stream, framed, end_stream=True)
-    sock.sendall(connection.data_to_send())
-    return sock, connection
-
-
 def test_a_client_that_never_reads_its_answer_holds_no_slot_and_no_key(
     started: list[PluginProcess], iam: LocalIAM
 ) -> None:
@@ -626,7 +593,7 @@ def test_a_client_that_never_reads_its_answer_holds_no_slot_and_no_key(
     process = serve(started, "--max-calls", "2", "--max-call-seconds", "3")
     users = [iam.new_user() for _ in range(2)]
     clients = [
-        never_reading_client(
+        never_reading(
             process.port,
             execute_request({"user_name": user}, iam.connection()).SerializeToString(),
         )
@@ -673,8 +640,8 @@ def test_a_client_that_never_reads_an_error_answer_holds_its_slot_for_seconds_on
     within seconds, whatever is left of the call's time."""
     process = serve(started, "--max-calls", "2", "--max-call-seconds", "40", "--grace", "60")
     refused_at_once = execute_request({"user_name": "nobody"}, {})  # no access key: code 3
-    clients = [never_reading_client(process.port, refused_at_once.SerializeToString())]
-    clients.append(never_reading_client(process.port, refused_at_once.SerializeToString()))
+    clients = [never_reading(process.port, refused_at_once.SerializeToString())]
+    clients.append(never_reading(process.port, refused_at_once.SerializeToString()))
     try:
         other = iam.new_user()
         started_at = time.monotonic()

@@ -11,8 +11,8 @@
 - grpc_plugin: `serve` as a process of its own, and a real gRPC client for it;
 - serve_calls: the server's own (ambient) identity, a create over gRPC;
 - serve_metrics: where serve says its metrics are, and waiting for a value;
-- held_connections, hang_up: connections held open against a port's cap; a caller that hangs
-  up while its answer is written;
+- held_connections, hang_up: connections held open against a port's cap; callers that never
+  read their answer, or hang up while it is written;
 - stalled_streams: hostile clients (streams never sent) and what the server's process holds;
 - service_links: the variables the kubelet injects for a namespace's Services;
 - pki: a throwaway certificate authority for the TLS tests;

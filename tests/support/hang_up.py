@@ -1,6 +1,6 @@
-"""A caller that hangs up while the answer is being written: it sends an ExecuteAction whole,
-grants the server no flow-control window for the answer (HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE
-0), so the server's write waits, then closes its socket (as the red team's zero-window
+"""Callers that never read their answer: `never_reading` sends an ExecuteAction whole and grants
+the server no flow-control window for the answer (HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE 0), so the
+server's write waits; `hang_up_mid_answer` then closes its socket (as the red team's zero-window
 clients did)."""
 
 from __future__ import annotations
@@ -15,39 +15,48 @@ import h2.settings
 EXECUTE = "/integration_pack.Plugin/ExecuteAction"
 
 
-def hang_up_mid_answer(port: int, message: bytes, wait: float) -> None:
-    """Send `message` (a serialized ExecuteActionRequest) on a new connection, keep it open
-    `wait` seconds with no window for the answer, then close it."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
-        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        connection.local_settings = h2.settings.Settings(
-            client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+def never_reading(port: int, message: bytes) -> tuple[socket.socket, h2.connection.H2Connection]:
+    """A new connection that grants the server no flow-control window for its answer, with
+    `message` (a serialized ExecuteActionRequest) sent whole on one ExecuteAction stream and no
+    grpc-timeout: the server can write nothing of the answer until the socket is closed."""
+    held = socket.create_connection(("127.0.0.1", port), timeout=10)
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+    )
+    connection.initiate_connection()
+    stream = connection.get_next_available_stream_id()
+    connection.send_headers(
+        stream,
+        [
+            (":method", "POST"), (":scheme", "http"), (":path", EXECUTE),
+            (":authority", "localhost"), ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ],
+    )  # fmt: skip
+    body = b"\0" + len(message).to_bytes(4, "big") + message
+    while body:
+        room = min(
+            connection.local_flow_control_window(stream),
+            connection.max_outbound_frame_size,
+            len(body),
         )
-        connection.initiate_connection()
-        stream = connection.get_next_available_stream_id()
-        connection.send_headers(
-            stream,
-            [
-                (":method", "POST"), (":scheme", "http"), (":path", EXECUTE),
-                (":authority", "localhost"), ("content-type", "application/grpc"),
-                ("te", "trailers"),
-            ],
-        )  # fmt: skip
-        body = b"\0" + len(message).to_bytes(4, "big") + message
-        while body:
-            room = min(
-                connection.local_flow_control_window(stream),
-                connection.max_outbound_frame_size,
-                len(body),
-            )
-            if room <= 0:  # wait for the server's window updates
-                held.sendall(connection.data_to_send())
-                connection.receive_data(held.recv(65536))
-                continue
-            connection.send_data(stream, body[:room])
-            body = body[room:]
-        connection.end_stream(stream)
-        held.sendall(connection.data_to_send())
+        if room <= 0:  # wait for the server's window updates
+            held.sendall(connection.data_to_send())
+            connection.receive_data(held.recv(65536))
+            continue
+        connection.send_data(stream, body[:room])
+        body = body[room:]
+    connection.end_stream(stream)
+    held.sendall(connection.data_to_send())
+    return held, connection
+
+
+def hang_up_mid_answer(port: int, message: bytes, wait: float) -> None:
+    """Send `message` on a never-reading connection, keep it open `wait` seconds, then close
+    it."""
+    held, connection = never_reading(port, message)
+    with held:
         held.settimeout(0.2)
         ends = time.monotonic() + wait
         while time.monotonic() < ends:  # answer its settings and pings, never open a window
