@@ -17,7 +17,7 @@ import grpc
 from plugin.hosts.serve.protocol import integration_pack_pb2_grpc as pb_grpc
 from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES
 from tests.support.grpc_plugin import PluginProcess, execute_request
-from tests.support.stalled_streams import resident_kib
+from tests.support.stalled_streams import PeakResident, resident_kib
 
 # A connection that fails at once (nothing listens on port 9 of loopback): the call is answered
 # with its error and its context echoed, as the red team's was; no endpoint's memory counts.
@@ -32,13 +32,6 @@ DEAD = {
 def attack(process: PluginProcess, clients: int, rounds: int) -> tuple[int, dict[str, int]]:
     """Peak resident KiB while the clients run, and what their calls ended with."""
     outcomes: collections.Counter[str] = collections.Counter()
-    peak = [resident_kib(process)]
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], resident_kib(process))
-            time.sleep(0.02)
 
     def client(number: int) -> None:
         options = [("grpc.max_receive_message_length", 8 << 20), ("measure.client", number)]
@@ -54,16 +47,13 @@ def attack(process: PluginProcess, clients: int, rounds: int) -> tuple[int, dict
                 except grpc.RpcError as error:
                     outcomes[error.code().name] += 1
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    done.set()
-    watcher.join()
-    return peak[0], dict(outcomes)
+    with PeakResident(process) as peak:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return peak.kib, dict(outcomes)
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 import grpc
@@ -20,7 +19,7 @@ from tests.support.grpc_plugin import PluginProcess
 from tests.support.grpc_plugin import execute_request as request_for
 from tests.support.local_iam import LocalIAM
 from tests.support.serve_metrics import METRICS_LINE, scrape_text
-from tests.support.stalled_streams import resident_kib
+from tests.support.stalled_streams import PeakResident
 
 POD_LIMIT_KIB = 256 * 1024  # deploy/kubernetes/deployment.yaml: limits.memory
 CALLS = 24
@@ -38,13 +37,6 @@ def test_concurrent_large_contexts_stay_under_the_pod_limit_and_leave_no_key_und
     started.append(process)
     users = [iam.new_user() for _ in range(CALLS)]
     outcomes: dict[str, Any] = {}
-    peak = [resident_kib(process)]
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], resident_kib(process))
-            time.sleep(0.02)
 
     def call(number: int, user: str) -> None:
         request = request_for(
@@ -59,15 +51,12 @@ def test_concurrent_large_contexts_stay_under_the_pod_limit_and_leave_no_key_und
             else:
                 outcomes[user] = answer
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    callers = [threading.Thread(target=call, args=pair) for pair in enumerate(users)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join(120)
-    done.set()
-    watcher.join(5)
+    with PeakResident(process) as peak:
+        callers = [threading.Thread(target=call, args=pair) for pair in enumerate(users)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(120)
 
     refused = [user for user in users if isinstance(outcomes[user], tuple)]
     answered = [user for user in users if user not in refused]
@@ -87,7 +76,7 @@ def test_concurrent_large_contexts_stay_under_the_pod_limit_and_leave_no_key_und
         assert answer.error_code == 0, answer.error_message
         assert len(answer.context) == MAX_CONTEXT_BYTES
         assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
-    assert peak[0] < POD_LIMIT_KIB, f"peak resident memory {peak[0] // 1024} MiB"
+    assert peak.kib < POD_LIMIT_KIB, f"peak resident memory {peak.kib // 1024} MiB"
     url = METRICS_LINE.search(process.text())
     assert url, process.text()
     counted = (
@@ -141,14 +130,6 @@ def test_100_large_requests_on_one_channel_stay_under_the_pod_limit_with_margin(
     started.append(process)
     users = [iam.new_user() for _ in range(100)]
     outcomes: dict[str, Any] = {}
-    peak = [resident_kib(process)]
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], resident_kib(process))
-            time.sleep(0.02)
-
     options = [("grpc.max_receive_message_length", 8 * MIB), ("test.channel", "one")]
     with grpc.insecure_channel(process.address, options=options) as channel:
         stub = pb_grpc.PluginStub(channel)
@@ -162,15 +143,12 @@ def test_100_large_requests_on_one_channel_stay_under_the_pod_limit_with_margin(
             except grpc.RpcError as error:
                 outcomes[user] = error.code()
 
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        callers = [threading.Thread(target=call, args=(user,)) for user in users]
-        for caller in callers:
-            caller.start()
-        for caller in callers:
-            caller.join(150)
-        done.set()
-        watcher.join(5)
+        with PeakResident(process) as peak:
+            callers = [threading.Thread(target=call, args=(user,)) for user in users]
+            for caller in callers:
+                caller.start()
+            for caller in callers:
+                caller.join(150)
 
     answered = [user for user in users if not isinstance(outcomes[user], grpc.StatusCode)]
     refused = [user for user in users if user not in answered]
@@ -183,4 +161,4 @@ def test_100_large_requests_on_one_channel_stay_under_the_pod_limit_with_margin(
     for user in refused:
         assert iam.key_ids(user) == []
     # The pod's limit, less a quarter for what this machine's load and allocator add.
-    assert peak[0] < POD_LIMIT_KIB * 3 // 4, f"peak resident memory {peak[0] // 1024} MiB"
+    assert peak.kib < POD_LIMIT_KIB * 3 // 4, f"peak resident memory {peak.kib // 1024} MiB"
