@@ -12,6 +12,7 @@ import pytest
 from tests.support.custody_figures import CUSTODY_FIGURES
 from tests.support.fault_proxy import FaultProxy
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
+from tests.support.stalled_streams import StalledStreams
 
 _AWS_VARIABLES = [name for name in os.environ if name.startswith("AWS_")]
 
@@ -46,6 +47,15 @@ def started() -> Iterator[list[Any]]:
     yield processes
     for process in processes:
         process.stop()
+
+
+@pytest.fixture
+def stalled() -> Iterator[list[StalledStreams]]:
+    """Stalled streams a test opens, released when it ends."""
+    held: list[StalledStreams] = []
+    yield held
+    for streams in held:
+        streams.release()
 
 
 @pytest.fixture

@@ -43,14 +43,6 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.fixture
-def stalled() -> Iterator[list[StalledStreams]]:
-    held: list[StalledStreams] = []
-    yield held
-    for streams in held:
-        streams.release()
-
-
-@pytest.fixture
 def bare_sockets() -> Iterator[list[socket.socket]]:
     held: list[socket.socket] = []
     yield held

@@ -12,7 +12,6 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -35,14 +34,6 @@ def serve(started: list[PluginProcess], *arguments: str, **more: Any) -> PluginP
     process = PluginProcess(*arguments, **more)
     started.append(process)
     return process
-
-
-@pytest.fixture
-def stalled() -> Iterator[list[StalledStreams]]:
-    held: list[StalledStreams] = []
-    yield held
-    for streams in held:
-        streams.release()
 
 
 def runner_calls_are_answered(process: PluginProcess, iam: LocalIAM, **credentials: Any) -> None:
@@ -195,10 +186,18 @@ def test_memory_stays_bounded_under_thousands_of_stalled_streams(
         ([f"dns:{RUNNER_DNS}"], "client", "uri-lookalike"),
         ([RUNNER_DNS], "client", "uri-lookalike"),  # a bare name is a DNS name
         ([f"uri:{RUNNER_URI}"], "uri-client", "dns-lookalike"),
+        # DNS names compare case-insensitively (RFC 6125 6.4.1); a URI's scheme and host so
+        # too, its path exactly (RFC 3986 6.2.2.1: a SPIFFE ID's path names the workload)
+        ([f"dns:{RUNNER_DNS}"], "client-upper", "uri-lookalike"),
+        ([f"dns:{RUNNER_DNS.upper()}"], "client", "dns-lookalike"),
+        ([f"uri:{RUNNER_URI}"], "uri-client-upper-host", "uri-client-upper-path"),
     ],
-    ids=["dns-entry-refuses-a-uri-san", "bare-entry-is-dns-only", "uri-entry-refuses-a-dns-san"],
-)
-def test_a_dns_entry_never_admits_a_uri_san_nor_the_reverse(
+    ids=[
+        "dns-entry-refuses-a-uri-san", "bare-entry-is-dns-only", "uri-entry-refuses-a-dns-san",
+        "dns-any-case", "dns-entry-any-case", "uri-scheme-and-host-any-case-path-exact",
+    ],
+)  # fmt: skip
+def test_names_are_typed_and_compare_as_their_rfcs_say(
     started: list[PluginProcess],
     pki: dict[str, Any],
     allowed: list[str],
@@ -230,42 +229,6 @@ def test_a_dns_entry_never_admits_a_uri_san_nor_the_reverse(
         assert raised.value.details() == (
             "the client certificate names no client this server lets in (--tls-client-name)"
         )
-
-
-@pytest.mark.parametrize(
-    ("allowed", "admitted", "refused"),
-    [
-        ([f"dns:{RUNNER_DNS}"], "client-upper", "uri-lookalike"),
-        ([f"dns:{RUNNER_DNS.upper()}"], "client", "dns-lookalike"),
-        ([f"uri:{RUNNER_URI}"], "uri-client-upper-host", "uri-client-upper-path"),
-    ],
-    ids=["dns-any-case", "dns-entry-any-case", "uri-scheme-and-host-any-case-path-exact"],
-)
-def test_names_compare_as_their_rfcs_say(
-    started: list[PluginProcess],
-    pki: dict[str, Any],
-    allowed: list[str],
-    admitted: str,
-    refused: str,
-) -> None:
-    """A certificate naming the runner as RUNNER.BLINK.SVC is the runner (DNS names compare
-    case-insensitively, RFC 6125 6.4.1); a URI's scheme and host compare so too, its path
-    exactly (RFC 3986 6.2.2.1: a SPIFFE ID's path names the workload)."""
-    names = [argument for name in allowed for argument in ("--tls-client-name", name)]
-    process = serve(
-        started,
-        "--tls-cert", pki["server"][3], "--tls-key", pki["server"][2],
-        "--tls-client-ca", pki["ca"][3], *names,
-    )  # fmt: skip
-    good = process.stub(client_credentials(pki, admitted), host="localhost")
-    assert good.Describe(pb.Empty(), timeout=10).name == "iam_create_access_key"
-    bad = process.stub(client_credentials(pki, refused), host="localhost")
-    with pytest.raises(grpc.RpcError) as raised:
-        bad.Describe(pb.Empty(), timeout=10)
-    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert raised.value.details() == (
-        "the client certificate names no client this server lets in (--tls-client-name)"
-    )
 
 
 def pb_stub(channel: Any) -> Any:
