@@ -33,7 +33,10 @@ RUN pip install --no-cache-dir --no-deps --no-index /dist/iam_create_access_key-
     && pip check \
     && rm -rf /dist \
     && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin plugin \
-    && install -d -o 10001 -g 10001 -m 0700 /run/iam-create-access-key
+    && install -d -o 10001 -g 0 -m 0770 /run/iam-create-access-key
+# The health socket's folder: the image's user, and group 0, which an arbitrary user is run with
+# (OpenShift's restricted SCC, `docker run --user N`): with 0700 such a user could not create
+# the socket and serve refused to start (the Kubernetes review). The socket itself is 0600.
 # Nothing is written at run time: no bytecode, no home, no temporary files (read-only root).
 # The runner dials plugins in plaintext on the pod network: close it to all but the runner
 # (deploy/kubernetes/networkpolicy.yaml). The server lends its own AWS identity to nobody

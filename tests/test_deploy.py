@@ -130,7 +130,7 @@ def test_the_probes_ask_the_health_socket_no_network_caller_can_fill() -> None:
     assert "emptyDir" in volume
     assert dockerfile.one("VOLUME") == f'["{health_socket().parent}"]'
     assert any(
-        f"install -d -o 10001 -g 10001 -m 0700 {health_socket().parent}" in command
+        f"install -d -o 10001 -g 0 -m 0770 {health_socket().parent}" in command
         for command in dockerfile.commands(dockerfile.runtime_stage())
     )
 

@@ -228,6 +228,24 @@ def test_health_on_its_socket_is_serving_while_both_ports_are_starved(
     assert (completed.returncode, completed.stdout) == (1, f"unix:{path}: NOT_SERVING\n")
 
 
+def test_the_probe_reads_where_health_is_and_nothing_serve_settles_from_its_arguments(
+    started: list[PluginProcess], tmp_path: Path
+) -> None:
+    """Found by the Kubernetes review: an exec probe runs with the container's environment but
+    not serve's arguments. Variables that serve's `args:` settle (MAX_CALL_SECONDS=90 beside
+    `--grace 120`) made `health` refuse them, exit 2, and liveness restart the pod for ever."""
+    path = tmp_path / "health.sock"
+    environment = {
+        "IAM_CREATE_ACCESS_KEY_MAX_CALL_SECONDS": "90",
+        "IAM_CREATE_ACCESS_KEY_HEALTH_SOCKET": str(path),
+    }
+    process = PluginProcess("--grace", "120", env=environment)
+    started.append(process)
+    assert socket_health(path) == SERVING
+    completed = run_cli("health", env={**os.environ, **environment})
+    assert (completed.returncode, completed.stdout) == (0, f"unix:{path}: SERVING\n")
+
+
 def test_a_socket_a_killed_server_left_is_replaced_and_anything_else_refused(
     started: list[PluginProcess], tmp_path: Path
 ) -> None:

@@ -343,12 +343,13 @@ def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
             )
 
 
-def _serve_settings(arguments: argparse.Namespace) -> ServeSettings:
-    """The settings the flags and the environment give; a flag wins over its variable."""
+def _serve_settings(arguments: argparse.Namespace, only: tuple[str, ...] = ()) -> ServeSettings:
+    """The settings the flags and the environment give (`only` these, if named); a flag wins
+    over its variable."""
     from .operator.settings import resolve
 
     try:
-        return resolve(vars(arguments), os.environ)
+        return resolve(vars(arguments), os.environ, only)
     except ValueError as error:
         raise ActionError(str(error), Category.INVALID_INPUT) from None
 
@@ -375,10 +376,10 @@ def _needs_the_serve_extra(command: str, error: ImportError) -> ActionError:
 def _health(arguments: argparse.Namespace) -> int:
     """A grpc.health.v1 check of a running `serve`: one line; 0 when SERVING, else 1."""
     try:
-        from .serve.health_check import check
+        from .serve.health_check import WHERE, check
     except ImportError as error:
         raise _needs_the_serve_extra("health", error) from None
-    serving, line = check(_serve_settings(arguments), arguments.timeout)
+    serving, line = check(_serve_settings(arguments, WHERE), arguments.timeout)
     print(line)
     return 0 if serving else 1
 

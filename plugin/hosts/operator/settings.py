@@ -20,7 +20,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -539,12 +539,18 @@ SETTINGS = tuple(
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
-def resolve(given: Mapping[str, Any], environ: Mapping[str, str]) -> ServeSettings:
+def resolve(
+    given: Mapping[str, Any], environ: Mapping[str, str], only: Collection[str] = ()
+) -> ServeSettings:
     """Each setting's value: its flag's if given (not None), else its variable's (unless blank
     or a service link), else the default. SettingError, naming the flag or variable, for
-    text that cannot be read or settings that contradict each other."""
+    text that cannot be read or settings that contradict each other. `only`: read just these
+    (the rest keep their defaults), for a command that needs a few, such as `health`, whose
+    probe must not fail on a setting serve reads from its own arguments."""
     values = {}
     for setting in SETTINGS:
+        if only and setting.name not in only:
+            continue
         flag_value = given.get(setting.name)
         value = None
         if flag_value is not None:

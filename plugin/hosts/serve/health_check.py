@@ -8,6 +8,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from plugin.hosts.operator.settings import DEFAULT_HOST, ServeSettings
 
+# The settings a check reads: where the server answers health. Only these: an exec probe runs
+# with the container's environment, while serve may also take arguments (`args:`) that settle
+# what its variables alone would refuse (MAX_CALL_SECONDS=90 beside `--grace 120`); a probe
+# that read those would fail forever and have the pod restarted in a loop.
+WHERE = ("host", "port", "unix", "health_port", "health_socket")
+
 
 def check(settings: ServeSettings, timeout: float) -> tuple[bool, str]:
     """(serving, one line saying so) for the server the settings describe: on its health
