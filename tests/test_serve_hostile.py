@@ -23,6 +23,7 @@ from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES
 from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
+from tests.support.gate_hold import StallAndReconnect
 from tests.support.grpc_plugin import PluginProcess, execute_request
 from tests.support.hang_up import never_reading
 from tests.support.local_iam import LocalIAM
@@ -655,3 +656,31 @@ def test_a_connection_test_larger_than_its_connections_is_refused_unparsed(
         "error_code": 2,
         "error_message": "Invalid input: connections: 20000 entries; at most 8",
     }
+
+
+def test_stalls_that_reconnect_from_another_client_never_delay_the_runners_open_channel(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The red team's gate_hold (stall): 28 connections x 100 streams that never send, each
+    connection closed and opened again as soon as the server ends one of its streams (a new
+    peer string, unmarked). Marks are the client's (its address, 127.0.0.2 here), so they
+    outlive the reconnects, and the runner's channel, which has called before, takes the
+    permit kept for trusted clients: its calls are answered within their deadline."""
+    process = serve(started)
+    channel = process.channel()
+    stub = process.stub()
+    assert stub.Describe(pb.Empty(), timeout=5).name == "iam_create_access_key"  # it called
+    attack = StallAndReconnect(process.port, "127.0.0.2", 28, 100, seconds=15)
+    time.sleep(4)  # strikes and reconnects under way
+    for _ in range(5):
+        assert stub.Describe(pb.Empty(), timeout=3).name == "iam_create_access_key"
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=3).status == (
+            health_pb2.HealthCheckResponse.SERVING
+        )
+    user = iam.new_user()
+    answer = stub.ExecuteAction(execute_request({"user_name": user}, iam.connection()), timeout=3)
+    assert answer.error_code == 0, answer.error_message
+    assert attack.ended > 0, "no stalled stream was ended: the test proves nothing"
+    assert attack.reconnects > 0, "the attacker never reconnected: the test proves nothing"
+    attack.join()

@@ -356,16 +356,20 @@ async def first_message(context: Any, gate: ReadGate | None = None) -> Any:
     late = f"no request message within {FIRST_MESSAGE_SECONDS:g} s of the call's start"
     timer = loop.call_at(ends, expire, late)
     holder: str | None = None  # the connection whose permit this read holds
+    granted = 0.0
     try:
         if gate is not None:
             connection = context.peer()
             await gate.take(connection)
             holder = connection
+            granted = loop.time()
             if ends - loop.time() > READ_SECONDS:  # a permit is held this long at most
                 timer.cancel()
                 slow = f"the request message did not arrive within {READ_SECONDS:g} s of its read"
                 timer = loop.call_later(READ_SECONDS, expire, slow)
         message = await context.read()
+        if gate is not None and holder is not None:
+            gate.read_took(holder, loop.time() - granted)  # quick trusts, slow marks
     except asyncio.CancelledError:
         if not expired:
             raise  # the caller went
