@@ -1,5 +1,5 @@
 """How many request messages `serve` reads at once: a bound on the memory requests take, fair
-between connections.
+between clients.
 
 grpc core receives a stream's message only as far as the stream's HTTP/2 window lets the sender
 send, and a stream's window grows to the whole message only once a read is posted for it
@@ -10,8 +10,9 @@ server.py), and the requests being received at once are bounded by the reads pos
 
 A permit is held only while its read is under way (a well-behaved sender's message is in its
 socket already: milliseconds), at most READ_SECONDS; a stream that has not sent its message by
-then is ended. Permits go first to the connection holding the fewest, so the streams of one
-connection (stalled, or slow) wait behind each other, not in front of another connection's.
+then is ended. Permits go first to trusted clients (a recent quick read), then strangers,
+then marked ones (a slow read or one that ran out): a client is an address, not a connection,
+so its marks outlive reconnects (README, Tenants and load: what this cannot tell apart).
 """
 
 from __future__ import annotations
