@@ -31,10 +31,12 @@ class StallAndReconnect:
 
     def __init__(self, port: int, source: str, connections: int, streams: int, seconds: float):
         self.port, self.source, self.streams = port, source, streams
-        self.ended = self.reconnects = 0
+        self.ended = self.reconnects = self._pending = 0
+        self._next = 0.0
         self._selector = selectors.DefaultSelector()
         self._stop = time.monotonic() + seconds
-        self._open = [self._connect() for _ in range(connections)]
+        for _ in range(connections):
+            self._connect()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -47,7 +49,11 @@ class StallAndReconnect:
                 h2c.send_headers(h2c.get_next_available_stream_id(), HEADERS)
             except (h2.exceptions.TooManyStreamsError, h2.exceptions.ProtocolError):
                 break
-        sock.sendall(h2c.data_to_send())
+        try:
+            sock.sendall(h2c.data_to_send())
+        except OSError:
+            sock.close()
+            raise
         self._selector.register(sock, selectors.EVENT_READ, (sock, h2c))
         return sock, h2c
 
@@ -68,7 +74,17 @@ class StallAndReconnect:
                     self._selector.unregister(sock)
                     sock.close()
                     self.reconnects += 1
+                    self._pending += 1
+                    self._next = time.monotonic() + 0.2
+            if self._pending and time.monotonic() < self._next:
+                continue  # as gate_hold.py: a closed connection reopened 0.2 s later
+            while self._pending:
+                self._next = time.monotonic() + 0.2
+                try:
                     self._connect()
+                except OSError:  # reset at the connection cap: again next round
+                    break
+                self._pending -= 1
         for key in list(self._selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
 
