@@ -280,8 +280,9 @@ class PluginServicer:
         # of tiny map entries parses to 17 times its size); the message's own timeout is
         # known there, so the call's time is settled there (within this, its longest).
         most = self._time_for(0, context)
-        work = self._run(flight, gone, most, self._execute, raw, context, flight, gone)
-        del raw  # the thread holds it while it needs it, no longer
+        # In a holder the thread empties: the raw bytes live until parsed, not for the call.
+        work = self._run(flight, gone, most, self._execute, [raw], context, flight, gone)
+        del raw
         try:
             done = await asyncio.shield(work)
         except asyncio.CancelledError:  # the caller went (cancelled, out of time, hung up)
@@ -329,11 +330,12 @@ class PluginServicer:
             )
 
     def _execute(
-        self, raw: bytes, context: Any, flight: Flight, gone: threading.Event
+        self, holder: list[bytes], context: Any, flight: Flight, gone: threading.Event
     ) -> tuple[Any, int, dict[str, Any] | None, engine.Response, float] | None:
         """The action, in an executor thread: the answer to write (None if it would pass
         --max-answer-bytes: then its key is deleted), its size, what it was made of and the
         call's time (None for a message that is no ExecuteActionRequest)."""
+        raw = holder.pop()
         try:
             scan = wire.execute_request(raw)  # counted before parsing: see wire.py
             message = None if scan.refusal else pb.ExecuteActionRequest.FromString(raw)
