@@ -3,6 +3,7 @@ engine (plugin.engine). Importing this package loads nothing of grpc; its module
 
 - server: the servicer and the process (listen, slots, stop);
 - translation: protocol messages to the engine's request and back;
+- wire: a request's map entries counted over its raw bytes, before parsing multiplies them;
 - listener: who may call (and hosts/operator/policy: whose AWS identity signs, what a caller
   can reach);
 - calls: call slots, the bytes of requests in flight, call ids, the keys each call made;

@@ -50,7 +50,7 @@ from plugin.runtime import key_witness, redaction
 from plugin.runtime.context import bound
 from plugin.runtime.deadline import CUSTODY_SECONDS, Deadline, caller_gone_when, sends_within
 
-from . import health_listener, listener, logs, memory, translation
+from . import health_listener, listener, logs, memory, translation, wire
 from .calls import BytesInFlight, Flight, Flights, Slots, unfinished_report
 from .metrics import Metrics
 from .protocol import integration_pack_pb2 as pb
@@ -275,24 +275,24 @@ class PluginServicer:
             self.trimmer.after(size)
             await _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, claimed)
         flight = claimed
-        try:
-            message = pb.ExecuteActionRequest.FromString(raw)
-        except DecodeError:  # invalid UTF-8 in a string field, say
-            del raw
-            self._end(flight)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, listener.UNREADABLE)
-        del raw
-        echo = message.context  # read once: each read of a bytes field is a copy of it
         gone = _gone_when_done(context)
-        budget = self._time_for(message.timeout, context)
-        work = self._run(flight, gone, budget, self._execute, message, echo, flight, gone, budget)
-        del message, echo  # the thread holds them while it needs them, no longer
+        # Counted and parsed in the call's thread, not on the event loop (wire.py: a message
+        # of tiny map entries parses to 17 times its size); the message's own timeout is
+        # known there, so the call's time is settled there (within this, its longest).
+        most = self._time_for(0, context)
+        # In a holder the thread empties: the raw bytes live until parsed, not for the call.
+        work = self._run(flight, gone, most, self._execute, [raw], context, flight, gone)
+        del raw
         try:
-            answer, size, engine_request, response = await asyncio.shield(work)
+            done = await asyncio.shield(work)
         except asyncio.CancelledError:  # the caller went (cancelled, out of time, hung up)
             gone.set()
             self._later(self._withdraw_when_done(work, flight, gone, started, HUNG_UP))
             raise
+        if done is None:  # not an ExecuteActionRequest (invalid UTF-8 in a string, say)
+            self._end(flight)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, listener.UNREADABLE)
+        answer, size, engine_request, response, budget = done
         if answer is None:  # larger than --max-answer-bytes: not sent, its key deleted
             self._count_execute(response.error_code, started)
             self._end(flight)
@@ -330,19 +330,42 @@ class PluginServicer:
             )
 
     def _execute(
-        self, message: Any, echo: bytes, flight: Flight, gone: threading.Event, budget: float
-    ) -> tuple[Any, int, dict[str, Any] | None, engine.Response]:
+        self, holder: list[bytes], context: Any, flight: Flight, gone: threading.Event
+    ) -> tuple[Any, int, dict[str, Any] | None, engine.Response, float] | None:
         """The action, in an executor thread: the answer to write (None if it would pass
-        --max-answer-bytes: then its key is deleted), its size, and what it was made of."""
+        --max-answer-bytes: then its key is deleted), its size, what it was made of and the
+        call's time (None for a message that is no ExecuteActionRequest)."""
+        raw = holder.pop()
+        try:
+            scan = wire.execute_request(raw)  # counted before parsing: see wire.py
+            message = None if scan.refusal else pb.ExecuteActionRequest.FromString(raw)
+        except (wire.Unreadable, DecodeError):  # invalid UTF-8 in a string field, say
+            return None
+        # Read once: each read of a bytes field is a copy of it.
+        echo = raw[slice(*scan.context)] if message is None else message.context
+        del raw
+        budget = self._time_for(scan.timeout if message is None else message.timeout, context)
+        with sends_within(Deadline(budget)):
+            return (*self._act(message, scan.refusal, echo, flight, gone, budget), budget)
+
+    def _act(
+        self, message: Any, refusal: ActionError | None, echo: bytes, flight: Flight,
+        gone: threading.Event, budget: float,
+    ) -> tuple[Any, int, dict[str, Any] | None, engine.Response]:  # fmt: skip
+        """The parsed request (or the scan's refusal of it) to its answer, its size, and what
+        it was made of."""
         limit = self.settings.max_answer_bytes
         started = time.monotonic()
         with step_log() as step:
             step.note(
-                f"call {flight.call_id}: ExecuteAction {translation.shown(message.name)} at "
+                f"call {flight.call_id}: ExecuteAction "
+                f"{translation.shown(message.name if message is not None else '')} at "
                 + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             )
             engine_request: dict[str, Any] | None = None
             try:
+                if refusal is not None:
+                    raise refusal
                 engine_request = translation.engine_request(message, budget, len(echo), limit)
             except ActionError as error:
                 response = engine.Response.failure(error)
@@ -388,8 +411,11 @@ class PluginServicer:
         """A connection test, in an executor thread: its answer (None for a message that is no
         TestCredentialsRequest)."""
         try:
+            scan = wire.credentials_request(raw)  # counted before parsing: see wire.py
+            if scan.refusal is not None:
+                return engine.Response.failure(scan.refusal)
             message = pb.TestCredentialsRequest.FromString(raw)
-        except DecodeError:
+        except (wire.Unreadable, DecodeError):
             return None
         try:
             engine_request = translation.credentials_request(message, budget)
@@ -453,7 +479,8 @@ class PluginServicer:
         and the action finishing leaves a key."""
         # Cancelled at exit: the flight stays open, and the exit names its key.
         try:
-            _, _, engine_request, response = await work
+            done = await work  # None: an unreadable message, nothing done
+            engine_request, response = (None, None) if done is None else done[2:4]
             if engine_request is not None and not flight.hung_up:
                 await self._run(
                     flight, gone, CUSTODY_SECONDS + 1, _withdraw, engine_request, response,

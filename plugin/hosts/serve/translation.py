@@ -38,6 +38,9 @@ MAX_PARAMETER_ENTRIES = 64
 MAX_PARAMETER_BYTES = 64 * 1024
 MAX_CONNECTIONS = 8
 MAX_CONNECTION_BYTES = 64 * 1024
+# Entries of one connection's `data` (the aws connection has a handful): empty keys and values
+# cost no characters, so the byte cap alone does not bound them (nor what parsing them takes).
+MAX_CONNECTION_FIELDS = 64
 
 
 def connection_type() -> str:
@@ -187,11 +190,7 @@ def _refuse_oversized(message: Any, context_size: int, max_answer_bytes: int) ->
     answer that cannot be sent)."""
     parameters = message.parameters
     if len(parameters) > MAX_PARAMETER_ENTRIES:
-        raise ActionError(
-            f"Invalid input: parameters: {len(parameters)} entries; this action takes at most "
-            f"{MAX_PARAMETER_ENTRIES}",
-            Category.INVALID_INPUT,
-        )
+        raise too_many_parameters(len(parameters))
     size = sum(len(key) + len(value) for key, value in parameters.items())
     if size > MAX_PARAMETER_BYTES:
         raise ActionError(
@@ -211,11 +210,10 @@ def _refuse_oversized(message: Any, context_size: int, max_answer_bytes: int) ->
 
 def _refuse_oversized_connections(connections: Mapping[str, Any]) -> None:
     if len(connections) > MAX_CONNECTIONS:
-        raise ActionError(
-            f"Invalid input: connections: {len(connections)} entries; at most {MAX_CONNECTIONS}",
-            Category.INVALID_INPUT,
-        )
+        raise too_many_connections(len(connections))
     for connection in connections.values():
+        if len(connection.data) > MAX_CONNECTION_FIELDS:
+            raise too_many_fields(len(connection.data))
         size = sum(len(key) + len(value) for key, value in connection.data.items())
         if size > MAX_CONNECTION_BYTES:
             raise ActionError(
@@ -223,6 +221,32 @@ def _refuse_oversized_connections(connections: Mapping[str, Any]) -> None:
                 f"{MAX_CONNECTION_BYTES}",
                 Category.INVALID_INPUT,
             )
+
+
+def too_many_parameters(count: int) -> ActionError:
+    """The refusal of a request with more parameters than the action could take."""
+    return ActionError(
+        f"Invalid input: parameters: {count} entries; this action takes at most "
+        f"{MAX_PARAMETER_ENTRIES}",
+        Category.INVALID_INPUT,
+    )
+
+
+def too_many_connections(count: int) -> ActionError:
+    """The refusal of a request with more connections than any call needs."""
+    return ActionError(
+        f"Invalid input: connections: {count} entries; at most {MAX_CONNECTIONS}",
+        Category.INVALID_INPUT,
+    )
+
+
+def too_many_fields(count: int) -> ActionError:
+    """The refusal of a connection with more fields than any connection type has."""
+    return ActionError(
+        f"Invalid input: connections: {count} fields in one connection; at most "
+        f"{MAX_CONNECTION_FIELDS}",
+        Category.INVALID_INPUT,
+    )
 
 
 def _with_timeout(request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
