@@ -53,9 +53,7 @@ def execute_request(raw: bytes) -> Scan:
         if number == EXECUTE_PARAMETERS and kind == LENGTH:
             parameters += 1
         elif number == EXECUTE_CONNECTIONS and kind == LENGTH:
-            connections += 1
-            if connections <= translation.MAX_CONNECTIONS and crowded is None:
-                crowded = _connection(view, start, end)
+            connections, crowded = _one_more_connection(view, start, end, connections, crowded)
         else:
             others = _other(others)
             if number == EXECUTE_CONTEXT and kind == LENGTH:
@@ -78,9 +76,7 @@ def credentials_request(raw: bytes) -> Scan:
     crowded: ActionError | None = None
     for number, kind, start, end in _fields(view, 0, len(view)):
         if number == CREDENTIALS_CONNECTIONS and kind == LENGTH:
-            connections += 1
-            if connections <= translation.MAX_CONNECTIONS and crowded is None:
-                crowded = _connection(view, start, end)
+            connections, crowded = _one_more_connection(view, start, end, connections, crowded)
         else:
             others = _other(others)
     if connections > translation.MAX_CONNECTIONS:
@@ -93,6 +89,17 @@ def _other(count: int) -> int:
     if count >= MAX_OTHER_FIELDS:
         raise Unreadable(f"more than {MAX_OTHER_FIELDS} other fields")
     return count + 1
+
+
+def _one_more_connection(
+    view: memoryview, start: int, end: int, connections: int, crowded: ActionError | None
+) -> tuple[int, ActionError | None]:
+    """A connections map entry seen: the count, and the first crowded connection's refusal
+    (only the first MAX_CONNECTIONS are looked into: past them, the count refuses)."""
+    connections += 1
+    if connections <= translation.MAX_CONNECTIONS and crowded is None:
+        crowded = _connection(view, start, end)
+    return connections, crowded
 
 
 def _connection(view: memoryview, start: int, end: int) -> ActionError | None:

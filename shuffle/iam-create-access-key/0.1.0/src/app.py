@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "4dbbedb55c274402ff91f438208f4c1e4d54c6441da86a79c6c645e1f466c13d"
+VENDORED_SHA256 = "dfedd41437590c6941792d18115f06e5e072ab0ce126fa3d620d61998e608e7e"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
