@@ -625,11 +625,21 @@ def test_memory_stays_flat_under_calls_that_run_out_of_time(
                 return int(line.split()[1])
         raise AssertionError("no VmRSS")
 
+    def threads() -> int:
+        return len(list(Path(f"/proc/{process.process.pid}/task").iterdir()))
+
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
         out_of_time = {"4", str(grpc.StatusCode.DEADLINE_EXCEEDED)}
         assert set(pool.map(one, range(800))) <= out_of_time  # warm: clients and threads made
-        warm = resident_kib()
+        warm, warm_threads = resident_kib(), threads()
         assert set(pool.map(one, range(800, 2300))) <= out_of_time
-    grown = resident_kib() - warm
-    # Uncollected, this grew ~60 KiB a call (90 MiB here); collected, a few MiB.
-    assert grown < 20 * 1024, f"resident memory grew {grown} KiB over 1,500 calls"
+    grown, added_threads = resident_kib() - warm, threads() - warm_threads
+    # Uncollected, this grew ~60 KiB a call (90 MiB here); collected, a few MiB. Workers still
+    # reading the drip when a call is given up on are threads, kept idle afterwards: when the
+    # drip (in this process, beside 32 callers) runs slow they pile up, each holding its stack
+    # and its share of malloc's arenas (54 KiB each measured: 1,059 more threads, 57 MiB), so
+    # each added thread is allowed 64 KiB; a leak grows by the call, not by the thread.
+    allowed = 20 * 1024 + 64 * max(0, added_threads)
+    assert grown < allowed, (
+        f"resident memory grew {grown} KiB over 1,500 calls ({added_threads} threads added)"
+    )

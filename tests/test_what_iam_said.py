@@ -99,7 +99,9 @@ def test_the_steps_timeout_ends_a_try_in_flight(iam: LocalIAM, proxy: FaultProxy
     """The last try's answer does not come before the step's time is up; the listing that
     follows answers NoSuchEntity (moto: the user does not exist), so nothing was created."""
     # A 12 s step reads for 4 s at most and keeps 4 s to reconcile: two tries of 2.5 s each
-    # bring the third to a moment where the step's time, not the read timeout, ends it.
+    # bring the third to a moment where the step's time, not the read timeout, ends it. On a
+    # loaded machine the pauses and tries take longer and the step's time may end the second
+    # try already (seen in CI): either way a try in flight, then the listing, then nothing more.
     proxy.inject(
         "CreateAccessKey", slow_no_such_user(2.5), slow_no_such_user(2.5), slow_no_such_user(30)
     )
@@ -114,7 +116,9 @@ def test_the_steps_timeout_ends_a_try_in_flight(iam: LocalIAM, proxy: FaultProxy
         "in the time allowed); "
     ) in message
     sent = [exchange.action for exchange in proxy.since(mark)]
-    assert sent == ["CreateAccessKey"] * 3 + ["ListAccessKeys"]
+    tries = len(sent) - 1
+    assert tries in (2, 3), sent
+    assert sent == ["CreateAccessKey"] * tries + ["ListAccessKeys"]
 
 
 def test_a_socket_read_timeout_ends_the_wait(iam: LocalIAM, proxy: FaultProxy) -> None:
