@@ -121,8 +121,8 @@ def test_an_answer_is_never_larger_than_max_answer_bytes(
 def test_100_large_requests_on_one_channel_stay_under_the_pod_limit_with_margin(
     started: list[PluginProcess], iam: LocalIAM
 ) -> None:
-    """The reviewer's attack (big.sh 100 1): 100 calls at once on ONE channel (the runner's
-    channel allows 100 streams), each with a 4 MiB context. grpc received every request
+    """The reviewer's attack (big.sh 100 1): 100 calls at once on ONE channel (then allowed 100
+    streams; now 40, the rest queued by the client), each with a 4 MiB context. grpc received every request
     before --max-bytes-in-flight could count it (256 MiB peak, the pod's whole limit): now
     requests are read a few at a time (serve.reads), so the peak stays well under the limit,
     and every key on the endpoint is one a caller received."""
@@ -153,7 +153,13 @@ def test_100_large_requests_on_one_channel_stay_under_the_pod_limit_with_margin(
     answered = [user for user in users if not isinstance(outcomes[user], grpc.StatusCode)]
     refused = [user for user in users if user not in answered]
     assert answered, "no call was answered"
-    assert {outcomes[user] for user in refused} <= {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    # Refused: past the call slots (RESOURCE_EXHAUSTED), or, opened by the client as another
+    # ended, past the connection's streams before the server saw it (REFUSED_STREAM:
+    # UNAVAILABLE). Either way no key.
+    assert {outcomes[user] for user in refused} <= {
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+    }
     for user in answered:
         assert outcomes[user].error_code == 0, outcomes[user].error_message
         key = json.loads(outcomes[user].result)["AccessKey"]["AccessKeyId"]

@@ -60,9 +60,20 @@ from .translation import MAX_LOG_BYTES, MAX_MESSAGE_BYTES
 log = logging.getLogger(__name__)
 
 SERVICE = "integration_pack.Plugin"
-# What one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): a client
-# that opens streams and never sends waits for its own, never anyone else's.
-STREAMS_PER_CONNECTION = 100
+# What one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): the calls
+# the server runs at once and room for the runner's health, HealthProbe and Describe beside
+# them, at most grpc's usual 100. A client queues its streams past it (grpc's clients wait for
+# a stream to end before they open another); a client that opens streams and never sends waits
+# for its own, never anyone else's; and each connection's stalled streams hold memory for
+# fewer streams (see the README, measured).
+STREAMS_BESIDE_CALLS = 8
+MOST_STREAMS_PER_CONNECTION = 100
+
+
+def streams_per_connection(max_calls: int) -> int:
+    return min(MOST_STREAMS_PER_CONNECTION, max_calls + STREAMS_BESIDE_CALLS)
+
+
 # A TestCredentials request carries connections only: translation's own caps on them (8
 # connections of 64 KiB) and room for the message's framing; a larger one is refused unparsed.
 MAX_CREDENTIALS_MESSAGE_BYTES = translation.MAX_CONNECTIONS * (
@@ -73,7 +84,7 @@ MAX_CREDENTIALS_MESSAGE_BYTES = translation.MAX_CONNECTIONS * (
 # memory stalled streams can take: see the README (measured).
 MAX_CONNECTIONS = 32
 # The HTTP/2 window of a stream whose request is not being read: a runner's request (a few
-# KiB) fits it whole; 3,200 streams (32 connections x 100) that fill it hold 50 MiB.
+# KiB) fits it whole; 1,280 streams (32 connections x 40) that fill it hold 20 MiB.
 STREAM_WINDOW_BYTES = 16 * 1024
 IDLE_CONNECTION_MS = 5 * 60 * 1000  # an idle connection is closed (GOAWAY) after this
 HANDSHAKE_MS = 10 * 1000  # a TLS handshake not done in this is dropped
@@ -677,7 +688,7 @@ async def _serve(
             # grpc shares a port with another process by default (SO_REUSEPORT): a second
             # server on a busy port would take half the runner's calls. Refuse to start instead.
             ("grpc.so_reuseport", 0),
-            ("grpc.max_concurrent_streams", STREAMS_PER_CONNECTION),
+            ("grpc.max_concurrent_streams", streams_per_connection(settings.max_calls)),
             # A stream whose request is not being read receives at most this window, fixed:
             # BDP probing would raise every stream's initial window to 16 MiB (chttp2's
             # TransportFlowControl::PeriodicUpdate), so unread streams would buffer whole

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "dfedd41437590c6941792d18115f06e5e072ab0ce126fa3d620d61998e608e7e"
+VENDORED_SHA256 = "4526b530cc8e5db65ba7d5ab7096fdb0e9eb2cd255c729246ed3d287f8bc1216"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
