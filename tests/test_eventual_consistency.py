@@ -70,7 +70,7 @@ def test_the_wait_ends_and_says_how_long_it_waited(iam: LocalIAM, proxy: FaultPr
     message = response["error_message"]
     assert message.startswith('CreateAccessKey failed for user "not-yet-there": NoSuchEntity: ')
     waited = float(message.split("(waited ")[1].split("s for IAM")[0])
-    assert 1.0 <= waited <= 2.5  # the 1 s window and its last try (slower on a busy machine)
+    assert 1.0 <= waited <= 3.5  # the 2 s window and its last try (slower on a busy machine)
     sent = actions_for(proxy, mark, "not-yet-there")
     assert 3 <= len(sent) <= 8  # backoff, not a busy loop
     assert set(sent) == {"CreateAccessKey"}
@@ -107,7 +107,7 @@ def test_the_requests_timeout_bounds_the_wait(iam: LocalIAM, proxy: FaultProxy) 
 
     assert response["error_code"] == 3
     assert "waited" in response["error_message"]
-    assert time.monotonic() - started < 3.5  # the 2 s timeout, not the 60 s window
+    assert time.monotonic() - started < 6  # the 2 s timeout (on a busy machine), not 60 s
 
 
 def test_a_retried_create_after_the_wait_still_makes_one_key(

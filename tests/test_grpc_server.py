@@ -359,7 +359,7 @@ def test_a_held_answer_ends_within_the_time_allowed(
             execute_request({"user_name": user}, iam.connection(endpoint_url=proxy.url)), timeout=4
         )
 
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 5.5  # 3-4 s and a busy machine's margin, not the 8 s hold
     assert response.error_code == 4
     assert "in the time allowed" in response.error_message
     assert wait_for_keys(iam, user, 0) == []  # the held key is found and deleted, late or not
