@@ -14,6 +14,8 @@
 - held_connections, hang_up: connections held open against a port's cap; callers that never
   read their answer, or hang up while it is written;
 - stalled_streams: hostile clients (streams never sent) and what the server's process holds;
+- slow_senders: streams that stall part-way through a large message, reopened when ended;
+- gate_hold: connections from one address whose streams never send, reopened when ended;
 - service_links: the variables the kubelet injects for a namespace's Services;
 - pki: a throwaway certificate authority for the TLS tests;
 - shuffle_app: the Shuffle app as its image runs it (built once a module);
