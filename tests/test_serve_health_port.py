@@ -35,7 +35,8 @@ from tests.support.held_connections import HeldConnections
 from tests.support.local_iam import LocalIAM
 from tests.support.pki import RUNNER_DNS, client_credentials
 from tests.support.ports import free_port
-from tests.support.stalled_streams import StalledStreams
+from tests.support.slow_senders import SlowSenders
+from tests.support.stalled_streams import PeakResident, StalledStreams
 
 HELD = MAX_CONNECTIONS + 8
 FRESH = itertools.count(2)  # a channel option of its own: a new connection, not a shared one
@@ -178,6 +179,28 @@ def socket_health(path: Path, service: str = "") -> Any:
             health_pb2.HealthCheckRequest(service=service), timeout=10
         )
     return answer.status
+
+
+def test_health_requests_that_never_finish_cost_the_health_port_little_memory(
+    started: list[PluginProcess],
+) -> None:
+    """The fourth red team: 64 connections x 4 streams to the health port, each sending part
+    of a 5 MB Check and never its end (refused only at its end, past the 1 KiB limit), reopened
+    when ended: grpc's growing windows buffered megabytes a stream, 359-363 MiB (411 MiB with
+    256 connections; OOM-killed in a 256 MiB cgroup, a key left). Its window is now fixed at 4
+    KiB: 84 MiB with 256 connections. Probes are still answered afterwards."""
+    health_port = free_port()
+    process = PluginProcess("--health-port", str(health_port))
+    started.append(process)
+    with PeakResident(process) as peak:
+        senders = SlowSenders(
+            health_port, connections=64, streams=4, seconds=10, path="/grpc.health.v1.Health/Check"
+        )
+        senders.join()
+    assert senders.streams_allowed == 4
+    assert senders.reopened > 0, "no stream was ended and reopened: the attack did not run"
+    assert peak.kib < 128 * 1024, f"peak resident memory {peak.kib // 1024} MiB"
+    assert health_of(f"127.0.0.1:{health_port}") == SERVING
 
 
 def test_health_on_its_socket_is_serving_while_both_ports_are_starved(

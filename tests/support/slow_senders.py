@@ -1,5 +1,6 @@
 """Senders that stall part-way through a large message (the third red team's attack): on each of
-`connections` connections, as many ExecuteAction streams as the server allows, each sending a
+`connections` connections, as many streams as the server allows (ExecuteAction, or the method
+`path` names), each sending a
 5,000,000-byte message as fast as the server's flow control lets it, but never its last byte,
 so no handler ever gets it. A stream the server ends is opened again."""
 
@@ -17,18 +18,24 @@ import h2.exceptions
 
 EXECUTE = "/integration_pack.Plugin/ExecuteAction"
 MESSAGE_BYTES = 5_000_000
-HEADERS = [
-    (":method", "POST"), (":scheme", "http"), (":path", EXECUTE), (":authority", "localhost"),
-    ("content-type", "application/grpc"), ("te", "trailers"),
-]  # fmt: skip
+
+
+def headers(path: str) -> list[tuple[str, str]]:
+    return [
+        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"),
+        ("content-type", "application/grpc"), ("te", "trailers"),
+    ]  # fmt: skip
 
 
 class SlowSenders:
     """Threads of this process sending for `seconds`; `streams_allowed` is what the server's
     SETTINGS said (SETTINGS_MAX_CONCURRENT_STREAMS), as the first connection received it."""
 
-    def __init__(self, port: int, connections: int, streams: int, seconds: float) -> None:
+    def __init__(
+        self, port: int, connections: int, streams: int, seconds: float, path: str = EXECUTE
+    ) -> None:
         self.port = port
+        self.headers = headers(path)
         self.streams = streams
         self.ends = time.monotonic() + seconds
         self.streams_allowed: int | None = None
@@ -60,7 +67,7 @@ class SlowSenders:
                 while len(sent) < self.streams:
                     try:
                         stream = connection.get_next_available_stream_id()
-                        connection.send_headers(stream, HEADERS)
+                        connection.send_headers(stream, self.headers)
                     except h2.exceptions.TooManyStreamsError:
                         break
                     sent[stream] = 0

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "4526b530cc8e5db65ba7d5ab7096fdb0e9eb2cd255c729246ed3d287f8bc1216"
+VENDORED_SHA256 = "e1eef5b45ab1956b987c4c93bf6527f236533c762873b8263ae5c9aad07ce2ca"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
