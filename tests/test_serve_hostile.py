@@ -6,6 +6,7 @@ test counts what is left on the local IAM endpoint, or what the runner's own cal
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import re
 import statistics
@@ -16,6 +17,7 @@ from typing import Any
 
 import boto3
 import grpc
+import h2.events
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -25,7 +27,12 @@ from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gate_hold import StallAndReconnect
 from tests.support.grpc_plugin import PluginProcess, execute_request
-from tests.support.hang_up import never_reading
+from tests.support.hang_up import (
+    EXECUTE_HEADERS,
+    never_reading,
+    never_reading_calls,
+    statuses,
+)
 from tests.support.local_iam import LocalIAM
 from tests.support.pki import RUNNER_DNS, RUNNER_URI, client_credentials
 from tests.support.slow_senders import SlowSenders
@@ -673,6 +680,122 @@ def test_a_client_that_never_reads_an_error_answer_holds_its_slot_for_seconds_on
         assert time.monotonic() - started_at < 20
     finally:
         for sock, _ in clients:
+            sock.close()
+
+
+def test_answers_without_a_key_that_are_never_read_hold_no_slot(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The fourth red team: one connection that never opens its window sent 36 TestCredentials
+    with no credentials (code 3, nothing sent to AWS); each answer's write held its slot for
+    the whole --max-call-seconds, so every slot was theirs and the runner was refused. A
+    connection test's answer, and an ExecuteAction's that left no key, no longer hold one."""
+    process = serve(started, "--max-calls", "4", "--max-call-seconds", "40")
+    no_credentials = execute_request({"user_name": "nobody"}, {}).SerializeToString()
+    held = [
+        never_reading_calls(process.port, "/integration_pack.Plugin/TestCredentials", b"", count=6),
+        never_reading_calls(
+            process.port, "/integration_pack.Plugin/ExecuteAction", no_credentials, count=6
+        ),
+    ]
+    try:
+        for sock, connection in held:  # their actions are done: their answers' headers came
+            answered: set[int] = set()
+            deadline = time.monotonic() + 15
+            while len(answered) < 6 and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    events = connection.receive_data(sock.recv(65536))
+                    answered.update(
+                        event.stream_id
+                        for event in events
+                        if isinstance(event, h2.events.ResponseReceived)
+                    )
+                sock.sendall(connection.data_to_send())
+            assert len(answered) == 6
+        # Their 12 answers are still waiting to be written, for 2 s; every slot is free.
+        users = [iam.new_user() for _ in range(4)]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(
+                pool.map(
+                    lambda user: process.stub().ExecuteAction(
+                        execute_request({"user_name": user}, iam.connection()), timeout=30
+                    ),
+                    users,
+                )
+            )
+        for user, answer in zip(users, answers, strict=True):
+            assert answer.error_code == 0, answer.error_message
+            assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
+    finally:
+        for sock, _ in held:
+            sock.close()
+
+
+def test_a_client_that_leaves_keys_unread_holds_a_quarter_of_the_slots(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The fourth red team, with AWS credentials of its own: never-reading connections whose
+    calls create real keys held every slot for the call's time, again and again. Each such key
+    is deleted when its answer is not read in time; its client (its address) may then hold a
+    quarter of the slots for 60 s, and the runner, from another address, has the rest."""
+    process = serve(started, "--max-calls", "4", "--max-call-seconds", "3")
+    attacker = "127.0.0.2"
+
+    def calls(users: list[str]) -> tuple[Any, Any]:
+        message = lambda user: execute_request(  # noqa: E731
+            {"user_name": user}, iam.connection()
+        ).SerializeToString()
+        sock, connection = never_reading_calls(
+            process.port, EXECUTE_HEADERS[2][1], message(users[0]), count=1, source=attacker
+        )
+        for user in users[1:]:  # each its own user: one stream each, on the one connection
+            stream = connection.get_next_available_stream_id()
+            connection.send_headers(stream, EXECUTE_HEADERS)
+            body = message(user)
+            connection.send_data(
+                stream, b"\0" + len(body).to_bytes(4, "big") + body, end_stream=True
+            )
+        sock.sendall(connection.data_to_send())
+        return sock, connection
+
+    mark = iam.mark()
+
+    def made_and_deleted(user: str) -> bool:
+        made = any(
+            exchange.action == "CreateAccessKey" and user.encode() in exchange.body
+            for exchange in iam.since(mark)
+        )
+        return made and not iam.key_ids(user)
+
+    first = [iam.new_user() for _ in range(4)]
+    held = [calls(first)]
+    try:
+        deadline = time.monotonic() + 30  # made, not read within the call's 3 s, deleted
+        while time.monotonic() < deadline and not all(map(made_and_deleted, first)):
+            time.sleep(0.25)
+        assert all(map(made_and_deleted, first))
+
+        second = [iam.new_user() for _ in range(3)]
+        held.append(calls(second))
+        refused = statuses(*held[1], count=2, seconds=10)
+        assert sorted(code for code, _ in refused.values()) == ["8", "8"]
+        assert {message for _, message in refused.values()} == {
+            "this client left an answer carrying a key unread, so until 60 s after the last "
+            "one it may hold 1 of the 4 call slots, as it does now; try again shortly"
+        }
+        users = [iam.new_user() for _ in range(3)]  # the runner: the three other slots
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            answers = list(
+                pool.map(
+                    lambda user: process.stub().ExecuteAction(
+                        execute_request({"user_name": user}, iam.connection()), timeout=30
+                    ),
+                    users,
+                )
+            )
+        assert [answer.error_code for answer in answers] == [0, 0, 0]
+    finally:
+        for sock, _ in held:
             sock.close()
 
 

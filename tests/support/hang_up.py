@@ -10,9 +10,14 @@ import time
 
 import h2.config
 import h2.connection
+import h2.events
 import h2.settings
 
 EXECUTE = "/integration_pack.Plugin/ExecuteAction"
+EXECUTE_HEADERS = [
+    (":method", "POST"), (":scheme", "http"), (":path", EXECUTE), (":authority", "localhost"),
+    ("content-type", "application/grpc"), ("te", "trailers"),
+]  # fmt: skip
 
 
 def never_reading(port: int, message: bytes) -> tuple[socket.socket, h2.connection.H2Connection]:
@@ -50,6 +55,63 @@ def never_reading(port: int, message: bytes) -> tuple[socket.socket, h2.connecti
     connection.end_stream(stream)
     held.sendall(connection.data_to_send())
     return held, connection
+
+
+def never_reading_calls(
+    port: int, path: str, message: bytes, count: int, source: str = "127.0.0.1"
+) -> tuple[socket.socket, h2.connection.H2Connection]:
+    """One connection from `source` that grants no window for answers, with `count` calls to
+    `path`, each sending `message` whole (the fourth red team's slot holder); kept open until
+    closed."""
+    held = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+    )
+    connection.initiate_connection()
+    body = b"\0" + len(message).to_bytes(4, "big") + message
+    for _ in range(count):
+        stream = connection.get_next_available_stream_id()
+        connection.send_headers(
+            stream,
+            [
+                (":method", "POST"), (":scheme", "http"), (":path", path),
+                (":authority", "localhost"), ("content-type", "application/grpc"),
+                ("te", "trailers"),
+            ],
+        )  # fmt: skip
+        connection.send_data(stream, body, end_stream=True)
+    held.sendall(connection.data_to_send())
+    return held, connection
+
+
+def statuses(
+    held: socket.socket, connection: h2.connection.H2Connection, count: int, seconds: float
+) -> dict[int, tuple[str, str]]:
+    """The gRPC status and message (as sent, percent-encoded) of the first `count` streams
+    that end with trailers on a never-reading connection, within `seconds`."""
+    ended: dict[int, tuple[str, str]] = {}
+    ends = time.monotonic() + seconds
+    held.settimeout(0.2)
+    while len(ended) < count and time.monotonic() < ends:
+        try:
+            data = held.recv(65536)
+        except TimeoutError:
+            continue
+        if not data:
+            break
+        for event in connection.receive_data(data):
+            if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                said = {
+                    (name.decode() if isinstance(name, bytes) else name): (
+                        value.decode() if isinstance(value, bytes) else value
+                    )
+                    for name, value in event.headers
+                }
+                if "grpc-status" in said:
+                    ended[event.stream_id] = (said["grpc-status"], said.get("grpc-message", ""))
+        held.sendall(connection.data_to_send())
+    return ended
 
 
 def hang_up_mid_answer(port: int, message: bytes, wait: float) -> None:

@@ -3,6 +3,7 @@ keys each one made, so that a server stopped mid-create can say which keys it le
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import secrets
@@ -18,28 +19,49 @@ from plugin.runtime import deadline, key_witness
 ABANDONED_PER_SLOT = 4
 
 
+# A client that left an answer carrying a key unread (its write ran out of time) in the last
+# UNREAD_MARK_SECONDS may hold at most 1/MARKED_SHARE of the slots: a caller with credentials
+# of its own that never reads its answers (the fourth red team) takes every slot once, for the
+# time an answer's write is given, then leaves the others three quarters of them.
+MARKED_SHARE = 4
+UNREAD_MARK_SECONDS = 60.0
+CLIENTS_REMEMBERED = 1024
+
+
 class Slots:
     """At most `size` ExecuteAction/TestCredentials calls at once; one more is refused at
     once (never queued). A slot is free again when its call has ended: a worker still blocked
     on an endpoint that drips the answer of a call given up on holds no slot, but counts
     (deadline.abandoned) and, past ABANDONED_PER_SLOT times `size` of them, new calls are
-    refused too: threads, and so memory, stay bounded whatever the endpoints do."""
+    refused too: threads, and so memory, stay bounded whatever the endpoints do. Slots are
+    counted by client too, for the share a marked client may hold (UnreadAnswers)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.marked_most = max(1, size // MARKED_SHARE)
         self._taken = 0
+        self._by_client: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def take(self) -> bool:
+    def take(self, client: str = "", marked: bool = False) -> str | None:
+        """A slot for `client`, or why not: "busy" (every slot is taken) or "marked" (a marked
+        client holding its share)."""
         with self._lock:
             if self._taken >= self.size:
-                return False
+                return "busy"
+            held = self._by_client.get(client, 0)
+            if marked and held >= self.marked_most:
+                return "marked"
             self._taken += 1
-            return True
+            self._by_client[client] = held + 1
+            return None
 
-    def give_back(self) -> None:
+    def give_back(self, client: str = "") -> None:
         with self._lock:
             self._taken -= 1
+            held = self._by_client.pop(client, 0) - 1
+            if held > 0:
+                self._by_client[client] = held
 
     def abandoned_too_many(self) -> bool:
         return deadline.abandoned() >= ABANDONED_PER_SLOT * self.size
@@ -47,6 +69,27 @@ class Slots:
     @property
     def abandoned_limit(self) -> int:
         return ABANDONED_PER_SLOT * self.size
+
+
+class UnreadAnswers:
+    """Clients (reads.client_of: a peer's address) that left an answer carrying a key unread,
+    when they last did; used on the event loop only. Unix callers are never marked: grpc names
+    every one of them `unix:`, the runner included."""
+
+    def __init__(self) -> None:
+        self._when: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    def note(self, client: str) -> None:
+        if not client.startswith(("ipv4:", "ipv6:")):
+            return
+        self._when.pop(client, None)
+        self._when[client] = time.monotonic()
+        if len(self._when) > CLIENTS_REMEMBERED:
+            self._when.popitem(last=False)
+
+    def marked(self, client: str) -> bool:
+        when = self._when.get(client)
+        return when is not None and time.monotonic() - when < UNREAD_MARK_SECONDS
 
 
 class BytesInFlight:
@@ -81,6 +124,8 @@ class Flight:
     call_id: str
     subject: str
     hung_up: bool = False  # its answer can no longer be delivered
+    client: str = ""  # reads.client_of its peer: whose slot it holds
+    holds_slot: bool = True  # until it ends, or its answer is known to carry no key
     carried: int = 0  # its request's bytes, held in BytesInFlight until it ends
     started: float = dataclasses.field(default_factory=time.time)
     started_monotonic: float = dataclasses.field(default_factory=time.monotonic)

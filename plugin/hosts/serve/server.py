@@ -51,10 +51,18 @@ from plugin.runtime.context import bound
 from plugin.runtime.deadline import CUSTODY_SECONDS, Deadline, caller_gone_when, sends_within
 
 from . import health_listener, listener, logs, memory, translation, wire
-from .calls import BytesInFlight, Flight, Flights, Slots, unfinished_report
+from .calls import (
+    UNREAD_MARK_SECONDS,
+    BytesInFlight,
+    Flight,
+    Flights,
+    Slots,
+    UnreadAnswers,
+    unfinished_report,
+)
 from .metrics import Metrics
 from .protocol import integration_pack_pb2 as pb
-from .reads import ReadGate
+from .reads import ReadGate, client_of
 from .translation import MAX_LOG_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -101,6 +109,11 @@ DELIVERY_BYTES_PER_SECOND = 20 * 1024 * 1024
 # slot and 8 MiB of --max-bytes-in-flight for the whole --max-call-seconds, refusing every other
 # tenant (found by the red team, three streams).
 KEYLESS_WRITE_SECONDS = 2.0
+# An answer carrying a key is written within this and its transfer time (or what is left of the
+# call's time, if less): a runner takes an answer at its socket in milliseconds, and a caller
+# that does not read it holds a slot meanwhile (then its key is deleted and its client marked:
+# calls.UnreadAnswers).
+KEYED_WRITE_SECONDS = 10.0
 # After the grace, what the calls still running get before the process exits regardless, and
 # then what listing the keys of those that did not finish may take.
 EXIT_MARGIN_SECONDS = 1.5
@@ -168,6 +181,7 @@ class PluginServicer:
         self.settings = settings
         self.policy = policy
         self.slots = Slots(settings.max_calls)
+        self.unread = UnreadAnswers()  # clients that left answers carrying a key unread
         self.bytes_in_flight = BytesInFlight(settings.max_bytes_in_flight)
         self.reads = ReadGate()  # requests being received at once (and the health service's)
         self.trimmer = memory.Trimmer()
@@ -242,7 +256,7 @@ class PluginServicer:
                 f"a TestCredentials request carries its connections only: at most "
                 f"{MAX_CREDENTIALS_MESSAGE_BYTES} bytes (this one: {size})",
             )
-        claimed = self._claim("TestCredentials", "testing a connection", len(raw))
+        claimed = self._claim("TestCredentials", "testing a connection", len(raw), context)
         if isinstance(claimed, str):
             del raw
             await _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, claimed)
@@ -259,11 +273,13 @@ class PluginServicer:
         if response is None:  # not a TestCredentialsRequest (invalid UTF-8 in a string, say)
             self._end(flight)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, listener.UNREADABLE)
+        # No key rides on a connection test's answer: the slot is free while it is written,
+        # and a caller that does not read it holds its bytes only as long as a reader needs.
+        self._free_slot(flight)
         try:
-            # Bounded as ExecuteAction's answer is: a client that never reads holds no slot.
             await asyncio.wait_for(
                 context.write(translation.credentials_response(pb, response)),
-                max(DELIVERY_SECONDS, budget),
+                max(DELIVERY_SECONDS, min(budget, KEYLESS_WRITE_SECONDS)),
             )
         except asyncio.TimeoutError:
             await context.abort(
@@ -280,7 +296,7 @@ class PluginServicer:
         # never parsed nor copied (a 4 MiB context costs a copy at each step).
         raw = await listener.first_message(context, self.reads)
         size = len(raw)
-        claimed = self._claim("ExecuteAction", "an ExecuteAction not yet read", size)
+        claimed = self._claim("ExecuteAction", "an ExecuteAction not yet read", size, context)
         if isinstance(claimed, str):
             del raw  # an aborted call's frame can outlive it (in its exception)
             self.trimmer.after(size)
@@ -320,13 +336,20 @@ class PluginServicer:
             # Bounded: a client that never reads (a zero window) would hold the slot and the
             # key past the call's time; one not written in time is an answer not received.
             write_for = self._time_to_write(started, budget)
-            if not response.ok:  # no key rides on it: a caller that does not read it holds
-                # its slot and its request's bytes only as long as a reader needs to take it
-                write_for = min(write_for, KEYLESS_WRITE_SECONDS + size / DELIVERY_BYTES_PER_SECOND)
+            transfer = size / DELIVERY_BYTES_PER_SECOND
+            if response.ok:
+                write_for = min(write_for, KEYED_WRITE_SECONDS + transfer)
+            else:  # no key rides on it: a caller that does not read it holds its request's
+                # bytes only as long as a reader needs to take it, and, when the call left no
+                # key behind, no slot at all
+                write_for = min(write_for, KEYLESS_WRITE_SECONDS + transfer)
+                if not flight.undelivered():
+                    self._free_slot(flight)
             await asyncio.wait_for(context.write(answer), write_for)
             delivered = True
         except asyncio.TimeoutError:
-            pass
+            if response.ok:  # a key not taken: its client's share of the slots is limited
+                self.unread.note(flight.client)
         finally:
             if delivered or engine_request is None:
                 self._count_execute(response.error_code, started)
@@ -337,7 +360,7 @@ class PluginServicer:
         if not delivered:  # the write timed out: end the RPC (its key is being deleted)
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
-                "the answer was not read within the call's time; its key was deleted",
+                "the answer was not read in time; its key was deleted",
             )
 
     def _execute(
@@ -502,27 +525,30 @@ class PluginServicer:
         self._count_execute(Category.TRANSIENT, started)
         self._end(flight)
 
-    async def _take_slot(self, context: Any, rpc: str, subject: str) -> Flight:
-        """A call slot, or RESOURCE_EXHAUSTED at once (never queued)."""
-        claimed = self._claim(rpc, subject, 0)
-        if isinstance(claimed, str):
-            await _refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, claimed)
-        return claimed
-
-    def _claim(self, rpc: str, subject: str, carried: int) -> Flight | str:
-        """A call slot and room for its request's `carried` bytes (a flight), or why not (said
-        as RESOURCE_EXHAUSTED at once, never queued, before any AWS request)."""
+    def _claim(self, rpc: str, subject: str, carried: int, context: Any) -> Flight | str:
+        """A call slot for the caller's client and room for its request's `carried` bytes (a
+        flight), or why not (said as RESOURCE_EXHAUSTED at once, never queued, before any AWS
+        request)."""
         if self.slots.abandoned_too_many():
             self.metrics.refused.labels(rpc=rpc).inc()
             return (
                 f"{self.slots.abandoned_limit} calls given up on are still waiting for "
                 "endpoints that do not answer; try again shortly"
             )
-        if not self.slots.take():
+        client = client_of(context.peer())
+        refused = self.slots.take(client, self.unread.marked(client))
+        if refused is not None:
             self.metrics.refused.labels(rpc=rpc).inc()
+            if refused == "marked":
+                return (
+                    "this client left an answer carrying a key unread, so until "
+                    f"{UNREAD_MARK_SECONDS:g} s after the last one it may hold "
+                    f"{self.slots.marked_most} of the {self.slots.size} call slots, as it does "
+                    "now; try again shortly"
+                )
             return f"all {self.slots.size} call slots of this plugin are busy; try again shortly"
         if not self.bytes_in_flight.take(carried):
-            self.slots.give_back()
+            self.slots.give_back(client)
             self.metrics.refused_for_bytes.labels(rpc=rpc).inc()
             # What others carry is theirs: not said (a caller could watch other tenants' load).
             return (
@@ -531,13 +557,23 @@ class PluginServicer:
             )
         flight = self.flights.begin(subject)
         flight.carried = carried
+        flight.client = client
         return flight
 
     def _end(self, flight: Flight) -> None:
         self.flights.end(flight)
-        self.slots.give_back()
+        self._free_slot(flight)
         self.bytes_in_flight.give_back(flight.carried)
         self.trimmer.after(flight.carried)
+
+    def _free_slot(self, flight: Flight) -> None:
+        """Give the call's slot back (once): at its end, or before writing an answer that
+        carries no key (the action is done, and a caller that never reads such an answer must
+        not hold what other callers need: the fourth red team held all 32 slots for 60 s with
+        TestCredentials and no credentials)."""
+        if flight.holds_slot:
+            flight.holds_slot = False
+            self.slots.give_back(flight.client)
 
     def _time_to_write(self, started: float, budget: float) -> float:
         """How long an answer's write may take: what is left of the call's time, and at least
