@@ -27,12 +27,7 @@ from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gate_hold import StallAndReconnect
 from tests.support.grpc_plugin import PluginProcess, execute_request
-from tests.support.hang_up import (
-    EXECUTE_HEADERS,
-    never_reading,
-    never_reading_calls,
-    statuses,
-)
+from tests.support.hang_up import EXECUTE, never_reading, never_reading_calls, statuses
 from tests.support.local_iam import LocalIAM
 from tests.support.pki import RUNNER_DNS, RUNNER_URI, client_credentials
 from tests.support.slow_senders import SlowSenders
@@ -693,10 +688,8 @@ def test_answers_without_a_key_that_are_never_read_hold_no_slot(
     process = serve(started, "--max-calls", "4", "--max-call-seconds", "40")
     no_credentials = execute_request({"user_name": "nobody"}, {}).SerializeToString()
     held = [
-        never_reading_calls(process.port, "/integration_pack.Plugin/TestCredentials", b"", count=6),
-        never_reading_calls(
-            process.port, "/integration_pack.Plugin/ExecuteAction", no_credentials, count=6
-        ),
+        never_reading_calls(process.port, "/integration_pack.Plugin/TestCredentials", [b""] * 6),
+        never_reading_calls(process.port, EXECUTE, [no_credentials] * 6),
     ]
     try:
         for sock, connection in held:  # their actions are done: their answers' headers came
@@ -742,21 +735,12 @@ def test_a_client_that_leaves_keys_unread_holds_a_quarter_of_the_slots(
     attacker = "127.0.0.2"
 
     def calls(users: list[str]) -> tuple[Any, Any]:
-        message = lambda user: execute_request(  # noqa: E731
-            {"user_name": user}, iam.connection()
-        ).SerializeToString()
-        sock, connection = never_reading_calls(
-            process.port, EXECUTE_HEADERS[2][1], message(users[0]), count=1, source=attacker
-        )
-        for user in users[1:]:  # each its own user: one stream each, on the one connection
-            stream = connection.get_next_available_stream_id()
-            connection.send_headers(stream, EXECUTE_HEADERS)
-            body = message(user)
-            connection.send_data(
-                stream, b"\0" + len(body).to_bytes(4, "big") + body, end_stream=True
-            )
-        sock.sendall(connection.data_to_send())
-        return sock, connection
+        """The attacker's connection: a call for each user's key, answers never read."""
+        messages = [
+            execute_request({"user_name": user}, iam.connection()).SerializeToString()
+            for user in users
+        ]
+        return never_reading_calls(process.port, EXECUTE, messages, source=attacker)
 
     mark = iam.mark()
 

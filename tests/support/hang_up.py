@@ -14,31 +14,35 @@ import h2.events
 import h2.settings
 
 EXECUTE = "/integration_pack.Plugin/ExecuteAction"
-EXECUTE_HEADERS = [
-    (":method", "POST"), (":scheme", "http"), (":path", EXECUTE), (":authority", "localhost"),
-    ("content-type", "application/grpc"), ("te", "trailers"),
-]  # fmt: skip
+
+
+def call_headers(path: str = EXECUTE) -> list[tuple[str, str]]:
+    """A gRPC call's request headers, as a client sends them."""
+    return [
+        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"),
+        ("content-type", "application/grpc"), ("te", "trailers"),
+    ]  # fmt: skip
+
+
+def _window_shut(port: int, source: str) -> tuple[socket.socket, h2.connection.H2Connection]:
+    """A new connection from `source` whose settings grant the server no flow-control window
+    for answers (HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE 0)."""
+    held = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+    )
+    connection.initiate_connection()
+    return held, connection
 
 
 def never_reading(port: int, message: bytes) -> tuple[socket.socket, h2.connection.H2Connection]:
     """A new connection that grants the server no flow-control window for its answer, with
     `message` (a serialized ExecuteActionRequest) sent whole on one ExecuteAction stream and no
     grpc-timeout: the server can write nothing of the answer until the socket is closed."""
-    held = socket.create_connection(("127.0.0.1", port), timeout=10)
-    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    connection.local_settings = h2.settings.Settings(
-        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
-    )
-    connection.initiate_connection()
+    held, connection = _window_shut(port, "127.0.0.1")
     stream = connection.get_next_available_stream_id()
-    connection.send_headers(
-        stream,
-        [
-            (":method", "POST"), (":scheme", "http"), (":path", EXECUTE),
-            (":authority", "localhost"), ("content-type", "application/grpc"),
-            ("te", "trailers"),
-        ],
-    )  # fmt: skip
+    connection.send_headers(stream, call_headers())
     body = b"\0" + len(message).to_bytes(4, "big") + message
     while body:
         room = min(
@@ -58,28 +62,16 @@ def never_reading(port: int, message: bytes) -> tuple[socket.socket, h2.connecti
 
 
 def never_reading_calls(
-    port: int, path: str, message: bytes, count: int, source: str = "127.0.0.1"
+    port: int, path: str, messages: list[bytes], source: str = "127.0.0.1"
 ) -> tuple[socket.socket, h2.connection.H2Connection]:
-    """One connection from `source` that grants no window for answers, with `count` calls to
-    `path`, each sending `message` whole (the fourth red team's slot holder); kept open until
-    closed."""
-    held = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
-    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    connection.local_settings = h2.settings.Settings(
-        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
-    )
-    connection.initiate_connection()
-    body = b"\0" + len(message).to_bytes(4, "big") + message
-    for _ in range(count):
+    """One connection from `source` that grants no window for answers, with a call to `path`
+    for each of `messages` (small: each sent whole at once), the fourth red team's slot
+    holder; kept open until closed."""
+    held, connection = _window_shut(port, source)
+    for message in messages:
         stream = connection.get_next_available_stream_id()
-        connection.send_headers(
-            stream,
-            [
-                (":method", "POST"), (":scheme", "http"), (":path", path),
-                (":authority", "localhost"), ("content-type", "application/grpc"),
-                ("te", "trailers"),
-            ],
-        )  # fmt: skip
+        connection.send_headers(stream, call_headers(path))
+        body = b"\0" + len(message).to_bytes(4, "big") + message
         connection.send_data(stream, body, end_stream=True)
     held.sendall(connection.data_to_send())
     return held, connection

@@ -1,8 +1,8 @@
 """Senders that stall part-way through a large message (the third red team's attack): on each of
 `connections` connections, as many streams as the server allows (ExecuteAction, or the method
-`path` names), each sending a
-5,000,000-byte message as fast as the server's flow control lets it, but never its last byte,
-so no handler ever gets it. A stream the server ends is opened again."""
+`path` names), each sending a 5,000,000-byte message as fast as the server's flow control lets
+it, but never its last byte, so no handler ever gets it. A stream the server ends is opened
+again."""
 
 from __future__ import annotations
 
@@ -16,15 +16,9 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-EXECUTE = "/integration_pack.Plugin/ExecuteAction"
+from tests.support.hang_up import EXECUTE, call_headers
+
 MESSAGE_BYTES = 5_000_000
-
-
-def headers(path: str) -> list[tuple[str, str]]:
-    return [
-        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"),
-        ("content-type", "application/grpc"), ("te", "trailers"),
-    ]  # fmt: skip
 
 
 class SlowSenders:
@@ -35,7 +29,7 @@ class SlowSenders:
         self, port: int, connections: int, streams: int, seconds: float, path: str = EXECUTE
     ) -> None:
         self.port = port
-        self.headers = headers(path)
+        self.headers = call_headers(path)
         self.streams = streams
         self.ends = time.monotonic() + seconds
         self.streams_allowed: int | None = None
