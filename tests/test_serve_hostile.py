@@ -64,6 +64,25 @@ def runner_calls_are_answered(process: PluginProcess, iam: LocalIAM, **credentia
     assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
 
 
+def runner_creates_keys_at_once(process: PluginProcess, iam: LocalIAM, calls: int) -> None:
+    """`calls` ExecuteAction at once on the runner's channel, each creating its user's key:
+    none refused."""
+    users = [iam.new_user() for _ in range(calls)]
+    stub = process.stub()
+    with concurrent.futures.ThreadPoolExecutor(calls) as pool:
+        answers = list(
+            pool.map(
+                lambda user: stub.ExecuteAction(
+                    execute_request({"user_name": user}, iam.connection()), timeout=30
+                ),
+                users,
+            )
+        )
+    for user, answer in zip(users, answers, strict=True):
+        assert answer.error_code == 0, answer.error_message
+        assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
+
+
 # ---- 1. deliver or delete ---------------------------------------------------------------------
 
 
@@ -706,19 +725,7 @@ def test_answers_without_a_key_that_are_never_read_hold_no_slot(
                 sock.sendall(connection.data_to_send())
             assert len(answered) == 6
         # Their 12 answers are still waiting to be written, for 2 s; every slot is free.
-        users = [iam.new_user() for _ in range(4)]
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            answers = list(
-                pool.map(
-                    lambda user: process.stub().ExecuteAction(
-                        execute_request({"user_name": user}, iam.connection()), timeout=30
-                    ),
-                    users,
-                )
-            )
-        for user, answer in zip(users, answers, strict=True):
-            assert answer.error_code == 0, answer.error_message
-            assert iam.key_ids(user) == [json.loads(answer.result)["AccessKey"]["AccessKeyId"]]
+        runner_creates_keys_at_once(process, iam, 4)
     finally:
         for sock, _ in held:
             sock.close()
@@ -767,17 +774,7 @@ def test_a_client_that_leaves_keys_unread_holds_a_quarter_of_the_slots(
             "this client left an answer carrying a key unread, so until 60 s after the last "
             "one it may hold 1 of the 4 call slots, as it does now; try again shortly"
         }
-        users = [iam.new_user() for _ in range(3)]  # the runner: the three other slots
-        with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            answers = list(
-                pool.map(
-                    lambda user: process.stub().ExecuteAction(
-                        execute_request({"user_name": user}, iam.connection()), timeout=30
-                    ),
-                    users,
-                )
-            )
-        assert [answer.error_code for answer in answers] == [0, 0, 0]
+        runner_creates_keys_at_once(process, iam, 3)  # the three other slots
     finally:
         for sock, _ in held:
             sock.close()
