@@ -357,10 +357,11 @@ class PluginServicer:
             else:  # not received: cancelled, out of time, or refused by the client's limits
                 gone.set()
                 self._later(self._withdraw_when_done(work, flight, gone, started, UNDELIVERED))
-        if not delivered:  # the write timed out: end the RPC (its key is being deleted)
+        if not delivered:  # the write timed out: end the RPC (a key it carried is being deleted)
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
-                "the answer was not read in time; its key was deleted",
+                "the answer was not read in time"
+                + ("; its key was deleted" if response.ok else ""),
             )
 
     def _execute(
