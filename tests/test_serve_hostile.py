@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import grpc
 import h2.events
+import h2.settings
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -731,14 +732,18 @@ def test_answers_without_a_key_that_are_never_read_hold_no_slot(
             sock.close()
 
 
+@pytest.mark.parametrize("reads", ["never", "late"])
 def test_a_client_that_leaves_keys_unread_holds_a_quarter_of_the_slots(
-    started: list[PluginProcess], iam: LocalIAM
+    started: list[PluginProcess], iam: LocalIAM, reads: str
 ) -> None:
     """The fourth red team, with AWS credentials of its own: never-reading connections whose
-    calls create real keys held every slot for the call's time, again and again. Each such key
-    is deleted when its answer is not read in time; its client (its address) may then hold a
-    quarter of the slots for 60 s, and the runner, from another address, has the rest."""
-    process = serve(started, "--max-calls", "4", "--max-call-seconds", "3")
+    calls create real keys held every slot for the call's time, again and again; the fifth
+    read each answer after 8 s, within the time given, and held them too. A key whose answer is
+    not read in time is deleted; a client (its address) that leaves one unread, or takes it
+    late, may then hold a quarter of the slots for 60 s, and the runner, from another address,
+    has the rest."""
+    seconds = "3" if reads == "never" else "30"  # late: read after 3 s, within the 10 s given
+    process = serve(started, "--max-calls", "4", "--max-call-seconds", seconds)
     attacker = "127.0.0.2"
 
     def calls(users: list[str]) -> tuple[Any, Any]:
@@ -761,18 +766,31 @@ def test_a_client_that_leaves_keys_unread_holds_a_quarter_of_the_slots(
     first = [iam.new_user() for _ in range(4)]
     held = [calls(first)]
     try:
-        deadline = time.monotonic() + 30  # made, not read within the call's 3 s, deleted
-        while time.monotonic() < deadline and not all(map(made_and_deleted, first)):
-            time.sleep(0.25)
-        assert all(map(made_and_deleted, first))
+        if reads == "never":
+            deadline = time.monotonic() + 30  # made, not read within the call's 3 s, deleted
+            while time.monotonic() < deadline and not all(map(made_and_deleted, first)):
+                time.sleep(0.25)
+            assert all(map(made_and_deleted, first))
+        else:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not all(map(iam.key_ids, first)):
+                time.sleep(0.1)
+            time.sleep(3)  # then the window opens: each answer taken 3 s after it was ready
+            sock, connection = held[0]
+            connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+            sock.sendall(connection.data_to_send())
+            taken = statuses(sock, connection, count=4, seconds=15)
+            assert sorted(code for code, _ in taken.values()) == ["0"] * 4
+            assert all(len(iam.key_ids(user)) == 1 for user in first)  # delivered, kept
 
         second = [iam.new_user() for _ in range(3)]
         held.append(calls(second))
         refused = statuses(*held[1], count=2, seconds=10)
         assert sorted(code for code, _ in refused.values()) == ["8", "8"]
         assert {message for _, message in refused.values()} == {
-            "this client left an answer carrying a key unread, so until 60 s after the last "
-            "one it may hold 1 of the 4 call slots, as it does now; try again shortly"
+            "this client left an answer carrying a key unread or took it late, so until 60 s "
+            "after the last one it may hold 1 of the 4 call slots, as it does now; try again "
+            "shortly"
         }
         runner_creates_keys_at_once(process, iam, 3)  # the three other slots
     finally:

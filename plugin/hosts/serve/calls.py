@@ -19,10 +19,11 @@ from plugin.runtime import deadline, key_witness
 ABANDONED_PER_SLOT = 4
 
 
-# A client that left an answer carrying a key unread (its write ran out of time) in the last
-# UNREAD_MARK_SECONDS may hold at most 1/MARKED_SHARE of the slots: a caller with credentials
-# of its own that never reads its answers (the fourth red team) takes every slot once, for the
-# time an answer's write is given, then leaves the others three quarters of them.
+# A client that left an answer carrying a key unread (its write ran out of time), or took one
+# late (after KEYLESS_WRITE_SECONDS of writing), in the last UNREAD_MARK_SECONDS may hold at
+# most 1/MARKED_SHARE of the slots: a caller with credentials of its own that never reads its
+# answers (the fourth red team), or reads each after 8 s (the fifth), takes every slot once, for
+# the time an answer's write is given, then leaves the others three quarters of them.
 MARKED_SHARE = 4
 UNREAD_MARK_SECONDS = 60.0
 CLIENTS_REMEMBERED = 1024

@@ -345,8 +345,14 @@ class PluginServicer:
                 write_for = min(write_for, KEYLESS_WRITE_SECONDS + transfer)
                 if not flight.undelivered():
                     self._free_slot(flight)
+            writing = time.monotonic()
             await asyncio.wait_for(context.write(answer), write_for)
             delivered = True
+            if response.ok and time.monotonic() - writing > KEYLESS_WRITE_SECONDS + transfer:
+                # taken, but late: a client that reads its keys slowly holds slots as one that
+                # never reads them does (the fifth red team read each after 8 s, from one
+                # address, and held all 32): its share is limited the same way
+                self.unread.note(flight.client)
         except asyncio.TimeoutError:
             if response.ok:  # a key not taken: its client's share of the slots is limited
                 self.unread.note(flight.client)
@@ -542,7 +548,7 @@ class PluginServicer:
             self.metrics.refused.labels(rpc=rpc).inc()
             if refused == "marked":
                 return (
-                    "this client left an answer carrying a key unread, so until "
+                    "this client left an answer carrying a key unread or took it late, so until "
                     f"{UNREAD_MARK_SECONDS:g} s after the last one it may hold "
                     f"{self.slots.marked_most} of the {self.slots.size} call slots, as it does "
                     "now; try again shortly"
