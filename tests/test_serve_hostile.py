@@ -22,6 +22,7 @@ import h2.settings
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from plugin.hosts.serve.cut import peer_address
 from plugin.hosts.serve.protocol import integration_pack_pb2 as pb
 from plugin.hosts.serve.translation import MAX_CONTEXT_BYTES
 from tests.support import fault_proxy as faults
@@ -796,6 +797,62 @@ def test_a_client_that_leaves_keys_unread_holds_a_quarter_of_the_slots(
     finally:
         for sock, _ in held:
             sock.close()
+
+
+def closed_by_the_server(sock: Any, connection: Any, seconds: float) -> bool:
+    """Whether the server closes this never-reading connection within `seconds` (answering
+    its pings meanwhile, as a live client does)."""
+    sock.settimeout(0.2)
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return True
+        if not data:
+            return True
+        connection.receive_data(data)
+        with contextlib.suppress(OSError):
+            sock.sendall(connection.data_to_send())
+    return False
+
+
+def test_an_answer_never_read_closes_its_connection_and_its_memory_comes_back(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The fifth red team: answers never read (window 0, no credentials: code 3, 2.7 MB of
+    context echoed) stayed in grpc's send queue while their connections lived, 5 MiB each,
+    510 MiB from one address (16 of them held 94 MiB; now 7). A connection whose answer is
+    not read in time is now closed from under grpc (serve/cut.py), and what it held comes
+    back; the runner is answered."""
+    process = serve(started)
+    no_credentials = execute_request({"user_name": "nobody"}, {}, context=b"c" * 2_700_000)
+    message = no_credentials.SerializeToString()
+    before = resident_kib(process)
+    for _ in range(8):  # 16 such answers, 2 at a time (3 would pass --max-bytes-in-flight)
+        held = [never_reading(process.port, message) for _ in range(2)]
+        try:
+            closed = [closed_by_the_server(sock, connection, 15) for sock, connection in held]
+        finally:
+            for sock, _ in held:
+                sock.close()
+        assert closed == [True, True]
+    grown = resident_kib(process) - before
+    assert grown < 40 * 1024, f"resident memory grew {grown // 1024} MiB"
+    assert "answer was not read in time: its connection (ipv4:127.0.0.1:" in process.text()
+    runner_calls_are_answered(process, iam)
+
+
+def test_the_connection_to_close_is_named_by_its_peer_string() -> None:
+    """grpc's peer strings (IPv6 brackets as grpc may percent-encode them); a unix peer names no
+    connection to find."""
+    assert peer_address("ipv4:10.0.0.7:51234") == ("10.0.0.7", 51234)
+    assert peer_address("ipv6:[::1]:51234") == ("::1", 51234)
+    assert peer_address("ipv6:%5B2001:db8::7%5D:443") == ("2001:db8::7", 443)
+    assert peer_address("unix:") is None
+    assert peer_address("unix:/run/plugin.sock") is None
 
 
 def test_a_connection_test_larger_than_its_connections_is_refused_unparsed(

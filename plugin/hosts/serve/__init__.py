@@ -8,6 +8,7 @@ engine (plugin.engine). Importing this package loads nothing of grpc; its module
   can reach);
 - calls: call slots, the bytes of requests in flight, call ids, the keys each call made;
 - reads: how many requests are read at once (the read gate), fair between connections;
+- cut: a caller's connection closed from under grpc, when an answer on it was not read in time;
 - health_listener: grpc.health.v1 alone on a port of its own, outside the main port's
   connection cap (for the kubelet's gRPC probes), and on a 0600 Unix socket no network caller
   can reach (for exec probes);

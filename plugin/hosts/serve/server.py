@@ -50,7 +50,7 @@ from plugin.runtime import key_witness, redaction
 from plugin.runtime.context import bound
 from plugin.runtime.deadline import CUSTODY_SECONDS, Deadline, caller_gone_when, sends_within
 
-from . import health_listener, listener, logs, memory, translation, wire
+from . import cut, health_listener, listener, logs, memory, translation, wire
 from .calls import (
     UNREAD_MARK_SECONDS,
     BytesInFlight,
@@ -182,6 +182,7 @@ class PluginServicer:
         self.policy = policy
         self.slots = Slots(settings.max_calls)
         self.unread = UnreadAnswers()  # clients that left answers carrying a key unread
+        self.port = 0  # the main port, once bound: whose connections `_cut_off` may close
         self.bytes_in_flight = BytesInFlight(settings.max_bytes_in_flight)
         self.reads = ReadGate()  # requests being received at once (and the health service's)
         self.trimmer = memory.Trimmer()
@@ -282,6 +283,7 @@ class PluginServicer:
                 max(DELIVERY_SECONDS, min(budget, KEYLESS_WRITE_SECONDS)),
             )
         except asyncio.TimeoutError:
+            self._cut_off(context, "a connection test's")
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED, "the answer was not read in time"
             )
@@ -364,6 +366,7 @@ class PluginServicer:
                 gone.set()
                 self._later(self._withdraw_when_done(work, flight, gone, started, UNDELIVERED))
         if not delivered:  # the write timed out: end the RPC (a key it carried is being deleted)
+            self._cut_off(context, f"call {flight.call_id}'s")
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 "the answer was not read in time"
@@ -582,6 +585,16 @@ class PluginServicer:
             flight.holds_slot = False
             self.slots.give_back(flight.client)
 
+    def _cut_off(self, context: Any, whose: str) -> None:
+        """An answer was not read in time: it stays in grpc's send queue (and in memory) until
+        its connection closes, so close it (cut.py); the caller's other calls on it end too."""
+        if cut.cut(context.peer(), self.port):
+            log.warning(
+                "%s answer was not read in time: its connection (%s) was closed",
+                whose,
+                context.peer(),
+            )
+
     def _time_to_write(self, started: float, budget: float) -> float:
         """How long an answer's write may take: what is left of the call's time, and at least
         DELIVERY_SECONDS (a call that used all its time still gets its answer out)."""
@@ -750,6 +763,7 @@ async def _serve(
     health_servicer = health.aio.HealthServicer()
     server.add_generic_rpc_handlers((_gated_health(health_servicer, servicer.reads),))
     port = listener.bind(server, listening)
+    servicer.port = port
     metrics_line = None  # before anything serves: a metrics port it cannot have is a start-up
     if settings.metrics_port is not None:  # error (Metrics.serve: ActionError, one line)
         host = (
