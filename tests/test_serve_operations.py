@@ -24,6 +24,7 @@ from tests.support import fault_proxy as faults
 from tests.support.cli import run_cli
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.hang_up import never_reading
 from tests.support.local_iam import LocalIAM
 from tests.support.serve_metrics import METRICS_LINE, until
 
@@ -51,6 +52,28 @@ def scrape(
 
 def value(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples.get((f"iam_create_access_key_{name}", tuple(sorted(labels.items()))), 0.0)
+
+
+def test_a_key_whose_answer_was_never_read_counts_as_undeliverable(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """Found by the fifth red team: a key deleted because its written answer was not read in
+    time was counted as one whose caller hung up."""
+    process = serve(started, "--metrics-port", "0", "--max-call-seconds", "3")
+    user = iam.new_user()
+    request = execute_request({"user_name": user}, iam.connection()).SerializeToString()
+    sock, _ = never_reading(process.port, request)
+    try:
+        until(
+            lambda: value(scrape(process)[1], "keys_deleted_undeliverable_total") == 1,
+            what="the unread key not counted as undeliverable",
+        )
+        samples = scrape(process)[1]
+        assert value(samples, "keys_created_total") == 1
+        assert value(samples, "keys_deleted_caller_hung_up_total") == 0
+        assert iam.key_ids(user) == []
+    finally:
+        sock.close()
 
 
 def test_metrics_count_a_known_mix_of_calls(

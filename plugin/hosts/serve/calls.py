@@ -124,7 +124,8 @@ class Flight:
 
     call_id: str
     subject: str
-    hung_up: bool = False  # its answer can no longer be delivered
+    hung_up: bool = False  # its answer can no longer be delivered (its key is withdrawn)
+    caller_hung_up: bool = False  # ... because the caller went before it was written
     client: str = ""  # reads.client_of its peer: whose slot it holds
     holds_slot: bool = True  # until it ends, or its answer is known to carry no key
     carried: int = 0  # its request's bytes, held in BytesInFlight until it ends

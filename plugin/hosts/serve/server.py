@@ -477,7 +477,7 @@ class PluginServicer:
 
         def witness(event: str, detail: str | float) -> None:
             before = flight.witness(event, detail)
-            metrics.witnessed(event, detail, before, flight.hung_up)
+            metrics.witnessed(event, detail, before, flight.caller_hung_up)
 
         def as_the_call() -> Any:
             with (
@@ -678,6 +678,7 @@ def _withdraw(
     call ran under, so the delete signs in as the call did (the operator's external ID for a
     lent role)."""
     flight.hung_up = True
+    flight.caller_hung_up = why == HUNG_UP  # else written and not received: undeliverable
     try:
         with sends_within(Deadline(CUSTODY_SECONDS)):  # the call's own time may be spent
             withdrawn = engine.withdraw(engine_request, response, admit)
