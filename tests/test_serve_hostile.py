@@ -855,6 +855,35 @@ def test_the_connection_to_close_is_named_by_its_peer_string() -> None:
     assert peer_address("unix:/run/plugin.sock") is None
 
 
+def test_while_the_runner_calls_one_other_client_holds_three_quarters_of_the_slots(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The sixth red team, with AWS credentials of its own: 36 calls from one address, each
+    waiting 60 s for a user that never comes (and answers read at once: never marked), held
+    every slot, and the runner was refused 56 of 56. While another client has called in the
+    last 60 s, one client may hold three quarters of the slots; the runner has the rest."""
+    process = serve(started, "--max-calls", "4", "--max-call-seconds", "20")
+    runner_creates_keys_at_once(process, iam, 1)  # the runner has called: it is a client
+    waits = [
+        execute_request({"user_name": f"ghost-{uuid.uuid4().hex[:8]}", "wait_for_user": "60"},
+                        iam.connection()).SerializeToString()
+        for _ in range(4)
+    ]  # fmt: skip
+    held = never_reading_calls(process.port, EXECUTE, waits, source="127.0.0.2")
+    try:
+        refused = statuses(*held, count=1, seconds=10)
+        assert list(refused.values()) == [
+            (
+                "8",
+                "other clients are calling too: one client may hold 3 of the 4 call slots, as "
+                "this one does now; try again shortly",
+            )
+        ]
+        runner_creates_keys_at_once(process, iam, 1)  # the fourth slot
+    finally:
+        held[0].close()
+
+
 def test_a_connection_test_larger_than_its_connections_is_refused_unparsed(
     started: list[PluginProcess],
 ) -> None:

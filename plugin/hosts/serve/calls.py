@@ -27,6 +27,13 @@ ABANDONED_PER_SLOT = 4
 MARKED_SHARE = 4
 UNREAD_MARK_SECONDS = 60.0
 CLIENTS_REMEMBERED = 1024
+# While another client has called in the last SHARED_SECONDS, one client may hold at most this
+# share of the slots (the rest kept for the others): the sixth red team held all 32 from one
+# address with calls that were slow but proper (each waiting 60 s for a user that never came,
+# or taking each key 1.8 s late), and such a caller cannot be told from a busy runner. A client
+# alone may hold them all.
+SHARED_SHARE = 0.75
+SHARED_SECONDS = 60.0
 
 
 class Slots:
@@ -40,19 +47,22 @@ class Slots:
     def __init__(self, size: int) -> None:
         self.size = size
         self.marked_most = max(1, size // MARKED_SHARE)
+        self.shared_most = max(1, int(size * SHARED_SHARE))
         self._taken = 0
         self._by_client: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def take(self, client: str = "", marked: bool = False) -> str | None:
-        """A slot for `client`, or why not: "busy" (every slot is taken) or "marked" (a marked
-        client holding its share)."""
+    def take(self, client: str = "", marked: bool = False, shared: bool = False) -> str | None:
+        """A slot for `client`, or why not: "busy" (every slot is taken), "marked" (a marked
+        client holding its share) or "shared" (a client holding its share while others call)."""
         with self._lock:
             if self._taken >= self.size:
                 return "busy"
             held = self._by_client.get(client, 0)
             if marked and held >= self.marked_most:
                 return "marked"
+            if shared and held >= self.shared_most:
+                return "shared"
             self._taken += 1
             self._by_client[client] = held + 1
             return None
@@ -91,6 +101,29 @@ class UnreadAnswers:
     def marked(self, client: str) -> bool:
         when = self._when.get(client)
         return when is not None and time.monotonic() - when < UNREAD_MARK_SECONDS
+
+
+class ClientsCalling:
+    """When each client (reads.client_of) last asked for a slot; used on the event loop only."""
+
+    def __init__(self) -> None:
+        self._when: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    def note(self, client: str) -> None:
+        self._when.pop(client, None)
+        self._when[client] = time.monotonic()
+        if len(self._when) > CLIENTS_REMEMBERED:
+            self._when.popitem(last=False)
+
+    def others_within(self, client: str, seconds: float) -> bool:
+        """Whether a client other than `client` has asked in the last `seconds`."""
+        now = time.monotonic()
+        for other, when in reversed(self._when.items()):  # the most recent first
+            if now - when >= seconds:
+                return False
+            if other != client:
+                return True
+        return False
 
 
 class BytesInFlight:

@@ -52,8 +52,10 @@ from plugin.runtime.deadline import CUSTODY_SECONDS, Deadline, caller_gone_when,
 
 from . import cut, health_listener, listener, logs, memory, translation, wire
 from .calls import (
+    SHARED_SECONDS,
     UNREAD_MARK_SECONDS,
     BytesInFlight,
+    ClientsCalling,
     Flight,
     Flights,
     Slots,
@@ -182,6 +184,7 @@ class PluginServicer:
         self.policy = policy
         self.slots = Slots(settings.max_calls)
         self.unread = UnreadAnswers()  # clients that left answers carrying a key unread
+        self.calling = ClientsCalling()  # who asked for slots lately (their share while others do)
         self.port = 0  # the main port, once bound: whose connections `_cut_off` may close
         self.bytes_in_flight = BytesInFlight(settings.max_bytes_in_flight)
         self.reads = ReadGate()  # requests being received at once (and the health service's)
@@ -546,9 +549,17 @@ class PluginServicer:
                 "endpoints that do not answer; try again shortly"
             )
         client = client_of(context.peer())
-        refused = self.slots.take(client, self.unread.marked(client))
+        shared = self.calling.others_within(client, SHARED_SECONDS)
+        self.calling.note(client)
+        refused = self.slots.take(client, self.unread.marked(client), shared)
         if refused is not None:
             self.metrics.refused.labels(rpc=rpc).inc()
+            if refused == "shared":
+                return (
+                    f"other clients are calling too: one client may hold "
+                    f"{self.slots.shared_most} of the {self.slots.size} call slots, as this one "
+                    "does now; try again shortly"
+                )
             if refused == "marked":
                 return (
                     "this client left an answer carrying a key unread or took it late, so until "

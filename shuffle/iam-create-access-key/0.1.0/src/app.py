@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "b11d850d5a32955a7f5b87237d35bd9536c6de662cfa9a6796114bf08a581c58"
+VENDORED_SHA256 = "5bb4e80e03c052d1201f0b70ed614b24f385671fe410d65e41bfe251c7774c9b"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
