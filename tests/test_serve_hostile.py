@@ -884,6 +884,49 @@ def test_while_the_runner_calls_one_other_client_holds_three_quarters_of_the_slo
         held[0].close()
 
 
+def test_while_the_runner_calls_one_other_client_carries_three_quarters_of_the_bytes(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The seventh red team filled --max-bytes-in-flight (8 MiB) from one address with three
+    large requests each waiting 60 s for a user, in 3 of the 32 slots: the runner's calls were
+    refused for bytes for 60 s. While another client calls, one client's requests may carry
+    three quarters of the budget."""
+    process = serve(started, "--max-call-seconds", "20")
+    runner_creates_keys_at_once(process, iam, 1)  # the runner has called: it is a client
+    big = b"c" * 2_700_000
+    messages = [
+        execute_request(
+            {"user_name": f"ghost-{uuid.uuid4().hex[:8]}", "wait_for_user": "60"},
+            iam.connection(),
+            context=big,
+        ).SerializeToString()
+        for _ in range(3)
+    ]  # 8.1 MB: under the budget, over three quarters of it
+    held = []
+    try:
+        for message in messages:
+            held.append(never_reading(process.port, message, source="127.0.0.2"))
+            time.sleep(0.5)
+        refused = statuses(*held[2], count=1, seconds=10)
+        assert list(refused.values()) == [
+            (
+                "8",
+                "other clients are calling too: one client's requests in flight may carry "
+                "6291456 bytes of --max-bytes-in-flight (8388608), and this call's "
+                f"{len(messages[2])} would pass that; try again shortly",
+            )
+        ]
+        user = iam.new_user()  # the runner's own large call fits beside the two
+        answer = process.stub().ExecuteAction(
+            execute_request({"user_name": user}, iam.connection(), context=b"r" * 400_000),
+            timeout=30,
+        )
+        assert answer.error_code == 0, answer.error_message
+    finally:
+        for sock, _ in held:
+            sock.close()
+
+
 def test_a_connection_test_larger_than_its_connections_is_refused_unparsed(
     started: list[PluginProcess],
 ) -> None:

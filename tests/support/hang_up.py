@@ -36,11 +36,14 @@ def _window_shut(port: int, source: str) -> tuple[socket.socket, h2.connection.H
     return held, connection
 
 
-def never_reading(port: int, message: bytes) -> tuple[socket.socket, h2.connection.H2Connection]:
-    """A new connection that grants the server no flow-control window for its answer, with
-    `message` (a serialized ExecuteActionRequest) sent whole on one ExecuteAction stream and no
-    grpc-timeout: the server can write nothing of the answer until the socket is closed."""
-    held, connection = _window_shut(port, "127.0.0.1")
+def never_reading(
+    port: int, message: bytes, source: str = "127.0.0.1"
+) -> tuple[socket.socket, h2.connection.H2Connection]:
+    """A new connection from `source` that grants the server no flow-control window for its
+    answer, with `message` (a serialized ExecuteActionRequest) sent whole on one ExecuteAction
+    stream and no grpc-timeout: the server can write nothing of the answer until the socket is
+    closed."""
+    held, connection = _window_shut(port, source)
     stream = connection.get_next_available_stream_id()
     connection.send_headers(stream, call_headers())
     body = b"\0" + len(message).to_bytes(4, "big") + message

@@ -568,9 +568,17 @@ class PluginServicer:
                     "now; try again shortly"
                 )
             return f"all {self.slots.size} call slots of this plugin are busy; try again shortly"
-        if not self.bytes_in_flight.take(carried):
+        no_room = self.bytes_in_flight.take(carried, client, shared)
+        if no_room is not None:
             self.slots.give_back(client)
             self.metrics.refused_for_bytes.labels(rpc=rpc).inc()
+            if no_room == "shared":
+                return (
+                    f"other clients are calling too: one client's requests in flight may carry "
+                    f"{self.bytes_in_flight.shared_most} bytes of --max-bytes-in-flight "
+                    f"({self.bytes_in_flight.budget}), and this call's {carried} would pass "
+                    "that; try again shortly"
+                )
             # What others carry is theirs: not said (a caller could watch other tenants' load).
             return (
                 f"this call's {carried} bytes of request, with the calls in flight, would pass "
@@ -584,7 +592,7 @@ class PluginServicer:
     def _end(self, flight: Flight) -> None:
         self.flights.end(flight)
         self._free_slot(flight)
-        self.bytes_in_flight.give_back(flight.carried)
+        self.bytes_in_flight.give_back(flight.carried, flight.client)
         self.trimmer.after(flight.carried)
 
     def _free_slot(self, flight: Flight) -> None:
