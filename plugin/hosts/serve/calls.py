@@ -3,7 +3,6 @@ keys each one made, so that a server stopped mid-create can say which keys it le
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 import secrets
@@ -12,6 +11,8 @@ import time
 from typing import Any
 
 from plugin.runtime import deadline, key_witness
+
+from .reads import LastSeen
 
 # Threads still reading a dripping endpoint for calls that have ended, per call slot: enough
 # that one tenant's drips (each bounded by botocore's timeouts between bytes) do not refuse
@@ -26,7 +27,6 @@ ABANDONED_PER_SLOT = 4
 # the time an answer's write is given, then leaves the others three quarters of them.
 MARKED_SHARE = 4
 UNREAD_MARK_SECONDS = 60.0
-CLIENTS_REMEMBERED = 1024
 # While another client has called in the last SHARED_SECONDS, one client may hold at most this
 # share of the slots (the rest kept for the others): the sixth red team held all 32 from one
 # address with calls that were slow but proper (each waiting 60 s for a user that never came,
@@ -82,48 +82,17 @@ class Slots:
         return ABANDONED_PER_SLOT * self.size
 
 
-class UnreadAnswers:
+class UnreadAnswers(LastSeen):
     """Clients (reads.client_of: a peer's address) that left an answer carrying a key unread,
-    when they last did; used on the event loop only. Unix callers are never marked: grpc names
-    every one of them `unix:`, the runner included."""
+    or took it late, when they last did. Unix callers are never marked: grpc names every one
+    of them `unix:`, the runner included."""
 
-    def __init__(self) -> None:
-        self._when: collections.OrderedDict[str, float] = collections.OrderedDict()
-
-    def note(self, client: str) -> None:
-        if not client.startswith(("ipv4:", "ipv6:")):
-            return
-        self._when.pop(client, None)
-        self._when[client] = time.monotonic()
-        if len(self._when) > CLIENTS_REMEMBERED:
-            self._when.popitem(last=False)
+    def note(self, key: str) -> None:
+        if key.startswith(("ipv4:", "ipv6:")):
+            super().note(key)
 
     def marked(self, client: str) -> bool:
-        when = self._when.get(client)
-        return when is not None and time.monotonic() - when < UNREAD_MARK_SECONDS
-
-
-class ClientsCalling:
-    """When each client (reads.client_of) last asked for a slot; used on the event loop only."""
-
-    def __init__(self) -> None:
-        self._when: collections.OrderedDict[str, float] = collections.OrderedDict()
-
-    def note(self, client: str) -> None:
-        self._when.pop(client, None)
-        self._when[client] = time.monotonic()
-        if len(self._when) > CLIENTS_REMEMBERED:
-            self._when.popitem(last=False)
-
-    def others_within(self, client: str, seconds: float) -> bool:
-        """Whether a client other than `client` has asked in the last `seconds`."""
-        now = time.monotonic()
-        for other, when in reversed(self._when.items()):  # the most recent first
-            if now - when >= seconds:
-                return False
-            if other != client:
-                return True
-        return False
+        return self.within(client, UNREAD_MARK_SECONDS)
 
 
 class BytesInFlight:

@@ -76,9 +76,9 @@ class ReadGate:
         # connections a read of which held its permit READ_SECONDS in vain (the latest kept)
         self._struck: collections.OrderedDict[str, int] = collections.OrderedDict()
         # client -> when its last slow read ended; client, connection -> its last quick read
-        self._marked: collections.OrderedDict[str, float] = collections.OrderedDict()
-        self._quick: collections.OrderedDict[str, float] = collections.OrderedDict()
-        self._quick_connections: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._marked = LastSeen()
+        self._quick = LastSeen()
+        self._quick_connections = LastSeen()
 
     def struck(self, connection: str) -> None:
         """A read on `connection` held its permit READ_SECONDS without its message arriving:
@@ -86,14 +86,14 @@ class ReadGate:
         self._struck[connection] = self._struck.pop(connection, 0) + 1
         if len(self._struck) > CLIENTS_REMEMBERED:  # peer strings of closed connections
             self._struck.popitem(last=False)
-        _remember(self._marked, client_of(connection))
+        self._marked.note(client_of(connection))
 
     def read_took(self, connection: str, seconds: float) -> None:
         """A read on `connection` ended with its message after holding its permit `seconds`:
         a quick one trusts its client, a slow one marks it."""
         if seconds < SLOW_SECONDS:
-            _remember(self._quick, client_of(connection))
-            _remember(self._quick_connections, connection)
+            self._quick.note(client_of(connection))
+            self._quick_connections.note(connection)
         else:
             self.struck(connection)
 
@@ -102,16 +102,15 @@ class ReadGate:
         of its client: a connection that has read quickly and never slowly is trusted even if
         another connection from its address is marked (the runner's open channel, next to a
         stranger on the same node), and a new connection is judged by its client."""
-        now = time.monotonic()
         client = client_of(connection)
         if connection != client:  # "unix:" names every unix connection: its client's marks age
             if connection in self._struck:
                 return MARKED
-            if now - self._quick_connections.get(connection, -TRUST_SECONDS) < TRUST_SECONDS:
+            if self._quick_connections.within(connection, TRUST_SECONDS):
                 return TRUSTED
-        if now - self._marked.get(client, -MARK_SECONDS) < MARK_SECONDS:
+        if self._marked.within(client, MARK_SECONDS):
             return MARKED
-        if now - self._quick.get(client, -TRUST_SECONDS) < TRUST_SECONDS:
+        if self._quick.within(client, TRUST_SECONDS):
             return TRUSTED
         return STRANGER
 
@@ -188,9 +187,31 @@ class ReadGate:
                 del self._waiting[connection]
 
 
-def _remember(when: collections.OrderedDict[str, float], client: str) -> None:
-    """Note now for `client`, forgetting the least recent beyond CLIENTS_REMEMBERED."""
-    when.pop(client, None)
-    when[client] = time.monotonic()
-    if len(when) > CLIENTS_REMEMBERED:
-        when.popitem(last=False)
+class LastSeen:
+    """When each client (or connection) was last noted, the least recent forgotten beyond
+    CLIENTS_REMEMBERED; used on the event loop only (the read gate's marks and trust, the call
+    slots' marks and shares: calls.py)."""
+
+    def __init__(self) -> None:
+        self._when: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    def note(self, key: str) -> None:
+        self._when.pop(key, None)
+        self._when[key] = time.monotonic()
+        if len(self._when) > CLIENTS_REMEMBERED:
+            self._when.popitem(last=False)
+
+    def within(self, key: str, seconds: float) -> bool:
+        """Whether `key` was noted in the last `seconds`."""
+        when = self._when.get(key)
+        return when is not None and time.monotonic() - when < seconds
+
+    def others_within(self, key: str, seconds: float) -> bool:
+        """Whether a key other than `key` was noted in the last `seconds`."""
+        now = time.monotonic()
+        for other, when in reversed(self._when.items()):  # the most recent first
+            if now - when >= seconds:
+                return False
+            if other != key:
+                return True
+        return False

@@ -55,7 +55,6 @@ from .calls import (
     SHARED_SECONDS,
     UNREAD_MARK_SECONDS,
     BytesInFlight,
-    ClientsCalling,
     Flight,
     Flights,
     Slots,
@@ -64,7 +63,7 @@ from .calls import (
 )
 from .metrics import Metrics
 from .protocol import integration_pack_pb2 as pb
-from .reads import ReadGate, client_of
+from .reads import LastSeen, ReadGate, client_of
 from .translation import MAX_LOG_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -184,7 +183,7 @@ class PluginServicer:
         self.policy = policy
         self.slots = Slots(settings.max_calls)
         self.unread = UnreadAnswers()  # clients that left answers carrying a key unread
-        self.calling = ClientsCalling()  # who asked for slots lately (their share while others do)
+        self.calling = LastSeen()  # clients that asked for slots lately (for their shares)
         self.port = 0  # the main port, once bound: whose connections `_cut_off` may close
         self.bytes_in_flight = BytesInFlight(settings.max_bytes_in_flight)
         self.reads = ReadGate()  # requests being received at once (and the health service's)

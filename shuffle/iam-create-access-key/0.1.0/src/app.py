@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "b94215555c9f8695e5033c2b21f6978421f033625166c09966768773a37d86fb"
+VENDORED_SHA256 = "5493cea66b1d515976b0086851042b188898bb21f82f3f9dd8562e8a573f2ec9"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
