@@ -122,11 +122,13 @@ def test_the_steps_timeout_ends_a_try_in_flight(iam: LocalIAM, proxy: FaultProxy
 
 
 def test_a_socket_read_timeout_ends_the_wait(iam: LocalIAM, proxy: FaultProxy) -> None:
-    """With a 9 s step, each read waits 3 s: IAM answering after 20 s is a read timeout, and
-    with no wait allowed that one try is all."""
-    proxy.inject("CreateAccessKey", slow_no_such_user(20))
+    """With a 15 s step, each read waits 5 s and the try may run 10 s: IAM answering after 40 s
+    is a read timeout, and with no wait allowed that one try is all. (With a 9 s step the try's
+    own 6 s left 3 s beside the read's 3 s; a loaded CI machine spent them before the send, and
+    the step's time ended the try first.)"""
+    proxy.inject("CreateAccessKey", slow_no_such_user(40))
 
-    response = run(iam, proxy, 9, user_name="ghost-read", wait_for_user=0)
+    response = run(iam, proxy, 15, user_name="ghost-read", wait_for_user=0)
 
     assert response["error_code"] == 3, response["error_message"]
     message = response["error_message"]
