@@ -82,7 +82,7 @@ def test_the_wait_window_ends_the_wait(iam: LocalIAM, proxy: FaultProxy) -> None
 
     message = assert_no_key_for_a_user_iam_never_showed(response, "ghost-window")
     assert "; Wait For A New User was 1 s; " in message
-    assert 0.5 <= waited(message) <= 3.0
+    assert 0.5 <= waited(message) <= 5.0  # the 1 s window and a try on a busy machine, not 10 s
 
 
 def test_the_steps_timeout_ends_the_wait_between_tries(iam: LocalIAM, proxy: FaultProxy) -> None:
