@@ -635,7 +635,7 @@ def test_memory_stays_flat_under_calls_that_run_out_of_time(
         assert set(pool.map(one, range(800, 2300))) <= out_of_time
     grown, added_threads = resident_kib() - warm, threads() - warm_threads
     # Uncollected, this grew ~60 KiB a call (90 MiB here); collected, a few MiB. Workers still
-    # reading the drip when a call is given up on are threads, kept idle afterwards: when the
+    # reading the drip when a call is given up on are threads, kept idle a minute after: when the
     # drip (in this process, beside 32 callers) runs slow they pile up, each holding its stack
     # and its share of malloc's arenas (54 KiB each measured: 1,059 more threads, 57 MiB), so
     # each added thread is allowed 64 KiB; a leak grows by the call, not by the thread.

@@ -26,6 +26,8 @@ T = TypeVar("T")
 # An unenforced deadline's length: it sizes the socket timeouts and the time kept for reconciling
 # of an invocation with no timeout of its own, and never cuts a call.
 DEFAULT_SECONDS = 120.0
+# How long a worker kept for calls under a deadline waits for its next call before it ends.
+IDLE_SECONDS = 60.0
 
 
 class DeadlineExceeded(Exception):
@@ -101,7 +103,13 @@ def backoff_pauses(first: float = 0.25, longest: float = 2.0) -> Iterator[float]
 class _Workers:
     """Daemon threads kept for calls under a deadline: handing a call to an idle one costs a
     fraction of starting a thread (the price of a hard deadline on a warm worker's every call).
-    Daemons, so that a call abandoned to a dripping endpoint never holds the process open."""
+    Daemons, so that a call abandoned to a dripping endpoint never holds the process open. A
+    worker idle for IDLE_SECONDS ends: a burst (a dripping endpoint's calls given up on) leaves
+    no threads behind for the process's life.
+
+    Under the lock, `_idle` is the workers waiting for a task less the tasks queued for them: a
+    task is queued only for a waiting worker, and a worker whose wait ends takes a task still
+    queued rather than leave it to nobody."""
 
     def __init__(self) -> None:
         self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -113,9 +121,8 @@ class _Workers:
             reuse = self._idle > 0
             if reuse:
                 self._idle -= 1
-        if reuse:
-            self._tasks.put(task)
-        else:
+                self._tasks.put(task)
+        if not reuse:
             threading.Thread(
                 target=self._serve, args=(task,), name="iam-create-access-key-call", daemon=True
             ).start()
@@ -126,7 +133,22 @@ class _Workers:
                 task()  # must not end the worker
             with self._lock:
                 self._idle += 1
-            task = self._tasks.get()
+            next_task = self._next()
+            if next_task is None:
+                return
+            task = next_task
+
+    def _next(self) -> Callable[[], None] | None:
+        """The next task, or None when none came for IDLE_SECONDS (the worker then ends)."""
+        try:
+            return self._tasks.get(timeout=IDLE_SECONDS)
+        except queue.Empty:
+            with self._lock:
+                try:
+                    return self._tasks.get_nowait()  # queued for a waiting worker: this one
+                except queue.Empty:
+                    self._idle -= 1
+                    return None
 
 
 _WORKERS = _Workers()
