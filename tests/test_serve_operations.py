@@ -11,6 +11,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -356,3 +357,15 @@ def test_a_caller_that_hangs_up_mid_answer_costs_one_warning_line(iam: LocalIAM)
     deleted = [line for line in lines if "did not reach the caller" in line]
     assert len(deleted) == len(users)
     assert all(iam.key_ids(user) == [] for user in users)
+
+
+def test_serve_raises_its_open_files_to_the_hard_limit() -> None:
+    """containerd starts containers with 1024 open files (soft) under a far higher hard limit;
+    serve, holding a socket a call, raises its own soft limit to the hard one, as Go servers do."""
+    process = PluginProcess(open_files=(256, 4096))
+    try:
+        limits = Path(f"/proc/{process.process.pid}/limits").read_text()
+        soft, hard = re.search(r"Max open files\s+(\d+)\s+(\d+)", limits).groups()  # type: ignore[union-attr]
+        assert (int(soft), int(hard)) == (4096, 4096)
+    finally:
+        process.stop()

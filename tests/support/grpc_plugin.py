@@ -33,7 +33,10 @@ class PluginProcess:
         env: dict[str, str] | None = None,
         local_endpoints: bool = True,
         port: str = "0",
+        open_files: tuple[int, int] | None = None,
     ) -> None:
+        """`open_files`: the (soft, hard) limit on open files the process starts with, as a
+        container runtime sets it (RLIMIT_NOFILE)."""
         environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         environment.update(
             AWS_CONFIG_FILE=os.devnull,
@@ -44,6 +47,7 @@ class PluginProcess:
         self.process = subprocess.Popen(
             [
                 sys.executable,
+                *(_with_open_files(*open_files) if open_files else ()),
                 "-m",
                 "plugin",
                 "serve",
@@ -102,6 +106,17 @@ class PluginProcess:
 
     def text(self) -> str:
         return "".join(self.output)
+
+
+def _with_open_files(soft: int, hard: int) -> tuple[str, ...]:
+    """Python's arguments that set the limit on open files, then run the rest of the command
+    line (`-m plugin serve ...`) in the same process (exec keeps the limit)."""
+    code = (
+        "import os, resource, sys; "
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard})); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    return ("-c", code)
 
 
 def execute_request(

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import resource
 import signal
 import sys
 import threading
@@ -95,6 +96,8 @@ MAX_CONNECTIONS = 32
 # The HTTP/2 window of a stream whose request is not being read: a runner's request (a few
 # KiB) fits it whole; 1,280 streams (32 connections x 40) that fill it hold 20 MiB.
 STREAM_WINDOW_BYTES = 16 * 1024
+# What an unlimited hard limit on open files allows: the kernel's fs.nr_open, by default.
+KERNEL_OPEN_FILES = 2**20
 IDLE_CONNECTION_MS = 5 * 60 * 1000  # an idle connection is closed (GOAWAY) after this
 HANDSHAKE_MS = 10 * 1000  # a TLS handshake not done in this is dropped
 KEEPALIVE_MS, KEEPALIVE_TIMEOUT_MS = 60 * 1000, 20 * 1000  # a dead peer is found in 80 s
@@ -739,6 +742,7 @@ def serve(settings: ServeSettings) -> int:
             "--shutdown-delay not negative (all finite)",
             Category.INVALID_INPUT,
         )
+    _open_files_up_to_the_hard_limit()
     logs.install(settings.log_format)
     _quiet_libraries()
     logging.getLogger("plugin").setLevel(logging.INFO)  # for log_buffer, not the server's log
@@ -916,6 +920,21 @@ class _OneLineForAHangUp(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = record.stack_info = None
         return True
+
+
+def _open_files_up_to_the_hard_limit() -> None:
+    """Raise the soft limit on open files to the hard one, as Go's runtime does for every Go
+    server since 1.19. containerd no longer raises it for the containers it starts
+    (containerd/containerd#8924 removed its service's LimitNOFILE): a container gets 1024, and
+    a server at --max-calls 1024 holds a socket a call beside its connections, health port and
+    workers still reading a dripping endpoint, so calls would fail where they should be refused.
+    The hard limit stays as the operator set it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = KERNEL_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    with contextlib.suppress(ValueError, OSError):  # a sandbox that refuses: keep what was given
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _quiet_libraries() -> None:
