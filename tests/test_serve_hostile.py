@@ -29,7 +29,13 @@ from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
 from tests.support.gate_hold import StallAndReconnect
 from tests.support.grpc_plugin import PluginProcess, execute_request
-from tests.support.hang_up import EXECUTE, never_reading, never_reading_calls, statuses
+from tests.support.hang_up import (
+    EXECUTE,
+    answers_begun,
+    never_reading,
+    never_reading_calls,
+    statuses,
+)
 from tests.support.local_iam import LocalIAM
 from tests.support.pki import RUNNER_DNS, RUNNER_URI, client_credentials
 from tests.support.slow_senders import SlowSenders
@@ -714,18 +720,7 @@ def test_answers_without_a_key_that_are_never_read_hold_no_slot(
     ]
     try:
         for sock, connection in held:  # their actions are done: their answers' headers came
-            answered: set[int] = set()
-            deadline = time.monotonic() + 15
-            while len(answered) < 6 and time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    events = connection.receive_data(sock.recv(65536))
-                    answered.update(
-                        event.stream_id
-                        for event in events
-                        if isinstance(event, h2.events.ResponseReceived)
-                    )
-                sock.sendall(connection.data_to_send())
-            assert len(answered) == 6
+            assert len(answers_begun(sock, connection, count=6, seconds=15)) == 6
         # Their 12 answers are still waiting to be written, for 2 s; every slot is free.
         runner_creates_keys_at_once(process, iam, 4)
     finally:
@@ -733,17 +728,20 @@ def test_answers_without_a_key_that_are_never_read_hold_no_slot(
             sock.close()
 
 
-@pytest.mark.parametrize("reads", ["never", "late"])
+@pytest.mark.parametrize("reads", ["never", "late", "reset"])
 def test_a_client_that_leaves_keys_unread_holds_a_quarter_of_the_slots(
     started: list[PluginProcess], iam: LocalIAM, reads: str
 ) -> None:
     """The fourth red team, with AWS credentials of its own: never-reading connections whose
     calls create real keys held every slot for the call's time, again and again; the fifth
-    read each answer after 8 s, within the time given, and held them too. A key whose answer is
-    not read in time is deleted; a client (its address) that leaves one unread, or takes it
-    late, may then hold a quarter of the slots for 60 s, and the runner, from another address,
-    has the rest."""
-    seconds = "3" if reads == "never" else "30"  # late: read after 3 s, within the 10 s given
+    read each answer after 8 s, within the time given, and held them too; the eighth reset
+    each stream, its answer unread, just inside the 10 s. A key whose answer is not read in
+    time is deleted; a client (its address) that leaves one unread (resetting its stream
+    included), or takes it late, may then hold a quarter of the slots for 60 s, and the
+    runner, from another address, has the rest."""
+    # never: the 3 s call's time ends the write; late: read after 3 s, within the 10 s given;
+    # reset: the stream reset 1 s after its answer began, well within the 10 s
+    seconds = "3" if reads == "never" else "30"
     process = serve(started, "--max-calls", "4", "--max-call-seconds", seconds)
     attacker = "127.0.0.2"
 
@@ -772,7 +770,7 @@ def test_a_client_that_leaves_keys_unread_holds_a_quarter_of_the_slots(
             while time.monotonic() < deadline and not all(map(made_and_deleted, first)):
                 time.sleep(0.25)
             assert all(map(made_and_deleted, first))
-        else:
+        elif reads == "late":
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not all(map(iam.key_ids, first)):
                 time.sleep(0.1)
@@ -783,6 +781,18 @@ def test_a_client_that_leaves_keys_unread_holds_a_quarter_of_the_slots(
             taken = statuses(sock, connection, count=4, seconds=15)
             assert sorted(code for code, _ in taken.values()) == ["0"] * 4
             assert all(len(iam.key_ids(user)) == 1 for user in first)  # delivered, kept
+        else:
+            sock, connection = held[0]
+            begun = answers_begun(sock, connection, count=4, seconds=30)
+            assert len(begun) == 4
+            time.sleep(1)
+            for stream in begun:  # the answers carrying keys, unread, given up on by the client
+                connection.reset_stream(stream)
+            sock.sendall(connection.data_to_send())
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not all(map(made_and_deleted, first)):
+                time.sleep(0.25)
+            assert all(map(made_and_deleted, first))
 
         second = [iam.new_user() for _ in range(3)]
         held.append(calls(second))

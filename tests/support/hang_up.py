@@ -5,6 +5,7 @@ clients did)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -78,6 +79,25 @@ def never_reading_calls(
         connection.send_data(stream, body, end_stream=True)
     held.sendall(connection.data_to_send())
     return held, connection
+
+
+def answers_begun(
+    held: socket.socket, connection: h2.connection.H2Connection, count: int, seconds: float
+) -> set[int]:
+    """The streams of a never-reading connection whose answers have begun (their headers came:
+    the server's action is done and its answer waits for the window), up to `count`, within
+    `seconds`."""
+    begun: set[int] = set()
+    ends = time.monotonic() + seconds
+    held.settimeout(0.2)
+    while len(begun) < count and time.monotonic() < ends:
+        with contextlib.suppress(TimeoutError):
+            events = connection.receive_data(held.recv(65536))
+            begun.update(
+                event.stream_id for event in events if isinstance(event, h2.events.ResponseReceived)
+            )
+        held.sendall(connection.data_to_send())
+    return begun
 
 
 def statuses(

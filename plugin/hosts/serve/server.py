@@ -361,9 +361,13 @@ class PluginServicer:
                 # address, and held all 32): its share is limited the same way
                 self.unread.note(flight.client)
         except asyncio.TimeoutError:
-            if response.ok:  # a key not taken: its client's share of the slots is limited
-                self.unread.note(flight.client)
+            pass  # not read in time: not delivered
         finally:
+            if response.ok and not delivered:
+                # a key not taken, whether its write ran out of time or the client reset the
+                # stream while the answer waited (the eighth red team reset each just inside
+                # the 10 s, never marked): its client's share of the slots is limited
+                self.unread.note(flight.client)
             if delivered or engine_request is None:
                 self._count_execute(response.error_code, started)
                 self._end(flight)

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "72c2b68cc4418c00ae6e66b3b50ac4e4cc9ef87dda03ee3ce16f2d8ab33398d0"
+VENDORED_SHA256 = "bb47c804f999f61d5e8930c0e764556e44e88fb3718f7facf2ac69c977a1aed7"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
