@@ -207,6 +207,10 @@ HOSTILE = {
     ),
     "very-large-body": (
         faults.answer("20 MB", VALID_BODY.replace(b"{user}", b"u" * 20_000_000)),
+        "IAM's answer was larger than 256 KiB and was not read",
+    ),
+    "large-body": (  # below the limit on what is read: read, and refused for what it says
+        faults.answer("200 KB", VALID_BODY.replace(b"{user}", b"u" * 200_000)),
         "result.AccessKey.UserName: must be at most 64",
     ),
     "slow-drip": (

@@ -35,10 +35,12 @@ from tests.support.cli import run_cli
 from tests.support.dripping_endpoint import DrippingEndpoint
 from tests.support.fault_proxy import FaultProxy
 from tests.support.grpc_plugin import PluginProcess, execute_request
+from tests.support.large_answer_endpoint import LargeAnswerEndpoint
 from tests.support.local_iam import ADMIN_KEY_ID, ADMIN_SECRET, LocalIAM
 from tests.support.paths import ROOT
 from tests.support.pki import OTHER_DNS, RUNNER_DNS, RUNNER_URI, client_credentials
 from tests.support.serve_calls import ambient, create
+from tests.support.stalled_streams import PeakResident
 
 ALLOWED_ROLE = "arn:aws:iam::123456789012:role/keymaker-ci"
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (a listener off loopback is what these tests attack)
@@ -594,6 +596,35 @@ def test_sigterm_exits_within_the_grace_whatever_the_calls_wait_on(
     for call in calls:
         with pytest.raises(grpc.RpcError):
             call.result(timeout=10)
+
+
+def test_an_endpoint_answering_megabytes_costs_the_server_little_memory(
+    started: list[PluginProcess], iam: LocalIAM
+) -> None:
+    """The eighth red team: an allowed endpoint that answers 60 MB took the server past 700
+    MiB in 3 s with 8 calls at a time (botocore reads a whole body), and past the pod's limit
+    the server is killed with keys behind. An answer is now read up to 256 KiB, no further."""
+    big = LargeAnswerEndpoint(megabytes=20)
+    process = serve(started, iam, "--allow-endpoint", big.url, local_endpoints=False)
+    stub = process.stub()
+    connection = {**iam.connection(), "endpoint_url": big.url}
+
+    def one(index: int) -> Any:
+        request = execute_request({"user_name": f"big{index}", "wait_for_user": "0"}, connection)
+        return stub.ExecuteAction(request, timeout=30)
+
+    try:
+        with PeakResident(process) as peak, concurrent.futures.ThreadPoolExecutor(8) as pool:
+            before = peak.kib
+            answers = list(pool.map(one, range(24)))
+    finally:
+        big.close()
+
+    grown = peak.kib - before
+    assert grown < 64 * 1024, f"the server grew {grown} KiB reading 24 answers of 20 MB"
+    for answer in answers:
+        assert answer.error_code == 4, answer.error_message
+        assert "IAM's answer was larger than 256 KiB and was not read" in answer.error_message
 
 
 def test_memory_stays_flat_under_calls_that_run_out_of_time(

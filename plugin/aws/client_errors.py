@@ -14,6 +14,7 @@ from botocore import exceptions as boto
 
 from plugin.contract.errors import About, ActionError, Category
 
+from .clients import MAX_ANSWER_BYTES, AnswerTooLarge
 from .services import where
 
 OPERATION = "CreateAccessKey"
@@ -67,6 +68,8 @@ def http_status(error: Exception) -> int:
 
 def aws_reason(error: Exception) -> str:
     """ "Code: Message" for a ClientError (AWS's own words, never a body); else the type."""
+    if isinstance(error, AnswerTooLarge):
+        return f"an answer larger than {MAX_ANSWER_BYTES // 1024} KiB, not read"
     if not isinstance(error, boto.ClientError):
         return type(error).__name__
     text = str(error.response.get("Error", {}).get("Message", "")).strip()
@@ -146,6 +149,12 @@ def translate(
         reason, category = f"{where(error)} did not answer in time", Category.TRANSIENT
     elif isinstance(error, boto.ConnectionClosedError):
         reason = f"{where(error)} closed the connection before it answered"
+        category = Category.TRANSIENT
+    elif isinstance(error, AnswerTooLarge):
+        reason = (
+            f"{where(error)} answered more than {MAX_ANSWER_BYTES // 1024} KiB, which no answer "
+            "of it is; the rest was not read"
+        )
         category = Category.TRANSIENT
     elif isinstance(error, boto.BotoCoreError):
         reason = f"{type(error).__name__} (run with --debug for details)"

@@ -1,21 +1,25 @@
 """The IAM client an invocation calls through: no retries of its own, timeouts that fit the
 invocation's budget, an endpoint that never carries a secret in clear. Clients are kept per
-session, region, endpoint and timeouts, since making one costs more than the call itself."""
+session, region, endpoint and timeouts, since making one costs more than the call itself.
+And what every client the action makes keeps to (`guard`): no clear text, answers read up to
+MAX_ANSWER_BYTES, sends within the invocation's time."""
 
 from __future__ import annotations
 
 import ipaddress
 import threading
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 from plugin.contract.errors import ActionError, Category
 from plugin.runtime.deadline import Deadline, bound_sends
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from botocore.session import Session
     from mypy_boto3_iam import IAMClient
@@ -23,6 +27,13 @@ if TYPE_CHECKING:
 USER_AGENT = "iam-create-access-key/0.1.0"
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
+
+# The largest answer read from an AWS endpoint: every answer the action reads (a key, a key
+# list of two, an assumed role's credentials, a vault's or scheduler's receipt, an error) is a
+# few KiB. An endpoint that sends more (an allowed endpoint someone else controls, a proxy's
+# page) is not read further, so a call's memory does not grow with what an endpoint sends.
+MAX_ANSWER_BYTES = 256 * 1024
+_READ_BYTES = 16 * 1024
 
 MAX_CLIENTS = 128
 _clients: dict[tuple[Session, str, str, float, float], IAMClient] = {}
@@ -68,8 +79,7 @@ def iam_client(
                     "iam", region_name=signing_region, endpoint_url=endpoint_url, config=config
                 ),
             )
-            refuse_clear_text(client.meta.endpoint_url)
-            bound_sends(client)  # a dripping endpoint keeps to the invocation's time
+            guard(client)
             for hook in prepare:
                 hook(client)
             _clients[key] = client
@@ -81,6 +91,72 @@ def iam_client(
 def forget() -> None:
     with _lock:
         _clients.clear()
+
+
+class AnswerTooLarge(ResponseParserError):
+    """An endpoint's answer passed MAX_ANSWER_BYTES; the rest of it was not read. The endpoint
+    may have acted on the request (like any answer that could not be read)."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        super().__init__(f"the answer passed {MAX_ANSWER_BYTES} bytes")
+        self.kwargs = {"endpoint_url": endpoint_url}  # where botocore's own errors keep it
+
+
+def guard(client: Any) -> None:
+    """What every client the action makes keeps to: its endpoint never takes a secret in clear,
+    its answers are read up to MAX_ANSWER_BYTES, and its sends keep to the invocation's time
+    (serve)."""
+    refuse_clear_text(client.meta.endpoint_url)
+    limit_answers(client)
+    bound_sends(client)  # after limit_answers: the reading is within the invocation's time
+
+
+def limit_answers(client: Any) -> None:
+    """Make this botocore client read at most MAX_ANSWER_BYTES of any answer (AnswerTooLarge
+    beyond): botocore reads a whole body into memory, however large."""
+    http = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    if http is None or getattr(http, "_iam_create_access_key_limited", False):
+        return
+    send = http.send
+
+    def limited(request: Any) -> Any:
+        if request.stream_output:  # no operation the action calls streams; left as it is
+            return send(request)
+        request.stream_output = True  # the body is left unread: read here, within the limit
+        try:
+            response = send(request)
+        finally:
+            request.stream_output = False
+        body = _read_at_most(response.raw, request.url)
+        return AWSResponse(response.url, response.status_code, response.headers, _Read(body))
+
+    http.send = limited
+    http._iam_create_access_key_limited = True
+
+
+def _read_at_most(raw: Any, url: str) -> bytes:
+    """The body of a urllib3 response, read as botocore reads it, or AnswerTooLarge (the
+    connection closed, never handed back with part of an answer in it)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in raw.stream(_READ_BYTES):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raw.close()
+            raw.release_conn()
+            raise AnswerTooLarge(url)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Read:
+    """A body already read, as botocore's AWSResponse reads one (its `stream`)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, *_: Any, **__: Any) -> Iterator[bytes]:
+        yield self._body
 
 
 def refuse_clear_text(endpoint_url: str) -> None:

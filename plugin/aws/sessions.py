@@ -30,7 +30,7 @@ from plugin.contract.request import Connection
 from plugin.runtime import deadline
 
 from .client_errors import aws_code, aws_reason, translate
-from .clients import USER_AGENT, refuse_clear_text
+from .clients import USER_AGENT, guard
 from .services import name_services
 
 if TYPE_CHECKING:
@@ -280,8 +280,7 @@ def sts_client(session: Session, connection: Connection) -> STSClient:
             config=Config(retries={"mode": "standard"}, user_agent_extra=USER_AGENT),
         ),
     )
-    refuse_clear_text(client.meta.endpoint_url)
-    deadline.bound_sends(client)  # AssumeRole keeps to the invocation's time (serve)
+    guard(client)  # AssumeRole keeps to the invocation's time (serve)
     return client
 
 

@@ -19,10 +19,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from plugin.aws.client_errors import aws_code
-from plugin.aws.clients import USER_AGENT, refuse_clear_text
+from plugin.aws.clients import USER_AGENT, guard
 from plugin.contract.errors import ActionError, Category
 from plugin.contract.request import Connection
-from plugin.runtime.deadline import bound_sends
 
 SECRETS_MANAGER = "secretsmanager"
 SSM = "ssm"
@@ -138,8 +137,7 @@ def _client(session: Any, connection: Connection, region: str, service: str) -> 
         endpoint_url=connection.endpoint_url,
         config=Config(retries={"mode": "standard"}, user_agent_extra=USER_AGENT),
     )
-    refuse_clear_text(client.meta.endpoint_url)
-    bound_sends(client)  # checks and writes keep to the invocation's time (serve)
+    guard(client)  # checks and writes keep to the invocation's time (serve)
     return client
 
 

@@ -23,7 +23,7 @@ from plugin.aws import clients
 from plugin.aws.client_errors import access_denied, aws_code, aws_reason, denied
 from plugin.contract import lifetime, regions
 from plugin.contract.request import Connection
-from plugin.runtime.deadline import Deadline, bound_sends
+from plugin.runtime.deadline import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,7 @@ def scheduler_client(
             user_agent_extra=clients.USER_AGENT,
         ),
     )
-    clients.refuse_clear_text(client.meta.endpoint_url)
-    bound_sends(client)  # schedules keep to the invocation's time (serve)
+    clients.guard(client)  # schedules keep to the invocation's time (serve)
     return client
 
 

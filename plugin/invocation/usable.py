@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from plugin.aws.client_errors import TRANSIENT_CODES, aws_code, aws_reason, http_status
-from plugin.aws.clients import USER_AGENT, refuse_clear_text
+from plugin.aws.clients import USER_AGENT, guard
 from plugin.contract.errors import ActionError, Category
 from plugin.runtime import key_witness
 from plugin.runtime.deadline import (
@@ -66,7 +66,7 @@ def wait_until_usable(
             user_agent_extra=USER_AGENT,
         ),
     )
-    refuse_clear_text(client.meta.endpoint_url)
+    guard(client)
     last = "no answer"
     pauses = backoff_pauses()
     probes = 0

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "bb47c804f999f61d5e8930c0e764556e44e88fb3718f7facf2ac69c977a1aed7"
+VENDORED_SHA256 = "ea012ec3766dcebd8e82c79d4e454e6f7075532c123c895192991d4d292cf46d"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
