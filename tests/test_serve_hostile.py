@@ -429,6 +429,46 @@ def test_a_dripping_vault_is_bounded_by_max_call_seconds(
     assert served.error_code == 0, served.error_message
 
 
+def test_calls_given_up_on_for_one_client_refuse_no_other(
+    started: list[PluginProcess], iam: LocalIAM, proxy: FaultProxy
+) -> None:
+    """The eighth red team: 8 calls to an allowed endpoint it ran, dripping, left their workers
+    waiting past the calls (four times --max-calls of them refuse new calls), and every caller
+    was refused for as long as the endpoint dripped. Past the bound only a client some of whose
+    own given-up calls still wait is refused; the runner, whose endpoint answers, is served."""
+    process = serve(started, "--max-calls", "1")  # the bound: 4 workers given up on
+    proxy.inject("CreateAccessKey", *[DRIP] * 20)
+    proxy.inject("ListAccessKeys", *[DRIP] * 20)
+    dripping = iam.connection(endpoint_url=proxy.url)
+
+    def attacker_calls() -> tuple[str, str]:
+        """One call from another address, its answer read: (grpc-status, grpc-message)."""
+        request = execute_request(
+            {"user_name": iam.new_user(), "wait_for_user": "0"}, dripping, timeout=3
+        )  # the create and the listing after it each given up on: two workers a call
+        sock, connection = never_reading_calls(
+            process.port, EXECUTE, [request.SerializeToString()], source="127.0.0.2"
+        )
+        try:
+            connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+            sock.sendall(connection.data_to_send())
+            ended = statuses(sock, connection, count=1, seconds=20)
+        finally:
+            sock.close()
+        assert len(ended) == 1
+        return next(iter(ended.values()))
+
+    answered = [attacker_calls() for _ in range(2)]
+    assert [code for code, _ in answered] == ["0", "0"]  # answered (code 4): 4 workers left
+    code, message = attacker_calls()
+    assert code == "8"
+    runner_creates_keys_at_once(process, iam, 1)  # none of the runner's: served
+    assert message == (
+        "4 calls given up on are still waiting for endpoints that do not answer, some of them "
+        "this client's; try again shortly"
+    )
+
+
 # ---- 8. smaller: short secrets, the log's format ---------------------------------------------
 
 

@@ -14,7 +14,7 @@ import contextvars
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
@@ -156,21 +156,37 @@ _WORKERS = _Workers()
 
 # Calls given up on at their deadline whose worker is still blocked on the network (an endpoint
 # that drips its answer): the invocation has ended and its host's slot is free, but the thread
-# is not. A host bounds them (serve refuses new calls while too many are abandoned).
+# is not. A host bounds them (serve refuses new calls while too many are abandoned), in all and
+# by whom they were given up for (`abandoned_for`: serve's client), so that one caller's
+# dripping endpoint cannot spend the bound for every other.
 _abandoned = 0
+_abandoned_by: dict[Hashable, int] = {}
 _abandoned_lock = threading.Lock()
+_FOR: contextvars.ContextVar[Hashable | None] = contextvars.ContextVar("for", default=None)
 
 
-def abandoned() -> int:
-    """Workers still running a call that its invocation gave up on."""
+@contextlib.contextmanager
+def abandoned_for(owner: Hashable) -> Iterator[None]:
+    """Within the block, calls given up on are counted for `owner` as well as in all."""
+    with bound(_FOR, owner):
+        yield
+
+
+def abandoned(owner: Hashable | None = None) -> int:
+    """Workers still running a call that its invocation gave up on: all of them, or those
+    given up on for `owner`."""
     with _abandoned_lock:
-        return _abandoned
+        return _abandoned if owner is None else _abandoned_by.get(owner, 0)
 
 
-def _count_abandoned(change: int) -> None:
+def _count_abandoned(change: int, owner: Hashable | None) -> None:
     global _abandoned
     with _abandoned_lock:
         _abandoned += change
+        if owner is not None:
+            left = _abandoned_by.pop(owner, 0) + change
+            if left > 0:
+                _abandoned_by[owner] = left
 
 
 class _Outcome(Generic[T]):
@@ -198,6 +214,7 @@ def call_within(
         return call()
     seconds = deadline.remaining() - reserve
     outcome: _Outcome[T] = _Outcome()
+    owner = _FOR.get()
 
     context = contextvars.copy_context()  # the worker acts for this invocation (its step log)
     context.run(_IN_WORKER.set, True)  # its sends are bounded here, not once more inside
@@ -211,14 +228,14 @@ def call_within(
                 late = outcome.abandoned
                 outcome.done.set()
             if late:
-                _count_abandoned(-1)
+                _count_abandoned(-1, owner)
             return
         with outcome.lock:
             outcome.value = value
             late = outcome.abandoned
             outcome.done.set()
         if late:
-            _count_abandoned(-1)
+            _count_abandoned(-1, owner)
             if on_late_result is not None:
                 context.run(on_late_result, value)  # the invocation's witness sees it
 
@@ -227,7 +244,7 @@ def call_within(
     with outcome.lock:
         if not finished and not outcome.done.is_set():
             outcome.abandoned = True
-            _count_abandoned(1)
+            _count_abandoned(1, owner)
             raise DeadlineExceeded(f"no answer within {seconds:.1f}s")
     if outcome.error is not None:
         raise outcome.error

@@ -40,8 +40,9 @@ class Slots:
     """At most `size` ExecuteAction/TestCredentials calls at once; one more is refused at
     once (never queued). A slot is free again when its call has ended: a worker still blocked
     on an endpoint that drips the answer of a call given up on holds no slot, but counts
-    (deadline.abandoned) and, past ABANDONED_PER_SLOT times `size` of them, new calls are
-    refused too: threads, and so memory, stay bounded whatever the endpoints do. Slots are
+    (deadline.abandoned, by client) and, past ABANDONED_PER_SLOT times `size` of them, new
+    calls of the clients they were given up for are refused too: threads, and so memory, stay
+    bounded whatever the endpoints do. Slots are
     counted by client too, for the share a marked client may hold (UnreadAnswers)."""
 
     def __init__(self, size: int) -> None:
@@ -74,8 +75,13 @@ class Slots:
             if held > 0:
                 self._by_client[client] = held
 
-    def abandoned_too_many(self) -> bool:
-        return deadline.abandoned() >= ABANDONED_PER_SLOT * self.size
+    def abandoned_too_many(self, client: str) -> bool:
+        """Whether calls given up on forbid this client another call: past the bound, a client
+        some of whose own calls given up on are still waiting. One with none is let through:
+        its endpoints answer, and the bound was spent by others (the eighth red team's 8 calls
+        to a dripping endpoint of its own refused every caller for as long as it liked). So
+        the threads stay within the bound plus what one round of such clients' calls leaves."""
+        return deadline.abandoned() >= self.abandoned_limit and deadline.abandoned(client) > 0
 
     @property
     def abandoned_limit(self) -> int:

@@ -49,7 +49,13 @@ from plugin.hosts.operator.policy import Policy
 from plugin.hosts.operator.settings import DEFAULT_HOST, ServeSettings
 from plugin.runtime import key_witness, redaction
 from plugin.runtime.context import bound
-from plugin.runtime.deadline import CUSTODY_SECONDS, Deadline, caller_gone_when, sends_within
+from plugin.runtime.deadline import (
+    CUSTODY_SECONDS,
+    Deadline,
+    abandoned_for,
+    caller_gone_when,
+    sends_within,
+)
 
 from . import cut, health_listener, listener, logs, memory, translation, wire
 from .calls import (
@@ -494,6 +500,7 @@ class PluginServicer:
                 caller_gone_when(gone),
                 logs.about_call(flight.call_id),
                 sends_within(Deadline(budget)),
+                abandoned_for(flight.client),
             ):
                 return work(*arguments)
 
@@ -548,13 +555,13 @@ class PluginServicer:
         """A call slot for the caller's client and room for its request's `carried` bytes (a
         flight), or why not (said as RESOURCE_EXHAUSTED at once, never queued, before any AWS
         request)."""
-        if self.slots.abandoned_too_many():
+        client = client_of(context.peer())
+        if self.slots.abandoned_too_many(client):
             self.metrics.refused.labels(rpc=rpc).inc()
             return (
                 f"{self.slots.abandoned_limit} calls given up on are still waiting for "
-                "endpoints that do not answer; try again shortly"
+                "endpoints that do not answer, some of them this client's; try again shortly"
             )
-        client = client_of(context.peer())
         shared = self.calling.others_within(client, SHARED_SECONDS)
         self.calling.note(client)
         refused = self.slots.take(client, self.unread.marked(client), shared)

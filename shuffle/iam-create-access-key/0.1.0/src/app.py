@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "ea012ec3766dcebd8e82c79d4e454e6f7075532c123c895192991d4d292cf46d"
+VENDORED_SHA256 = "2960982e298bd605fd4180ff0778e2b4965fdcc70eea1a126fd9d6623e04f57a"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
