@@ -186,7 +186,7 @@ def test_a_key_never_accepted_in_time_is_deleted(iam: LocalIAM, proxy: FaultProx
     user = iam.new_user()
     proxy.inject("GetCallerIdentity", *[NOT_YET] * 100)
 
-    response = run(iam, proxy, timeout=3, user_name=user, wait_until_usable=True)
+    response = run(iam, proxy, timeout=6, user_name=user, wait_until_usable=True)
 
     assert response["error_code"] == 4
     message = response["error_message"]
@@ -229,7 +229,7 @@ def test_a_vault_is_not_written_for_a_key_that_never_worked(
     proxy.inject("GetCallerIdentity", *[NOT_YET] * 100)
     mark = proxy.mark()
 
-    response = run(iam, proxy, timeout=3, user_name=user, wait_until_usable=True, vault="ssm:/x")
+    response = run(iam, proxy, timeout=6, user_name=user, wait_until_usable=True, vault="ssm:/x")
 
     assert response["error_code"] == 4
     assert "PutParameter" not in actions(proxy, mark)
