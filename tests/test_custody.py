@@ -59,6 +59,14 @@ SCENARIOS: dict[str, tuple[list[Fault], list[Fault], float | None, str]] = {
     # and the retry still has ~1.7 s more than it needs (a 4 s budget left 0.5 s: it failed once
     # on a loaded machine, tried once).
     "held-past-read-timeout": ([faults.hold_after_forward(2.6)], [], 6.0, "delivered"),
+    # IAM acted and its answer broke while it was read: cut short, or larger than is read
+    "body-cut-after-iam-acted": ([faults.body_broken_after_forward(0)], [], None, "delivered"),
+    "body-too-large-after-iam-acted": (
+        [faults.answer("300 KB after IAM acted", b" " * 300_000, forward=True)],
+        [],
+        None,
+        "delivered",
+    ),
     "reset-every-attempt": ([faults.DROP_AFTER_FORWARD] * 3, [], None, "failed-clean"),
     "reset-and-delete-denied": ([faults.DROP_AFTER_FORWARD], [faults.DENY], None, "failed-named"),
 }

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from plugin import execute
 from tests.support import fault_proxy as faults
 from tests.support.fault_proxy import FaultProxy
@@ -20,6 +22,7 @@ from tests.support.local_iam import LocalIAM
 
 NO_SUCH_USER = faults.refuse("NoSuchEntity", status=404)
 HEAD = 'CreateAccessKey failed for user "{user}": NoSuchEntity: '
+AN_ANSWER = b"<CreateAccessKeyResponse>" + b" " * 400 + b"</CreateAccessKeyResponse>"
 
 
 def slow_no_such_user(seconds: float) -> faults.Fault:
@@ -137,6 +140,37 @@ def test_a_socket_read_timeout_ends_the_wait(iam: LocalIAM, proxy: FaultProxy) -
         " (the request was sent but timed out waiting for IAM's answer; IAM then showed no "
         "such user, so no key was created)"
     ) in message
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        (
+            faults.answer("half an answer, then 40 s of nothing", AN_ANSWER, break_body=40),
+            "the request was sent but timed out waiting for IAM's answer",
+        ),
+        (
+            faults.answer("half an answer, then a reset", AN_ANSWER, break_body=0),
+            "the request was sent but the connection was closed before IAM's answer arrived",
+        ),
+    ],
+    ids=["stalled", "reset"],
+)
+def test_an_answer_that_breaks_while_it_is_read_is_said_as_such(
+    iam: LocalIAM, proxy: FaultProxy, fault: faults.Fault, said: str
+) -> None:
+    """Half of IAM's answer, then nothing past the 5 s read of a 15 s step, or a reset: what
+    botocore itself says of a broken answer, the action says too (the answer is read within a
+    limit of its own, after botocore's send)."""
+    proxy.inject("CreateAccessKey", fault)
+
+    response = run(iam, proxy, 15, user_name="ghost-broken", wait_for_user=0)
+
+    assert response["error_code"] == 3, response["error_message"]
+    assert (
+        f" ({said}; IAM then showed no such user, so no key was created)"
+        in (response["error_message"])
+    )
 
 
 def test_may_have_created_is_kept_for_a_user_that_exists(iam: LocalIAM, proxy: FaultProxy) -> None:

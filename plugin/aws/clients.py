@@ -11,9 +11,11 @@ import threading
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
+from botocore import exceptions as boto_errors
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.parsers import ResponseParserError
+from urllib3 import exceptions as urllib3_errors
 
 from plugin.contract.errors import ActionError, Category
 from plugin.runtime.deadline import Deadline, bound_sends
@@ -127,25 +129,41 @@ def limit_answers(client: Any) -> None:
             response = send(request)
         finally:
             request.stream_output = False
-        body = _read_at_most(response.raw, request.url)
+        body = _read_at_most(response.raw, request)
         return AWSResponse(response.url, response.status_code, response.headers, _Read(body))
 
     http.send = limited
     http._iam_create_access_key_limited = True
 
 
-def _read_at_most(raw: Any, url: str) -> bytes:
+def _read_at_most(raw: Any, request: Any) -> bytes:
     """The body of a urllib3 response, read as botocore reads it, or AnswerTooLarge (the
-    connection closed, never handed back with part of an answer in it)."""
+    connection closed, never handed back with part of an answer in it). What goes wrong while
+    reading is raised as botocore's send raises it (a read timeout is botocore's
+    ReadTimeoutError, a connection lost its ConnectionClosedError), as if botocore had read it."""
+    url = request.url
     chunks: list[bytes] = []
     size = 0
-    for chunk in raw.stream(_READ_BYTES):
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raw.close()
-            raw.release_conn()
-            raise AnswerTooLarge(url)
-        chunks.append(chunk)
+    try:
+        for chunk in raw.stream(_READ_BYTES):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raw.close()
+                raw.release_conn()
+                raise AnswerTooLarge(url)
+            chunks.append(chunk)
+    except urllib3_errors.SSLError as error:
+        raise boto_errors.SSLError(endpoint_url=url, error=error) from error
+    except urllib3_errors.ReadTimeoutError as error:
+        raise boto_errors.ReadTimeoutError(endpoint_url=url, error=error) from error
+    except urllib3_errors.ProtocolError as error:
+        raise boto_errors.ConnectionClosedError(
+            error=error, request=request, endpoint_url=url
+        ) from error
+    except AnswerTooLarge:
+        raise
+    except Exception as error:
+        raise boto_errors.HTTPClientError(error=error) from error
     return b"".join(chunks)
 
 

@@ -17,6 +17,7 @@ import json
 import queue
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +59,8 @@ class Fault:
     drip: float = 0.0  # send the body one byte at a time, this far apart
     rewrite: Callable[[bytes], bytes] | None = None  # send upstream's body changed by this
     meanwhile: Callable[[], object] | None = None  # run after forwarding, before answering
+    # send half the body, wait this long, then reset the connection (0: an answer cut short)
+    break_body: float | None = None
 
 
 DROP_AFTER_FORWARD = Fault("reset after IAM acted", forward=True, drop=True)
@@ -88,9 +91,22 @@ def rewrite(name: str, change: Callable[[bytes], bytes]) -> Fault:
     return Fault(name, forward=True, rewrite=change)
 
 
-def answer(name: str, body: bytes, *, forward: bool = False, drip: float = 0.0) -> Fault:
+def answer(
+    name: str,
+    body: bytes,
+    *,
+    forward: bool = False,
+    drip: float = 0.0,
+    break_body: float | None = None,
+) -> Fault:
     """Answer 200 with `body` (a hostile or broken endpoint)."""
-    return Fault(name, forward=forward, status=200, body=body, drip=drip)
+    return Fault(name, forward=forward, status=200, body=body, drip=drip, break_body=break_body)
+
+
+def body_broken_after_forward(seconds: float) -> Fault:
+    """Forward; then half of IAM's answer, a pause of `seconds`, and the connection closed."""
+    name = "answer cut short" if not seconds else f"answer stalled {seconds:g}s mid-body"
+    return Fault(f"{name} after IAM acted", forward=True, rewrite=bytes, break_body=seconds)
 
 
 @dataclasses.dataclass
@@ -223,9 +239,14 @@ class FaultProxy:
             return
         if fault.rewrite is not None:
             status, headers, payload = upstream
-            self._send(request, status, headers, fault.rewrite(payload), fault.drip)
+            self._send(
+                request, status, headers, fault.rewrite(payload), fault.drip, fault.break_body
+            )
         elif fault.body is not None:
-            self._send(request, 200, [("Content-Type", "text/xml")], fault.body, fault.drip)
+            self._send(
+                request, 200, [("Content-Type", "text/xml")], fault.body, fault.drip,
+                fault.break_body,
+            )  # fmt: skip
         elif fault.status and (target or rest):  # a JSON-protocol service: its error shape
             code = fault.code if fault.code.endswith("Exception") else fault.code + "Exception"
             error = json.dumps({"__type": code, "message": fault.name}).encode()
@@ -278,6 +299,7 @@ class FaultProxy:
         headers: list[tuple[str, str]],
         body: bytes,
         drip: float = 0.0,
+        break_body: float | None = None,
     ) -> None:
         request.send_response(status)
         for name, value in headers:
@@ -285,7 +307,15 @@ class FaultProxy:
         request.send_header("Content-Length", str(len(body)))
         request.end_headers()
         try:
-            if drip:
+            if break_body is not None:
+                request.wfile.write(body[: len(body) // 2])
+                request.wfile.flush()
+                time.sleep(break_body)
+                request.close_connection = True
+                linger = struct.pack("ii", 1, 0)  # closed with a reset, not an orderly end
+                request.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                request.connection.close()
+            elif drip:
                 for byte in body:
                     request.wfile.write(bytes([byte]))
                     request.wfile.flush()
