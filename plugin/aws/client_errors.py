@@ -14,7 +14,7 @@ from botocore import exceptions as boto
 
 from plugin.contract.errors import About, ActionError, Category
 
-from .clients import MAX_ANSWER_BYTES, AnswerTooLarge
+from .clients import AnswerTooLarge
 from .services import where
 
 OPERATION = "CreateAccessKey"
@@ -69,7 +69,7 @@ def http_status(error: Exception) -> int:
 def aws_reason(error: Exception) -> str:
     """ "Code: Message" for a ClientError (AWS's own words, never a body); else the type."""
     if isinstance(error, AnswerTooLarge):
-        return f"an answer larger than {MAX_ANSWER_BYTES // 1024} KiB, not read"
+        return f"an answer that {error.why}, not read"
     if not isinstance(error, boto.ClientError):
         return type(error).__name__
     text = str(error.response.get("Error", {}).get("Message", "")).strip()
@@ -152,8 +152,7 @@ def translate(
         category = Category.TRANSIENT
     elif isinstance(error, AnswerTooLarge):
         reason = (
-            f"{where(error)} answered more than {MAX_ANSWER_BYTES // 1024} KiB, which no answer "
-            "of it is; the rest was not read"
+            f"the answer of {where(error)} {error.why} (none of its own does), and was not read"
         )
         category = Category.TRANSIENT
     elif isinstance(error, boto.BotoCoreError):

@@ -6,6 +6,7 @@ MAX_ANSWER_BYTES, sends within the invocation's time."""
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import threading
 from typing import TYPE_CHECKING, Any, cast
@@ -36,8 +37,16 @@ READ_TIMEOUT = 30.0
 # page) is not read further, so a call's memory does not grow with what an endpoint sends.
 MAX_ANSWER_BYTES = 256 * 1024
 _READ_BYTES = 16 * 1024
+# And its headers (read by Python's http.client, which takes 100 lines of 64 KiB: 6.4 MB an
+# answer, 4 GiB in serve under the ninth red team's 24 calls at once): 32 lines of 8 KiB, the
+# same 256 KiB. AWS sends a handful of short ones.
+MAX_HEADER_LINE_BYTES = 8 * 1024
+MAX_HEADERS = 32
 
-MAX_CLIENTS = 128
+# Clients kept: each costs about 0.75 MiB (botocore builds its class, model and endpoint rules per
+# client), so a caller sending new credentials on every call holds at most 24 MiB of them; a
+# client not kept is made again (milliseconds), and its session with it only past MAX_SESSIONS.
+MAX_CLIENTS = 32
 _clients: dict[tuple[Session, str, str, float, float], IAMClient] = {}
 _lock = threading.Lock()
 
@@ -95,12 +104,23 @@ def forget() -> None:
         _clients.clear()
 
 
+def forget_session(session: Session) -> None:
+    """Drop the clients kept for a session no longer kept: each would keep it alive (the ninth
+    red team's new key on every call kept 128 sessions through their clients)."""
+    with _lock:
+        for key in [key for key in _clients if key[0] is session]:
+            del _clients[key]
+
+
 class AnswerTooLarge(ResponseParserError):
     """An endpoint's answer passed MAX_ANSWER_BYTES; the rest of it was not read. The endpoint
     may have acted on the request (like any answer that could not be read)."""
 
-    def __init__(self, endpoint_url: str) -> None:
-        super().__init__(f"the answer passed {MAX_ANSWER_BYTES} bytes")
+    def __init__(
+        self, endpoint_url: str, why: str = f"was larger than {MAX_ANSWER_BYTES // 1024} KiB"
+    ) -> None:
+        super().__init__(f"the answer {why}")
+        self.why = why  # "was larger than 256 KiB", "had more than 32 headers", ...
         self.kwargs = {"endpoint_url": endpoint_url}  # where botocore's own errors keep it
 
 
@@ -116,10 +136,11 @@ def guard(client: Any) -> None:
 def limit_answers(client: Any) -> None:
     """Make this botocore client read at most MAX_ANSWER_BYTES of any answer (AnswerTooLarge
     beyond): botocore reads a whole body into memory, however large."""
-    http = getattr(getattr(client, "_endpoint", None), "http_session", None)
-    if http is None or getattr(http, "_iam_create_access_key_limited", False):
+    _limit_headers()
+    sending = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    if sending is None or getattr(sending, "_iam_create_access_key_limited", False):
         return
-    send = http.send
+    send = sending.send
 
     def limited(request: Any) -> Any:
         if request.stream_output:  # no operation the action calls streams; left as it is
@@ -127,13 +148,40 @@ def limit_answers(client: Any) -> None:
         request.stream_output = True  # the body is left unread: read here, within the limit
         try:
             response = send(request)
+        except boto_errors.ConnectionClosedError as error:
+            why = _headers_too_large(error)
+            if why is not None:
+                raise AnswerTooLarge(request.url, why) from error
+            raise
         finally:
             request.stream_output = False
         body = _read_at_most(response.raw, request)
         return AWSResponse(response.url, response.status_code, response.headers, _Read(body))
 
-    http.send = limited
-    http._iam_create_access_key_limited = True
+    sending.send = limited
+    sending._iam_create_access_key_limited = True
+
+
+def _limit_headers() -> None:
+    """Python's http.client reads every answer's headers: its limits are the process's (they
+    bound the metrics server's requests too, which carry a few short headers)."""
+    http.client._MAXLINE = MAX_HEADER_LINE_BYTES  # type: ignore[attr-defined]  # no public way
+    http.client._MAXHEADERS = MAX_HEADERS  # type: ignore[attr-defined]
+
+
+def _headers_too_large(error: boto_errors.ConnectionClosedError) -> str | None:
+    """What was too large, when botocore's "connection closed" is http.client refusing the
+    answer's headers (urllib3 gives up on the connection with the reason as its second
+    argument); None for a connection really closed."""
+    reason = getattr(error, "kwargs", {}).get("error")
+    cause = reason.args[1] if reason is not None and len(reason.args) > 1 else None
+    if isinstance(cause, http.client.LineTooLong):
+        return f"had a line longer than {MAX_HEADER_LINE_BYTES // 1024} KiB"
+    if isinstance(cause, http.client.HTTPException) and (
+        str(cause) == f"got more than {MAX_HEADERS} headers"
+    ):
+        return f"had more than {MAX_HEADERS} headers"
+    return None
 
 
 def _read_at_most(raw: Any, request: Any) -> bytes:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
@@ -29,8 +30,9 @@ from plugin.contract.errors import ActionError, Category
 from plugin.contract.request import Connection
 from plugin.runtime import deadline
 
+from . import clients
 from .client_errors import aws_code, aws_reason, translate
-from .clients import USER_AGENT, guard
+from .clients import USER_AGENT
 from .services import name_services
 
 if TYPE_CHECKING:
@@ -41,6 +43,11 @@ DEFAULT_DURATION_SECONDS = 3600
 Session = botocore.session.Session
 
 MAX_SESSIONS = 64  # a worker serving many tenants keeps the most recent ones
+# One loader of botocore's data (service models, endpoints) for every session the action makes:
+# a session loads and keeps its own copy otherwise, 12 MiB with an IAM and an STS client, and
+# a caller sending new credentials on every call filled the kept sessions to 1.9 GiB (the ninth
+# red team); shared, a session with its clients costs about 0.6 MiB.
+_LOADER = botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
 _sessions: collections.OrderedDict[tuple[str, ...], Session] = collections.OrderedDict()
 _pending: dict[tuple[str, ...], _Pending] = {}
 _lock = threading.Lock()  # held only to read and write the two dicts above
@@ -82,8 +89,9 @@ def session_for(connection: Connection) -> Session:
         pending.session = session
         with _lock:
             _sessions[key] = session
-            if len(_sessions) > MAX_SESSIONS:
-                _sessions.popitem(last=False)
+            dropped = _sessions.popitem(last=False)[1] if len(_sessions) > MAX_SESSIONS else None
+        if dropped is not None:
+            clients.forget_session(dropped)
         return session
     finally:
         with _lock:
@@ -168,9 +176,16 @@ def _cache_key(connection: Connection) -> tuple[str, ...]:
     return (digest, *(field or "" for field in fields))
 
 
+def _session() -> Session:
+    """A session of the shared loader, whose errors name the service and endpoint that failed."""
+    session = botocore.session.Session()
+    session.register_component("data_loader", _LOADER)
+    name_services(session)
+    return session
+
+
 def _new_session(connection: Connection) -> Session:
-    base = botocore.session.Session()
-    name_services(base)  # its errors name the service and endpoint that failed
+    base = _session()
     if connection.region:
         base.set_config_variable("region", connection.region)
     if connection.access_key_id:
@@ -190,8 +205,7 @@ def _new_session(connection: Connection) -> Session:
         refresh_using=lambda: _assume_role(base, connection),
         method="assume-role",
     )
-    assumed = botocore.session.Session()
-    name_services(assumed)
+    assumed = _session()
     if connection.region:
         assumed.set_config_variable("region", connection.region)
     assumed.register_component("credential_provider", CredentialResolver([_Fixed(credentials)]))
@@ -280,7 +294,7 @@ def sts_client(session: Session, connection: Connection) -> STSClient:
             config=Config(retries={"mode": "standard"}, user_agent_extra=USER_AGENT),
         ),
     )
-    guard(client)  # AssumeRole keeps to the invocation's time (serve)
+    clients.guard(client)  # AssumeRole keeps to the invocation's time (serve)
     return client
 
 

@@ -38,7 +38,7 @@ from plugin.aws.client_errors import (
     may_exist,
     translate,
 )
-from plugin.aws.clients import MAX_ANSWER_BYTES, AnswerTooLarge
+from plugin.aws.clients import AnswerTooLarge
 from plugin.contract.errors import ActionError, Category
 from plugin.runtime import key_witness
 from plugin.runtime.deadline import Deadline, DeadlineExceeded, call_within
@@ -247,7 +247,7 @@ def _ambiguity(error: Exception) -> str:
     if isinstance(error, DeadlineExceeded):
         return "the request was sent but IAM's answer did not arrive in the time allowed"
     if isinstance(error, AnswerTooLarge):
-        return f"IAM's answer was larger than {MAX_ANSWER_BYTES // 1024} KiB and was not read"
+        return f"IAM's answer {error.why} and was not read"
     if isinstance(error, ResponseParserError):
         return "IAM's answer could not be read (not valid XML)"
     if isinstance(error, convert.UnreadableAnswer):

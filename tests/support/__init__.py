@@ -8,7 +8,7 @@
 - fault_proxy: a fault-injecting HTTP proxy between the action and the local endpoint;
 - canned_iam: a minimal IAM endpoint with one fixed answer, for the benchmark;
 - dripping_endpoint: an IAM endpoint that drips its answer, a byte at a time;
-- large_answer_endpoint: an IAM endpoint whose every answer is megabytes long;
+- large_answer_endpoint: an IAM endpoint whose every answer is megabytes long (body or headers);
 - grpc_plugin: `serve` as a process of its own, and a real gRPC client for it;
 - serve_calls: the server's own (ambient) identity, a create over gRPC;
 - serve_metrics: where serve says its metrics are, and waiting for a value;

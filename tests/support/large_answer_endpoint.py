@@ -1,4 +1,5 @@
-"""An IAM endpoint whose every answer is megabytes long: an allowed endpoint someone else runs."""
+"""An IAM endpoint whose every answer is megabytes long, in its body or its headers: an allowed
+endpoint someone else runs."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from typing import Any
 CHUNK = b" " * (1024 * 1024)
 
 
-class LargeAnswerEndpoint:
-    """Answers every request 200 with a body of `megabytes` MiB, sent as fast as it is read."""
+# As many header lines, as long, as Python's http.client takes by default (100 of 64 KiB)
+HEADER_LINES, HEADER_LINE = 99, "h" * 65_000
 
-    def __init__(self, megabytes: int) -> None:
+
+class LargeAnswerEndpoint:
+    """Answers every request 200 with a body of `megabytes` MiB, sent as fast as it is read;
+    or, `in_headers`, with 6 MB of headers and an empty body."""
+
+    def __init__(self, megabytes: int, in_headers: bool = False) -> None:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -20,9 +26,12 @@ class LargeAnswerEndpoint:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml")
-                self.send_header("Content-Length", str(megabytes * len(CHUNK)))
-                self.end_headers()
                 try:
+                    if in_headers:
+                        for line in range(HEADER_LINES):
+                            self.send_header(f"X-Pad-{line}", HEADER_LINE)
+                    self.send_header("Content-Length", str(megabytes * len(CHUNK)))
+                    self.end_headers()
                     for _ in range(megabytes):
                         self.wfile.write(CHUNK)
                 except OSError:

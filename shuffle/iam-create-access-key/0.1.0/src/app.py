@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "3731cde3f65d007aad7f6c4b4e3f64d2eb9a861f8eabc214114f039f34960054"
+VENDORED_SHA256 = "431bc908c30373e24b8bdd81a6111c8a72fd83bed5f80ee1e2bf1479cd48ad55"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
