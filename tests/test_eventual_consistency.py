@@ -193,7 +193,8 @@ def test_a_key_never_accepted_in_time_is_deleted(iam: LocalIAM, proxy: FaultProx
     assert message.startswith(
         f'CreateAccessKey failed for user "{user}": STS did not accept the new key within '
     )
-    assert "(last answer: InvalidClientTokenId: InvalidClientTokenId)" in message
+    # the last probe may be cut by the window's end on a loaded machine: STS's answer stands
+    assert "(last answer: InvalidClientTokenId: InvalidClientTokenId" in message
     assert message.endswith("was deleted, so nothing is left behind")
     assert response["result"] is None
     assert iam.key_ids(user) == []

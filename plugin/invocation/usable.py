@@ -70,6 +70,7 @@ def wait_until_usable(
     last = "no answer"
     pauses = backoff_pauses()
     probes = 0
+    cut = False
     while True:
         probes += 1
         try:
@@ -78,7 +79,9 @@ def wait_until_usable(
             if not _not_yet(error):
                 raise
             last = aws_reason(error)
-        except (BotoCoreError, DeadlineExceeded) as error:
+        except DeadlineExceeded:
+            cut = True  # the window ended during this probe: what STS said last still stands
+        except BotoCoreError as error:
             last = type(error).__name__
         else:
             after = round(time.monotonic() - started, 2)
@@ -89,8 +92,11 @@ def wait_until_usable(
         if waited + wait > window or caller_gone():
             key_witness.report(key_witness.WAITED_UNTIL_USABLE, waited)
             log.info("STS did not accept the new key: %d probe(s) in %.2fs", probes, waited)
+            said = f"last answer: {last}" if last != "no answer" else last
+            if cut and last != "no answer":
+                said += "; the last probe had no answer in time"
             raise ActionError(
-                f"STS did not accept the new key within {waited:.1f}s (last answer: {last})",
+                f"STS did not accept the new key within {waited:.1f}s ({said})",
                 Category.TRANSIENT,
             )
         sleep(wait)
