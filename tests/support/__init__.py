@@ -2,6 +2,7 @@
 
 - paths, ports, cli: the checkout's root, a free loopback port, the command line run as a
   process;
+- loopback_http: an HTTP server on loopback in threads of its own, the local endpoints' base;
 - refusals: a refusal before anything is sent (code 2, no request to AWS);
 - custody_figures: the custody tests' figures, printed at the end of the run;
 - local_iam: a real local IAM endpoint (moto's server on 127.0.0.1, behind a request log);

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any
+
+from tests.support.loopback_http import LoopbackHTTP, QuietHandler
 
 
 class DrippingEndpoint:
     """Answers every request 200, then sends its body a byte at a time for `seconds`."""
 
     def __init__(self, seconds: float) -> None:
-        import http.server
-
         body = b"<CreateAccessKeyResponse>" + b" " * 40 + b"</CreateAccessKeyResponse>"
         pause = seconds / len(body)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(200)
@@ -33,10 +29,4 @@ class DrippingEndpoint:
                 except OSError:
                     pass
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = LoopbackHTTP(Handler).url

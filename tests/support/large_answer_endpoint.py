@@ -3,9 +3,7 @@ endpoint someone else runs."""
 
 from __future__ import annotations
 
-import http.server
-import threading
-from typing import Any
+from tests.support.loopback_http import LoopbackHTTP, QuietHandler
 
 CHUNK = b" " * (1024 * 1024)
 
@@ -19,9 +17,7 @@ class LargeAnswerEndpoint:
     or, `in_headers`, with 6 MB of headers and an empty body."""
 
     def __init__(self, megabytes: int, in_headers: bool = False) -> None:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(200)
@@ -37,14 +33,8 @@ class LargeAnswerEndpoint:
                 except OSError:
                     pass  # the client stopped reading: as it should
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._http = LoopbackHTTP(Handler)
+        self.url = self._http.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.close()

@@ -4,10 +4,11 @@ execution the app asks for (/api/v1/streams/results) and keeps every result the 
 
 from __future__ import annotations
 
-import http.server
 import json
 import threading
 from typing import Any
+
+from tests.support.loopback_http import LoopbackHTTP, QuietHandler
 
 
 class ShuffleBackend:
@@ -17,7 +18,9 @@ class ShuffleBackend:
         self.lock = threading.Lock()
         backend = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
+            protocol_version = "HTTP/1.0"  # as it was: one request a connection
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 document = json.loads(body or b"{}")
@@ -42,17 +45,11 @@ class ShuffleBackend:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._http = LoopbackHTTP(Handler)
+        self.url = self._http.url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.close()
 
     def received(self) -> list[dict[str, Any]]:
         with self.lock:
