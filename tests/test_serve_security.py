@@ -602,7 +602,7 @@ def test_sigterm_exits_within_the_grace_whatever_the_calls_wait_on(
     ("in_headers", "said"),
     [
         (False, "IAM's answer was larger than 256 KiB and was not read"),
-        (True, "IAM's answer had a line longer than 8 KiB and was not read"),
+        (True, "IAM's answer had a line longer than 4 KiB and was not read"),
     ],
     ids=["body", "headers"],
 )

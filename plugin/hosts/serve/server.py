@@ -825,6 +825,7 @@ async def _serve(
             f"health on unix socket {settings.health_socket}, mode 0600 (grpc.health.v1 only)"
         )
     await server.start()
+    servicer.trimmer.every()  # freed memory given back whatever the calls carried
     for service in ("", SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     stopping = asyncio.Event()

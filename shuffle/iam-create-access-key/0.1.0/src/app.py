@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "5e31ed0166f15d24dc5dbcc77bea50c1e5ed1b680e1aece7586adc48f78f69f8"
+VENDORED_SHA256 = "de81189ec50363a8ea41ed5b8ddf428a8abb2fcf66779a1497006e12ac617d4d"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
