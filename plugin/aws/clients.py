@@ -135,8 +135,9 @@ def guard(client: Any) -> None:
 
 
 def limit_answers(client: Any) -> None:
-    """Make this botocore client read at most MAX_ANSWER_BYTES of any answer (AnswerTooLarge
-    beyond): botocore reads a whole body into memory, however large."""
+    """Make this botocore client read at most MAX_ANSWER_BYTES of any answer's body and
+    MAX_HEADERS lines of MAX_HEADER_LINE_BYTES of its headers (AnswerTooLarge beyond):
+    botocore reads a whole body into memory, however large."""
     _limit_headers()
     sending = getattr(getattr(client, "_endpoint", None), "http_session", None)
     if sending is None or getattr(sending, "_iam_create_access_key_limited", False):

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "de81189ec50363a8ea41ed5b8ddf428a8abb2fcf66779a1497006e12ac617d4d"
+VENDORED_SHA256 = "0688092b759607f57db70a141743f0b833b3b990a6ab06e5a42dbec5810eaee6"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
