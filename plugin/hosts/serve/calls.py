@@ -42,8 +42,8 @@ class Slots:
     on an endpoint that drips the answer of a call given up on holds no slot, but counts
     (deadline.abandoned, by client) and, past ABANDONED_PER_SLOT times `size` of them, new
     calls of the clients they were given up for are refused too: threads, and so memory, stay
-    bounded whatever the endpoints do. Slots are
-    counted by client too, for the share a marked client may hold (UnreadAnswers)."""
+    bounded whatever the endpoints do. Slots are counted by client too, for the share a marked
+    client may hold (UnreadAnswers) and a client's share while others call."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -65,15 +65,13 @@ class Slots:
             if shared and held >= self.shared_most:
                 return "shared"
             self._taken += 1
-            self._by_client[client] = held + 1
+            _add(self._by_client, client, 1)
             return None
 
     def give_back(self, client: str = "") -> None:
         with self._lock:
             self._taken -= 1
-            held = self._by_client.pop(client, 0) - 1
-            if held > 0:
-                self._by_client[client] = held
+            _add(self._by_client, client, -1)
 
     def abandoned_too_many(self, client: str) -> bool:
         """Whether calls given up on forbid this client another call: past the bound, a client
@@ -86,6 +84,13 @@ class Slots:
     @property
     def abandoned_limit(self) -> int:
         return ABANDONED_PER_SLOT * self.size
+
+
+def _add(counts: dict[str, int], client: str, change: int) -> None:
+    """Add `change` to `client`'s count, forgetting a client whose count falls to nothing."""
+    left = counts.pop(client, 0) + change
+    if left > 0:
+        counts[client] = left
 
 
 class UnreadAnswers(LastSeen):
@@ -127,15 +132,13 @@ class BytesInFlight:
             if shared and mine and mine + size > self.shared_most:
                 return "shared"
             self.held += size
-            self._by_client[client] = mine + size
+            _add(self._by_client, client, size)
             return None
 
     def give_back(self, size: int, client: str = "") -> None:
         with self._lock:
             self.held -= size
-            mine = self._by_client.pop(client, 0) - size
-            if mine > 0:
-                self._by_client[client] = mine
+            _add(self._by_client, client, -size)
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ import os
 import sys
 
 VENDORED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_create_access_key.zip")
-VENDORED_SHA256 = "0688092b759607f57db70a141743f0b833b3b990a6ab06e5a42dbec5810eaee6"
+VENDORED_SHA256 = "5cbc5041ca0abbc4f4dd063b5d0474d18f98c8d9bc92ae37e9ebd5f0dd5d4948"
 # The SHA-256 of requirements.txt then build-requirements.txt: Shuffle's hot-load rebuilds an
 # app when app.py changes, not when the requirements do (walkoff.go hashes api.yaml, src/app.py
 # and the Dockerfile).
